@@ -1,0 +1,32 @@
+# convtune: `make demo` trains the default model on SMS spam; `make test` runs the test suite.
+# Both create .venv (Python >= 3.11) and install the pinned dependencies on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.convtune-installed
+# Where the shared data sets are (see README); tests that need them skip if absent.
+export CONVTUNE_DATA ?= $(abspath ../shared/data)
+
+.PHONY: install demo test test-slow clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch==2.13.0 is pinned in the lock: the CPU wheel (a looser pin pulls a CUDA build).
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/convtune train --data sms_spam --out runs/sms-demo --overwrite
+
+test: install
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: install
+	$(PY) -m pytest -m slow -q
+
+clean:
+	rm -rf runs .pytest_cache

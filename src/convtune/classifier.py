@@ -1,0 +1,166 @@
+"""The `Classifier` facade: scikit-learn-style fit / predict / predict_proba / evaluate,
+plus save / load that keep the label map with the weights.
+
+    clf = Classifier(encoder="minilm-l6", head="cnn", mode="finetune", epochs=3)
+    clf.fit(train_texts, train_labels, dev_texts, dev_labels)
+    clf.predict(["free entry! text WIN to 80086"])   # -> ["spam"]
+    clf.save("runs/sms"); Classifier.load("runs/sms").predict_proba([...])  # (N, C) array
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import __version__
+from .batching import tokenize
+from .data import TextSet, check_labels, label_list, stratified_split
+from .encoders import DEFAULT_ENCODER, resolve_encoder
+from .errors import ConvtuneError
+from .inference import predict_logits, set_threads, softmax, use_bf16
+from .metrics import compute_metrics, text_report
+from .models import ModelConfig, build_model
+from .serialization import atomic_dir, load_model, save_model
+from .train import TrainConfig, TrainResult, fit
+
+
+class Classifier:
+    """A pretrained encoder with a CNN (or linear) head, trained on labelled texts."""
+
+    def __init__(self, encoder: str = DEFAULT_ENCODER, head: str = "cnn", mode: str = "finetune",
+                 max_length: int = 128, head_config: dict | None = None, **train_options):
+        if head not in ("cnn", "linear"):
+            raise ConvtuneError(f"unknown head {head!r}; choose cnn or linear")
+        if mode not in ("finetune", "frozen"):
+            raise ConvtuneError(f"unknown mode {mode!r}; choose finetune or frozen")
+        if max_length < 2:
+            raise ConvtuneError("max_length must be at least 2 (room for the special tokens)")
+        known = {f.name for f in fields(TrainConfig)}
+        unknown = sorted(set(train_options) - known)
+        if unknown:
+            raise TypeError(f"unknown training options: {', '.join(unknown)}")
+        self.encoder = encoder
+        self.head = head
+        self.mode = mode
+        self.max_length = max_length
+        self.head_config = dict(head_config or {})
+        self.train_config = TrainConfig(**train_options)
+        self.model_ = None
+        self.tokenizer_ = None
+        self.labels_: list[str] | None = None
+        self.result_: TrainResult | None = None
+        self.manifest_: dict | None = None
+
+    # ------------------------------------------------------------------ training
+    def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
+            dev_labels: Sequence[str] | None = None) -> "Classifier":
+        """Train on (texts, labels); early-stop on the dev set (10% of train if none given)."""
+        set_threads()
+        train = _as_set(texts, labels, "training data")
+        self.labels_ = label_list(train)
+        if dev_texts is None:
+            train, dev = stratified_split(train, (0.9, 0.1), self.train_config.seed)
+        else:
+            dev = _as_set(dev_texts, dev_labels, "dev data")
+            check_labels(dev, self.labels_, "dev data")
+        config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
+                             head_config=self.head_config, mode=self.mode, max_length=self.max_length)
+        encoder_dir = resolve_encoder(self.encoder)
+        self.model_, self.tokenizer_ = build_model(config, encoder_dir)
+        self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,
+                           self.max_length)
+        self.head_config = config.head_config
+        self.manifest_ = self._manifest(config, encoder_dir)
+        return self
+
+    def _manifest(self, config: ModelConfig, encoder_dir: Path) -> dict:
+        r = self.result_
+        return {"convtune_version": __version__, "model": config.to_dict(),
+                "train": self.train_config.to_dict(), "encoder_source": str(encoder_dir),
+                "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
+                             "bf16": r.bf16, "history": r.history}}
+
+    # ------------------------------------------------------------------ prediction
+    def _check_fitted(self) -> None:
+        if self.model_ is None:
+            raise ConvtuneError("this classifier is not trained yet: call fit() or Classifier.load()")
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities, shape (N, C), columns in the order of `labels_`."""
+        self._check_fitted()
+        texts = _as_texts(texts)
+        enc = tokenize(self.tokenizer_, texts, self.max_length)
+        logits = predict_logits(self.model_, enc, self.tokenizer_.pad_token_id,
+                                batch_size or self.train_config.eval_batch_size,
+                                use_bf16(self.train_config.bf16),
+                                desc="predict" if len(texts) > 2000 else None)
+        return softmax(logits)
+
+    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[str]:
+        """The most probable label of each text."""
+        proba = self.predict_proba(texts, batch_size)
+        return [self.labels_[i] for i in proba.argmax(axis=1)]
+
+    def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
+        """Metrics on labelled texts: accuracy, macro-F1, per class, confusion matrix, report."""
+        self._check_fitted()
+        data = _as_set(texts, labels, "evaluation data")
+        check_labels(data, self.labels_, "evaluation data")
+        pred = self.predict(data.texts)
+        out = compute_metrics(data.labels, pred, self.labels_)
+        out["report"] = text_report(data.labels, pred, self.labels_)
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save_into(self, directory: Path) -> None:
+        """Write the model into an existing directory (used inside an atomic save)."""
+        self._check_fitted()
+        save_model(Path(directory), self.model_, self.tokenizer_, self.manifest_)
+
+    def save(self, path: str | Path, overwrite: bool = False) -> None:
+        """Save atomically: a temporary directory renamed to `path` when complete."""
+        with atomic_dir(path, overwrite) as tmp:
+            self.save_into(tmp)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Classifier":
+        """Rebuild a saved classifier; runs no code from the directory."""
+        model, tokenizer, manifest = load_model(path)
+        m = manifest["model"]
+        train_options = {k: v for k, v in manifest.get("train", {}).items()
+                         if k in {f.name for f in fields(TrainConfig)}}
+        clf = cls(encoder=m["encoder"], head=m["head"], mode=m["mode"], max_length=m["max_length"],
+                  head_config=m["head_config"], **train_options)
+        clf.model_, clf.tokenizer_, clf.labels_, clf.manifest_ = model, tokenizer, list(m["labels"]), manifest
+        set_threads()
+        return clf
+
+    def get_params(self) -> dict:
+        return {"encoder": self.encoder, "head": self.head, "mode": self.mode,
+                "max_length": self.max_length, "head_config": self.head_config,
+                **asdict(self.train_config)}
+
+
+def _as_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise ConvtuneError("expected a list of texts, got a single string")
+    texts = list(texts)
+    if not texts:
+        raise ConvtuneError("no texts given")
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise ConvtuneError(f"text {bad} is not a string ({type(texts[bad]).__name__})")
+    return texts
+
+
+def _as_set(texts, labels, what: str) -> TextSet:
+    texts = _as_texts(texts)
+    if labels is None or len(labels) != len(texts):
+        raise ConvtuneError(f"{what}: {len(texts)} texts but {0 if labels is None else len(labels)} labels")
+    empty = next((i for i, t in enumerate(texts) if not t.strip()), None)
+    if empty is not None:
+        raise ConvtuneError(f"{what}: text {empty} is empty")
+    return TextSet(texts, [str(y) for y in labels])

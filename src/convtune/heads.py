@@ -1,0 +1,113 @@
+"""Classification heads over token states: pure nn.Modules, no I/O.
+
+Every head takes token states ``h`` of shape (B, T, H) and the attention mask (B, T) with
+1 for real tokens and 0 for padding, and returns logits (B, C). Padding never influences the
+result: a text gives the same logits whatever length its batch was padded to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class CNNHeadConfig:
+    """Kim-style convolutions over token states."""
+
+    kernel_sizes: list[int] = field(default_factory=lambda: [2, 3, 4])
+    num_filters: int = 128          # per kernel width
+    pooling: str = "max"            # max | mean | both
+    dropout: float = 0.1
+
+
+@dataclass
+class LinearHeadConfig:
+    """A linear layer on one pooled vector, the usual fine-tuning baseline."""
+
+    pooling: str = "cls"            # cls | mean | last (last real token: GPT-style decoders)
+    dropout: float = 0.1
+
+
+def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real tokens: (B, T, H), (B, T) -> (B, H)."""
+    m = mask.unsqueeze(-1).to(h.dtype)
+    return (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def last_token(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """State of the last real token (right padding): (B, T, H) -> (B, H)."""
+    idx = mask.long().sum(1).clamp(min=1) - 1
+    return h[torch.arange(h.size(0), device=h.device), idx]
+
+
+class CNNHead(nn.Module):
+    """Parallel 1-D convolutions of several widths, masked pooling, dropout, linear."""
+
+    def __init__(self, hidden_size: int, num_classes: int, config: CNNHeadConfig | None = None):
+        super().__init__()
+        self.config = config or CNNHeadConfig()
+        c = self.config
+        if c.pooling not in ("max", "mean", "both"):
+            raise ValueError(f"pooling must be max, mean or both, not {c.pooling!r}")
+        # "Same" padding, done by hand in `features` (k - 1 zeros split left / right): output
+        # position t is centred on token t, so the token mask also masks the conv outputs,
+        # and a text may be shorter than the kernel.
+        self.convs = nn.ModuleList(nn.Conv1d(hidden_size, c.num_filters, k) for k in c.kernel_sizes)
+        self.dropout = nn.Dropout(c.dropout)
+        per_width = 2 if c.pooling == "both" else 1
+        self.out_features = c.num_filters * len(c.kernel_sizes) * per_width
+        self.classifier = nn.Linear(self.out_features, num_classes)
+
+    def features(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Pooled n-gram features: (B, T, H), (B, T) -> (B, F)."""
+        m = mask.unsqueeze(1).to(h.dtype)                # (B, 1, T)
+        x = h.transpose(1, 2) * m                        # (B, H, T), pads zeroed: they look like conv padding
+        pooled = []
+        for conv in self.convs:
+            k = conv.kernel_size[0]
+            a = F.relu(conv(F.pad(x, ((k - 1) // 2, k // 2))))  # (B, F, T)
+            if self.config.pooling in ("max", "both"):
+                # ReLU output is >= 0, so filling pads with 0 keeps them out of the max.
+                pooled.append((a * m).amax(dim=2))
+            if self.config.pooling in ("mean", "both"):
+                pooled.append((a * m).sum(2) / m.sum(2).clamp(min=1.0))
+        return torch.cat(pooled, dim=1)                  # (B, F)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.features(h, mask)))
+
+
+class LinearHead(nn.Module):
+    """Dropout + linear on the [CLS], masked-mean or last-token vector."""
+
+    def __init__(self, hidden_size: int, num_classes: int, config: LinearHeadConfig | None = None):
+        super().__init__()
+        self.config = config or LinearHeadConfig()
+        if self.config.pooling not in ("cls", "mean", "last"):
+            raise ValueError(f"pooling must be cls, mean or last, not {self.config.pooling!r}")
+        self.dropout = nn.Dropout(self.config.dropout)
+        self.classifier = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        p = self.config.pooling
+        v = h[:, 0] if p == "cls" else masked_mean(h, mask) if p == "mean" else last_token(h, mask)
+        return self.classifier(self.dropout(v))
+
+
+HEADS = {"cnn": (CNNHead, CNNHeadConfig), "linear": (LinearHead, LinearHeadConfig)}
+
+
+def build_head(kind: str, hidden_size: int, num_classes: int, config: dict | None = None) -> nn.Module:
+    """A head from its name and a plain config dict (as saved in convtune.json)."""
+    if kind not in HEADS:
+        raise ValueError(f"unknown head {kind!r}; choose from {', '.join(HEADS)}")
+    cls, cfg_cls = HEADS[kind]
+    return cls(hidden_size, num_classes, cfg_cls(**(config or {})))
+
+
+def head_config_dict(head: nn.Module) -> dict:
+    return asdict(head.config)

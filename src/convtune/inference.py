@@ -1,0 +1,72 @@
+"""Batched inference and the CPU precision switch shared by training and prediction."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .batching import Encoded, collate, eval_batches
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bf16 dot products (AVX-512-BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def use_bf16(setting: str | bool) -> bool:
+    """Resolve a bf16 setting (auto | on | off, or a bool) for this machine."""
+    if isinstance(setting, bool):
+        return setting
+    s = setting.lower()
+    if s not in ("auto", "on", "off"):
+        raise ValueError(f"bf16 must be auto, on or off, not {setting!r}")
+    return s == "on" or (s == "auto" and cpu_has_bf16())
+
+
+def autocast(enabled: bool):
+    """bf16 autocast on the CPU (fp32 master weights stay fp32), or nothing."""
+    if enabled:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def set_threads() -> None:
+    """Use every core this process may run on (torch defaults can be lower in containers)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(max(1, n or 1))
+
+
+@torch.inference_mode()
+def predict_logits(model: torch.nn.Module, encoded: Encoded, pad_id: int, batch_size: int = 64,
+                   bf16: bool = False, desc: str | None = None) -> np.ndarray:
+    """Logits (N, C) float32 in input order, computed over length-sorted batches."""
+    model.eval()
+    batches = eval_batches(encoded.lengths(), batch_size)
+    out: np.ndarray | None = None
+    for idx in tqdm(batches, desc=desc, disable=None if desc else True, leave=False, unit="batch"):
+        input_ids, mask = collate([encoded.ids[i] for i in idx], pad_id)
+        with autocast(bf16):
+            logits = model(input_ids, mask).float().numpy()
+        if out is None:
+            out = np.empty((len(encoded.ids), logits.shape[1]), dtype=np.float32)
+        out[idx] = logits
+    if out is None:
+        raise ValueError("no texts to predict")
+    return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,0 +1,71 @@
+"""Encoder + head, and the one place where a saved config becomes modules.
+
+    input_ids, attention_mask (B, T)
+        -> encoder (BERT family or GPT-style decoder) -> token states (B, T, H)
+        -> head (CNN or linear)                       -> logits (B, C)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .encoders import is_decoder, load_encoder
+from .heads import build_head
+
+
+@dataclass
+class ModelConfig:
+    """What a saved model needs to be rebuilt; written to convtune.json."""
+
+    encoder: str                    # name as the user gave it (registry name or directory)
+    labels: list[str]
+    head: str = "cnn"               # cnn | linear
+    head_config: dict = field(default_factory=dict)
+    mode: str = "finetune"          # finetune | frozen
+    max_length: int = 128           # tokens per text, [CLS]/[SEP] included
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TransformerClassifier(nn.Module):
+    """A pretrained encoder with a classification head on its last hidden states."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, frozen: bool = False):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.frozen = frozen
+        if frozen:
+            self.encoder.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()  # a frozen encoder is a fixed feature extractor: no dropout
+        return self
+
+    def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids and mask -> (B, T, H) last-layer states."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return out.last_hidden_state
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h = self.token_states(input_ids, attention_mask)
+        return self.head(h.float() if self.frozen else h, attention_mask)
+
+
+def build_model(config: ModelConfig, encoder_dir: str | Path):
+    """(model, tokenizer) for a config, with the encoder read from a local directory."""
+    encoder, tokenizer = load_encoder(encoder_dir)
+    head_cfg = dict(config.head_config)
+    if config.head == "linear" and "pooling" not in head_cfg and is_decoder(encoder.config):
+        head_cfg["pooling"] = "last"  # a decoder's [CLS] equivalent is its last real token
+    head = build_head(config.head, encoder.config.hidden_size, len(config.labels), head_cfg)
+    config.head_config = asdict(head.config)
+    return TransformerClassifier(encoder, head, frozen=config.mode == "frozen"), tokenizer

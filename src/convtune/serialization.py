@@ -1,0 +1,95 @@
+"""Save / load a trained model directory: JSON + safetensors, never pickle.
+
+    DIR/convtune.json      format version, labels in order, head config, encoder, max length,
+                           training hyper-parameters
+    DIR/encoder/           the encoder and tokenizer in Hugging Face format (safetensors)
+    DIR/head.safetensors   the head's weights
+
+Writes go to a temporary sibling directory that is renamed into place at the end, so an
+interrupted save never leaves a directory that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from .errors import ConvtuneError
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "convtune.json"
+HEAD_NAME = "head.safetensors"
+ENCODER_DIR = "encoder"
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | Path, overwrite: bool = False):
+    """Yield a temporary directory that becomes `final` only if the block succeeds."""
+    final = Path(final)
+    if final.exists() and any(final.iterdir()) and not overwrite:
+        raise ConvtuneError(f"{final} already exists and is not empty; pass --overwrite or another --out")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        final.rename(old)
+    tmp.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def save_model(directory: Path, model, tokenizer, manifest: dict) -> None:
+    """Write encoder, tokenizer, head and manifest into an existing (temporary) directory."""
+    enc_dir = directory / ENCODER_DIR
+    model.encoder.save_pretrained(enc_dir)
+    tokenizer.save_pretrained(enc_dir)
+    head_state = {k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}
+    save_file(head_state, str(directory / HEAD_NAME), metadata={"format": "pt"})
+    write_json(directory / CONFIG_NAME, dict(manifest, format_version=FORMAT_VERSION))
+
+
+def read_manifest(directory: str | Path) -> dict:
+    """convtune.json of a saved model, checked for a readable format version."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise ConvtuneError(f"{directory}: not a convtune model directory (no {CONFIG_NAME})")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConvtuneError(f"{path}: unreadable ({e})") from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ConvtuneError(f"{path}: format version {version} is not supported (this convtune reads {FORMAT_VERSION})")
+    return manifest
+
+
+def load_model(directory: str | Path):
+    """(model, tokenizer, manifest) rebuilt from a saved directory, training data not needed."""
+    from .models import ModelConfig, build_model
+
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    config = ModelConfig(**manifest["model"])
+    model, tokenizer = build_model(config, directory / ENCODER_DIR)
+    try:
+        model.head.load_state_dict(load_file(str(directory / HEAD_NAME)))
+    except (OSError, RuntimeError) as e:
+        raise ConvtuneError(f"{directory / HEAD_NAME}: cannot load head weights ({str(e).splitlines()[0]})") from None
+    model.eval()
+    return model, tokenizer, manifest

@@ -1,0 +1,152 @@
+"""One explicit training loop: cross-entropy, AdamW with two learning rates, linear warm-up
+then decay, gradient clipping, early stopping on dev macro-F1, best epoch restored.
+
+Distributed training later only needs `rank` / `world_size`: batches are sharded in
+`batching.train_batches`, and only the caller on rank 0 saves.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .batching import collate, tokenize, train_batches
+from .data import TextSet
+from .inference import autocast, predict_logits, use_bf16
+from .metrics import compute_metrics
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation hyper-parameters (saved with the model)."""
+
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5                # encoder learning rate (fine-tuning)
+    head_lr: float = 1e-3           # head learning rate
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1       # fraction of all steps spent warming up linearly
+    max_grad_norm: float = 1.0
+    patience: int = 2               # epochs without a dev macro-F1 gain before stopping
+    class_weight: str = "none"      # none | balanced
+    seed: int = 42
+    bf16: str = "auto"              # auto | on | off: bf16 autocast where the CPU has it
+    eval_batch_size: int = 64
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    train_seconds: float
+    history: list[dict] = field(default_factory=list)
+    step_losses: list[tuple[float, float]] = field(default_factory=list)  # (fractional epoch, loss)
+    bf16: bool = False
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def class_weights(labels: list[int], num_classes: int, mode: str) -> torch.Tensor | None:
+    """Inverse-frequency weights (scikit-learn's 'balanced') or None."""
+    if mode == "none":
+        return None
+    if mode != "balanced":
+        raise ValueError(f"class_weight must be none or balanced, not {mode!r}")
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return torch.tensor(len(labels) / (num_classes * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with the encoder at `lr`, the head at `head_lr`, no decay on biases / norms."""
+    groups: dict[tuple[str, bool], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        part = "head" if name.startswith("head.") else "encoder"
+        no_decay = p.ndim < 2  # biases and LayerNorm weights
+        groups.setdefault((part, no_decay), []).append(p)
+    return torch.optim.AdamW([
+        {"params": ps, "lr": config.head_lr if part == "head" else config.lr,
+         "weight_decay": 0.0 if no_decay else config.weight_decay}
+        for (part, no_decay), ps in groups.items()])
+
+
+def linear_schedule(optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels: list[str],
+        config: TrainConfig, max_length: int, rank: int = 0, world_size: int = 1) -> TrainResult:
+    """Train `model` in place; on return it holds the best epoch's weights."""
+    seed_everything(config.seed)
+    bf16 = use_bf16(config.bf16)
+    index = {lab: i for i, lab in enumerate(labels)}
+    enc = tokenize(tokenizer, train.texts, max_length)
+    dev_enc = tokenize(tokenizer, dev.texts, max_length)
+    y = torch.tensor([index[lab] for lab in train.labels], dtype=torch.long)
+    weight = class_weights(y.tolist(), len(labels), config.class_weight)
+    steps_per_epoch = len(train_batches(enc.lengths(), config.batch_size, config.seed, 0, rank, world_size))
+    total = steps_per_epoch * config.epochs
+    optimizer = make_optimizer(model, config)
+    scheduler = linear_schedule(optimizer, math.ceil(config.warmup_ratio * total), total)
+    pad_id = tokenizer.pad_token_id
+
+    result = TrainResult(best_epoch=0, train_seconds=0.0, bf16=bf16)
+    best_f1, best_state, stale = -1.0, None, 0
+    start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        batches = train_batches(enc.lengths(), config.batch_size, config.seed, epoch, rank, world_size)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=None, unit="batch")
+        losses = []
+        for step, idx in enumerate(bar):
+            input_ids, mask = collate([enc.ids[i] for i in idx], pad_id)
+            with autocast(bf16):
+                logits = model(input_ids, mask)
+            loss = F.cross_entropy(logits.float(), y[idx], weight=weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            result.step_losses.append((epoch - 1 + (step + 1) / len(batches), losses[-1]))
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        dev_pred = predict_logits(model, dev_enc, pad_id, config.eval_batch_size, bf16, "dev").argmax(1)
+        m = compute_metrics(dev.labels, [labels[i] for i in dev_pred], labels)
+        result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
+                               "dev_accuracy": m["accuracy"], "dev_macro_f1": m["macro_f1"],
+                               "seconds": round(time.perf_counter() - epoch_start, 2)})
+        tqdm.write(f"epoch {epoch}: train loss {np.mean(losses):.4f}  dev accuracy "
+                   f"{m['accuracy']:.4f}  dev macro-F1 {m['macro_f1']:.4f}")
+        if m["macro_f1"] > best_f1:
+            best_f1, stale, result.best_epoch = m["macro_f1"], 0, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= config.patience:
+                tqdm.write(f"early stop: no dev macro-F1 gain for {stale} epochs")
+                break
+    result.train_seconds = round(time.perf_counter() - start, 2)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return result

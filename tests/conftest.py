@@ -1,0 +1,67 @@
+"""Shared fixtures: a tiny random BERT built from a config (no download) and toy data."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("CONVTUNE_DATA", Path(__file__).resolve().parents[1] / "../shared/data"))
+
+POSITIVE = ["good", "great", "fine", "nice", "love", "happy", "superb", "best"]
+NEGATIVE = ["bad", "awful", "poor", "hate", "sad", "worst", "ugly", "boring"]
+NEUTRAL = ["the", "a", "film", "movie", "was", "is", "it", "plot", "and", "very", "this"]
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide BERT with random weights and a word-level vocabulary."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    d = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + POSITIVE + NEGATIVE + NEUTRAL
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = BertTokenizerFast(vocab_file=str(d / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(d)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(d)
+    return d
+
+
+def toy_texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Sentences whose label is given by a sentiment word hidden among neutral words."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        pos = i % 2 == 0
+        words = rng.choices(NEUTRAL, k=rng.randint(2, 9))
+        words.insert(rng.randint(0, len(words)), rng.choice(POSITIVE if pos else NEGATIVE))
+        texts.append(" ".join(words))
+        labels.append("pos" if pos else "neg")
+    return texts, labels
+
+
+@pytest.fixture
+def toy_csv(tmp_path) -> Path:
+    import csv
+
+    texts, labels = toy_texts(200)
+    path = tmp_path / "toy.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows(zip(texts, labels))
+    return path
+
+
+def require_shared_data(*names: str) -> Path:
+    """Skip the calling test, with the reason, when the shared data sets are absent."""
+    for name in names:
+        if not (SHARED_DATA / name).exists():
+            pytest.skip(f"shared data set {name!r} not found under {SHARED_DATA} (set CONVTUNE_DATA)")
+    return SHARED_DATA

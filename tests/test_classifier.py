@@ -1,0 +1,125 @@
+"""The Classifier facade on a tiny random BERT: fit, predict, save -> load, atomic saves."""
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from convtune import Classifier
+from convtune.errors import ConvtuneError
+
+from .conftest import toy_texts
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_encoder):
+    texts, labels = toy_texts(240)
+    dev_texts, dev_labels = toy_texts(60, seed=1)
+    clf = Classifier(encoder=str(tiny_encoder), head="cnn", epochs=4, batch_size=16, lr=1e-3,
+                     head_lr=3e-3, max_length=16, bf16="off", seed=0,
+                     head_config={"kernel_sizes": [2, 3], "num_filters": 16})
+    return clf.fit(texts, labels, dev_texts, dev_labels)
+
+
+def test_fit_returns_self_and_learns(trained):
+    assert isinstance(trained, Classifier)
+    assert trained.labels_ == ["neg", "pos"]
+    texts, labels = toy_texts(80, seed=2)
+    m = trained.evaluate(texts, labels)
+    assert m["accuracy"] > 0.9, m["report"]
+    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix", "report"} <= set(m)
+
+
+def test_predict_types(trained):
+    proba = trained.predict_proba(["good film", "awful plot", "it was very bad"])
+    assert isinstance(proba, np.ndarray) and proba.shape == (3, 2)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
+    pred = trained.predict(["good film", "awful plot"])
+    assert pred == ["pos", "neg"]
+
+
+def test_predict_order_is_input_order(trained):
+    texts = ["good", "the film was very very boring and the plot is bad", "nice", "awful"]
+    one_by_one = np.vstack([trained.predict_proba([t]) for t in texts])
+    np.testing.assert_allclose(trained.predict_proba(texts, batch_size=2), one_by_one, atol=1e-5)
+
+
+def test_save_load_roundtrip(trained, tmp_path):
+    texts, _ = toy_texts(30, seed=5)
+    trained.save(tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "convtune.json").read_text())
+    assert manifest["format_version"] == 1
+    assert manifest["model"]["labels"] == ["neg", "pos"]
+    assert manifest["model"]["head_config"]["kernel_sizes"] == [2, 3]
+    assert set(load_file(str(tmp_path / "m" / "head.safetensors")))  # plain safetensors
+    assert not list(tmp_path.glob("**/*.bin")) and not list(tmp_path.glob("**/*.pkl"))
+    loaded = Classifier.load(tmp_path / "m")
+    assert loaded.labels_ == trained.labels_
+    np.testing.assert_allclose(loaded.predict_proba(texts), trained.predict_proba(texts), atol=1e-6)
+
+
+def test_save_refuses_existing_and_overwrites_atomically(trained, tmp_path):
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(ConvtuneError, match="already exists"):
+        trained.save(out)
+    trained.save(out, overwrite=True)
+    assert (out / "convtune.json").exists() and not (out / "keep.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary leftovers
+
+
+def test_interrupted_save_leaves_nothing(trained, tmp_path, monkeypatch):
+    import convtune.classifier as mod
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mod, "save_model", boom)
+    with pytest.raises(KeyboardInterrupt):
+        trained.save(tmp_path / "m")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_inputs(tiny_encoder, trained):
+    clf = Classifier(encoder=str(tiny_encoder))
+    with pytest.raises(ConvtuneError, match="not trained"):
+        clf.predict(["x"])
+    with pytest.raises(ConvtuneError, match="only one class"):
+        clf.fit(["a", "b"], ["x", "x"])
+    with pytest.raises(ConvtuneError, match="text 1 is empty"):
+        clf.fit(["good", "  "], ["a", "b"])
+    with pytest.raises(ConvtuneError, match="labels not in the training data"):
+        trained.evaluate(["good"], ["neutral"])
+    with pytest.raises(ConvtuneError, match="single string"):
+        trained.predict("good")
+    with pytest.raises(ConvtuneError, match="unknown encoder"):
+        Classifier(encoder="no-such-encoder").fit(["a", "b"], ["x", "y"])
+    with pytest.raises(ConvtuneError, match="unknown head"):
+        Classifier(head="rnn")
+
+
+def test_huge_text_is_truncated_not_fatal(trained):
+    proba = trained.predict_proba(["good " * 200_000])
+    assert proba.shape == (1, 2)
+
+
+def test_frozen_mode_keeps_encoder_fixed(tiny_encoder):
+    import torch
+
+    texts, labels = toy_texts(64)
+    clf = Classifier(encoder=str(tiny_encoder), mode="frozen", epochs=1, batch_size=16, bf16="off")
+    clf.fit(texts, labels)
+    from convtune.encoders import load_encoder
+
+    fresh, _ = load_encoder(tiny_encoder)
+    for (name, p), q in zip(clf.model_.encoder.named_parameters(), fresh.parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_linear_head_trains(tiny_encoder):
+    texts, labels = toy_texts(64)
+    clf = Classifier(encoder=str(tiny_encoder), head="linear", epochs=1, batch_size=16, bf16="off",
+                     head_config={"pooling": "mean"})
+    assert clf.fit(texts, labels).predict_proba(["good"]).shape == (1, 2)

@@ -1,0 +1,84 @@
+"""CLI wiring with the tiny encoder: train -> evaluate -> predict, and one-line errors."""
+
+import csv
+import json
+
+import pytest
+
+from convtune.cli import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_encoder, tmp_path_factory):
+    from .conftest import toy_texts
+
+    d = tmp_path_factory.mktemp("cli")
+    texts, labels = toy_texts(300)
+    with (d / "data.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "sentiment"])
+        w.writerows(zip(texts, labels))
+    rc = main(["train", "--data", str(d / "data.csv"), "--label-col", "sentiment",
+               "--encoder", str(tiny_encoder), "--epochs", "2", "--batch-size", "16",
+               "--lr", "1e-3", "--max-length", "16", "--bf16", "off", "--filters", "8",
+               "--out", str(d / "run")])
+    assert rc == 0
+    return d
+
+
+def test_train_writes_a_complete_run(run_dir):
+    run = run_dir / "run"
+    for name in ("convtune.json", "head.safetensors", "metrics.json", "split.json",
+                 "confusion_matrix.png", "training_curve.png", "encoder/config.json"):
+        assert (run / name).exists(), name
+    m = json.loads((run / "metrics.json").read_text())
+    for key in ("dataset", "encoder", "head", "mode", "seed", "train_seconds", "best_epoch", "history", "labels"):
+        assert key in m, key
+    for part in ("dev", "test"):
+        assert {"accuracy", "macro_f1", "per_class", "confusion_matrix"} <= set(m[part])
+    assert m["labels"] == ["neg", "pos"] and len(m["history"]) >= 1
+    split = json.loads((run / "split.json").read_text())
+    assert split["method"].startswith("de-duplicated") and split["seed"] == 42
+
+
+def test_evaluate_writes_eval_json(run_dir, capsys):
+    assert main(["evaluate", str(run_dir / "run"), "--data", str(run_dir / "data.csv"),
+                 "--label-col", "sentiment"]) == 0
+    assert "macro-F1" in capsys.readouterr().out
+    assert json.loads((run_dir / "run" / "eval-data.json").read_text())["size"] == 300
+
+
+def test_predict_texts_and_files(run_dir, capsys):
+    assert main(["predict", str(run_dir / "run"), "good film", "awful plot"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == ["good film", "awful plot"]
+    assert set(rows[0]["probabilities"]) == {"neg", "pos"}
+    out = run_dir / "pred.csv"
+    assert main(["predict", str(run_dir / "run"), "--input", str(run_dir / "data.csv"),
+                 "--text-col", "review", "--output", str(out)]) == 0
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 300 and set(rows[0]) == {"text", "label", "p_neg", "p_pos"}
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["train", "--data", "missing.csv", "--out", "x"], "neither a file nor a built-in"),
+    (["evaluate", "no-such-dir", "--data", "x.csv"], "not a convtune model directory"),
+    (["predict", "no-such-dir", "hi"], "not a convtune model directory"),
+])
+def test_errors_are_one_line(argv, match, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_train_refuses_existing_out(run_dir, tiny_encoder, capsys):
+    rc = main(["train", "--data", str(run_dir / "data.csv"), "--label-col", "sentiment",
+               "--encoder", str(tiny_encoder), "--out", str(run_dir / "run")])
+    assert rc == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_datasets_and_encoders_list(capsys):
+    assert main(["datasets"]) == 0 and "sms_spam" in capsys.readouterr().out
+    assert main(["encoders"]) == 0 and "minilm-l6" in capsys.readouterr().out

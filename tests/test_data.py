@@ -1,0 +1,145 @@
+"""Readers on every built-in set's format (synthetic files), splits, and bad input."""
+
+import json
+
+import pytest
+
+from convtune.data import (TextSet, check_labels, deduplicate, label_list, make_splits, read_table,
+                           stratified_split)
+from convtune.datasets import BUILTIN, load_splits, read_builtin
+from convtune.errors import ConvtuneError
+
+from .conftest import require_shared_data
+
+LATIN = "caf\xe9 \x85 d\xe9j\xe0 vu".encode("latin-1")  # 0x85 is NEL: must not split the line
+
+
+def _fake_root(root):
+    """Tiny files in each built-in set's published format, traps included."""
+    def w(rel, data):
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+
+    w("sms_spam/SMSSpamCollection", "ham\tok &lt;#&gt; see you\nspam\tWIN cash\nham\tok &lt;#&gt; see you\nham\thi\n")
+    for s in ("train", "dev", "test"):
+        w(f"sst2/stsa.binary.{s}", "1 a fine film\n0 a dull film .\n")
+        w(f"sst2_glue/{s}.tsv", "sentence\tlabel\nnice \t1\nbad \t0\n")
+        w(f"thucnews/{s}.txt", "中华女子学院：本科层次仅1专业招男生\t0\n股市大涨\t1\n")
+    w("thucnews/class.txt", "finance\nrealty\n")
+    w("trec/TREC.train.all", b"0 How did " + LATIN + b" ?\n5 How far is it ?\n")
+    w("trec/TREC.test.all", "3 Who was Galileo ?\n")
+    w("mr/rt-polarity.all", b"1 " + LATIN + b"\n0 dull .\n")
+    w("subj/subj.all", b"0 " + LATIN + b"\n1 a plot summary .\n")
+    w("ag_news/classes.txt", "World\nSports\nBusiness\nSci/Tech\n")
+    w("ag_news/train_subset_10k.tsv", "It #39;s over\\now.\tSci/Tech\nGoal!\tSports\n")
+    w("ag_news/test.csv", '"3","T","Stocks &amp; bonds"\n"2","T","A match"\n')
+    w("financial_phrasebank/Sentences_50Agree.txt", b"Sales rose @ 5 %.@positive\r\nFlat.@neutral\r\nBad\rnews.@negative\r\n")
+    w("chnsenticorp_htl/ChnSentiCorp_htl_all.csv", 'label,review\n1,"很好,""不错"""\n0,差\n')
+    w("waimai_10k/waimai_10k.csv", "label,review\n1,很快\n0,太慢了\n")
+
+
+def test_every_builtin_format_reads(tmp_path, monkeypatch):
+    _fake_root(tmp_path)
+    monkeypatch.setenv("CONVTUNE_DATA", str(tmp_path))
+    got = {name: read_builtin(name) for name in BUILTIN if name != "financial_phrasebank_allagree"}
+    sms = got["sms_spam"][0]
+    assert sms.texts[0] == "ok <#> see you" and sms.labels[:2] == ["ham", "spam"]
+    assert got["sst2"][2].labels == ["positive", "negative"]
+    assert got["sst2_glue"][0].labels == ["positive", "negative"]
+    trec_train = got["trec"][0]
+    assert trec_train.texts[0] == "How did caf\xe9 \x85 d\xe9j\xe0 vu ?" and trec_train.labels == ["DESC", "NUM"]
+    assert len(got["mr"][0]) == 2 and len(got["subj"][0]) == 2
+    assert got["ag_news"][0].texts[0] == "It's over now." and got["ag_news"][2].labels == ["Business", "Sports"]
+    assert got["ag_news"][2].texts[0] == "Stocks & bonds"
+    fin = got["financial_phrasebank"][0]
+    assert fin.texts[0] == "Sales rose @ 5 %." and fin.labels == ["positive", "neutral", "negative"]
+    assert got["thucnews"][0].labels == ["finance", "realty"]
+    assert got["chnsenticorp_htl"][0].texts[0] == '很好,"不错"'
+    assert got["waimai_10k"][0].labels == ["positive", "negative"]
+
+
+def test_missing_builtin_says_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVTUNE_DATA", str(tmp_path))
+    with pytest.raises(ConvtuneError, match="CONVTUNE_DATA"):
+        load_splits("sst2")
+
+
+def test_dedupe_and_stratified_split_are_seeded():
+    texts = [f"text {i}" for i in range(100)] + ["text 1", "text  2"]
+    labels = ["a" if i % 4 else "b" for i in range(100)] + ["a", "a"]
+    data, dropped = deduplicate(TextSet(texts, labels))
+    assert dropped == 2 and len(data) == 100
+    tr, dv, te = stratified_split(data, (0.8, 0.1, 0.1), seed=7)
+    assert (len(tr), len(dv), len(te)) == (80, 10, 10)
+    assert dv.labels.count("b") == 2 and te.labels.count("b") == 2
+    assert not set(tr.texts) & set(te.texts)
+    again = stratified_split(data, (0.8, 0.1, 0.1), seed=7)
+    assert again[2].texts == te.texts
+    assert stratified_split(data, (0.8, 0.1, 0.1), seed=8)[2].texts != te.texts
+
+
+def test_make_splits_records_how():
+    data = TextSet([f"t{i}" for i in range(50)] * 2, ["x", "y"] * 50)
+    s = make_splits("toy", data, None, None, seed=3)
+    d = s.describe()
+    assert d["duplicates_dropped"] == 50 and d["seed"] == 3
+    assert d["train"]["size"] + d["dev"]["size"] + d["test"]["size"] == 50
+    assert len(d["test"]["fingerprint"]) == 16
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "empty"),
+    (b"text,label\n", "no data rows"),
+    (b"body,label\nhello,a\n", "cannot tell which column holds the text"),
+    (b"text,label\nhello,a\n   ,b\n", "row 2 has an empty text"),
+    (b"text,label\nhello,\n", "row 1 has no label"),
+    (b"text,label\ncaf\xe9,a\n", "not valid utf-8"),
+])
+def test_bad_files_give_one_line_errors(tmp_path, content, match):
+    p = tmp_path / "bad.csv"
+    p.write_bytes(content)
+    with pytest.raises(ConvtuneError, match=match) as e:
+        read_table(p)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_file_and_named_column(tmp_path):
+    with pytest.raises(ConvtuneError, match="no such file"):
+        read_table(tmp_path / "nope.csv")
+    p = tmp_path / "d.tsv"
+    p.write_text("sentence\ty\nhi\ta\n")
+    with pytest.raises(ConvtuneError, match="no column 'label'"):
+        read_table(p, label_col="label")
+    assert read_table(p, label_col="y").labels == ["a"]
+
+
+def test_jsonl_and_latin1(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text(json.dumps({"text": "héllo", "label": 1}) + "\n\n" + json.dumps({"text": "b", "label": 0}) + "\n")
+    assert read_table(p).labels == ["1", "0"]
+    q = tmp_path / "l.csv"
+    q.write_bytes(b"text,label\ncaf\xe9,a\n")
+    assert read_table(q, encoding="latin-1").texts == ["caf\xe9"]
+
+
+def test_label_checks():
+    with pytest.raises(ConvtuneError, match="only one class"):
+        label_list(TextSet(["a", "b"], ["x", "x"]))
+    assert label_list(TextSet(["a", "b", "c"], ["10", "9", "1"])) == ["1", "9", "10"]
+    with pytest.raises(ConvtuneError, match="'z'"):
+        check_labels(TextSet(["a"], ["z"]), ["x", "y"], "dev split")
+
+
+def test_real_shared_sets_have_published_sizes():
+    require_shared_data("sst2", "trec", "thucnews", "sms_spam")
+    sst2 = load_splits("sst2")
+    assert (len(sst2.train), len(sst2.dev), len(sst2.test)) == (6920, 872, 1821)
+    trec = load_splits("trec")
+    assert len(trec.train) + len(trec.dev) + trec.record["duplicates_dropped"] == 5452
+    assert len(trec.test) == 500
+    thuc = load_splits("thucnews")
+    assert (len(thuc.train), len(thuc.dev), len(thuc.test)) == (180000, 10000, 10000)
+    sms = load_splits("sms_spam", seed=42)
+    assert sms.record["method"].startswith("de-duplicated")
+    assert not set(sms.train.texts) & set(sms.test.texts)
