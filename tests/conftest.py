@@ -19,13 +19,11 @@ NEUTRAL = ["the", "a", "film", "movie", "was", "is", "it", "plot", "and", "very"
 def tiny_encoder(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide BERT with random weights and a word-level vocabulary."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizer
 
     d = tmp_path_factory.mktemp("tiny-bert")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + POSITIVE + NEGATIVE + NEUTRAL
-    (d / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(d / "vocab.txt"), do_lower_case=True)
-    tok.save_pretrained(d)
+    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(d)
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)

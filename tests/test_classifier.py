@@ -16,8 +16,8 @@ from .conftest import toy_texts
 def trained(tiny_encoder):
     texts, labels = toy_texts(240)
     dev_texts, dev_labels = toy_texts(60, seed=1)
-    clf = Classifier(encoder=str(tiny_encoder), head="cnn", epochs=4, batch_size=16, lr=1e-3,
-                     head_lr=3e-3, max_length=16, bf16="off", seed=0,
+    clf = Classifier(encoder=str(tiny_encoder), head="cnn", epochs=4, batch_size=16, lr=3e-3,
+                     head_lr=1e-2, max_length=16, bf16="off", seed=0,
                      head_config={"kernel_sizes": [2, 3], "num_filters": 16})
     return clf.fit(texts, labels, dev_texts, dev_labels)
 

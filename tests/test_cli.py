@@ -20,7 +20,7 @@ def run_dir(tiny_encoder, tmp_path_factory):
         w.writerows(zip(texts, labels))
     rc = main(["train", "--data", str(d / "data.csv"), "--label-col", "sentiment",
                "--encoder", str(tiny_encoder), "--epochs", "2", "--batch-size", "16",
-               "--lr", "1e-3", "--max-length", "16", "--bf16", "off", "--filters", "8",
+               "--lr", "3e-3", "--head-lr", "1e-2", "--max-length", "16", "--bf16", "off", "--filters", "8",
                "--out", str(d / "run")])
     assert rc == 0
     return d

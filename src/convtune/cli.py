@@ -12,7 +12,6 @@ Expected failures print one `error:` line and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from .errors import ConvtuneError
@@ -112,9 +111,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from .runs import evaluate_run
     from .serialization import read_manifest
 
+    manifest = read_manifest(a.model_dir)  # a wrong directory fails before any data is read
     if a.data in BUILTIN:
         # Rebuild the split the model was trained with (same seed), and take its test part.
-        seed = read_manifest(a.model_dir).get("train", {}).get("seed", 42)
+        seed = manifest.get("train", {}).get("seed", 42)
         splits = load_splits(a.data, seed=seed)
         data = splits.test or splits.dev
     else:
