@@ -24,7 +24,7 @@ from .inference import predict_logits, set_threads, softmax, use_bf16
 from .metrics import compute_metrics, text_report
 from .models import ModelConfig, build_model
 from .serialization import atomic_dir, load_model, save_model
-from .train import TrainConfig, TrainResult, fit
+from .train import TrainConfig, TrainResult, fit, seed_everything
 
 
 class Classifier:
@@ -69,19 +69,35 @@ class Classifier:
         config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
                              head_config=self.head_config, mode=self.mode, max_length=self.max_length)
         encoder_dir = resolve_encoder(self.encoder)
+        seed_everything(self.train_config.seed)  # the head's initial weights depend on it
         self.model_, self.tokenizer_ = build_model(config, encoder_dir)
-        self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,
-                           self.max_length)
+        store = self._state_store(encoder_dir)
+        try:
+            self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,
+                               self.max_length, store=store)
+        finally:
+            if store is not None:
+                store.close()
         self.head_config = config.head_config
         self.manifest_ = self._manifest(config, encoder_dir)
         return self
+
+    def _state_store(self, encoder_dir: Path):
+        """The token-state cache for frozen mode (None when fine-tuning or turned off)."""
+        if self.mode != "frozen" or self.train_config.cache == "off":
+            return None
+        from .cache import StateStore, default_cache_root, encoder_key
+
+        root = default_cache_root() if self.train_config.cache == "auto" else Path(self.train_config.cache)
+        hidden = self.model_.encoder.config.hidden_size
+        return StateStore(root, encoder_key(Path(encoder_dir), self.max_length), hidden)
 
     def _manifest(self, config: ModelConfig, encoder_dir: Path) -> dict:
         r = self.result_
         return {"convtune_version": __version__, "model": config.to_dict(),
                 "train": self.train_config.to_dict(), "encoder_source": str(encoder_dir),
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
-                             "bf16": r.bf16, "history": r.history}}
+                             "bf16": r.bf16, "cache_seconds": r.cache_seconds, "history": r.history}}
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> None:

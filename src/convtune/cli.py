@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--train-limit", type=int, help="train on a stratified subset of this size")
     t.add_argument("--bf16", default="auto", choices=["auto", "on", "off"],
                    help="bf16 autocast (auto: where the CPU has native bf16)")
+    t.add_argument("--cache-dir", default="auto",
+                   help="frozen mode: token-state cache directory (auto: $CONVTUNE_CACHE or "
+                        "~/.cache/convtune; off: no cache)")
     t.add_argument("--kernel-sizes", default="2,3,4", help="CNN head: comma-separated widths")
     t.add_argument("--filters", type=int, default=128, help="CNN head: filters per width")
     t.add_argument("--pooling", default=None,
@@ -68,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--encoding", default="utf-8")
     r.add_argument("--batch-size", type=int, default=64)
 
+    c = sub.add_parser("cache", help="show or clear the frozen-mode token-state cache")
+    c.add_argument("action", choices=["info", "clear"])
+    c.add_argument("--cache-dir", help="cache root (default: $CONVTUNE_CACHE or ~/.cache/convtune)")
+
     sub.add_parser("datasets", help="list the built-in data sets and where they are read from")
     sub.add_parser("encoders", help="list the packaged encoders and whether each is installed")
     return p
@@ -88,7 +95,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     clf = Classifier(encoder=a.encoder, head=a.head, mode=a.mode, max_length=a.max_length,
                      head_config=head_config, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
                      head_lr=a.head_lr, weight_decay=a.weight_decay, warmup_ratio=a.warmup_ratio,
-                     patience=a.patience, class_weight=a.class_weight, seed=a.seed, bf16=a.bf16)
+                     patience=a.patience, class_weight=a.class_weight, seed=a.seed, bf16=a.bf16,
+                     cache=a.cache_dir)
     m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit)
     final = m.get("test", m["dev"])
     print(f"saved {a.out}: {'test' if 'test' in m else 'dev'} accuracy {final['accuracy']:.4f}, "
@@ -151,8 +159,24 @@ def cmd_encoders(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .cache import cache_info, clear_cache, default_cache_root
+
+    root = Path(a.cache_dir) if a.cache_dir else default_cache_root()
+    if a.action == "clear":
+        print(f"cleared {root}: {clear_cache(root) / 1e6:.1f} MB freed")
+        return 0
+    stores = cache_info(root)
+    for s in stores:
+        print(f"{s['store']:48s} {s['texts']:9d} texts {s['bytes'] / 1e6:9.1f} MB")
+    print(f"{len(stores)} store(s) under {root}")
+    return 0
+
+
 VERBS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-         "datasets": cmd_datasets, "encoders": cmd_encoders}
+         "cache": cmd_cache, "datasets": cmd_datasets, "encoders": cmd_encoders}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+from typing import Callable
 
 import numpy as np
 import torch
@@ -48,22 +49,31 @@ def set_threads() -> None:
 
 
 @torch.inference_mode()
-def predict_logits(model: torch.nn.Module, encoded: Encoded, pad_id: int, batch_size: int = 64,
+def batched_logits(forward: Callable[[list[int]], torch.Tensor], lengths: list[int], batch_size: int,
                    bf16: bool = False, desc: str | None = None) -> np.ndarray:
-    """Logits (N, C) float32 in input order, computed over length-sorted batches."""
-    model.eval()
-    batches = eval_batches(encoded.lengths(), batch_size)
+    """Logits (N, C) float32 in input order; `forward(indices)` gives one batch's logits.
+
+    Batches are sorted by length (least padding); results are written back by index.
+    """
     out: np.ndarray | None = None
+    batches = eval_batches(lengths, batch_size)
     for idx in tqdm(batches, desc=desc, disable=None if desc else True, leave=False, unit="batch"):
-        input_ids, mask = collate([encoded.ids[i] for i in idx], pad_id)
         with autocast(bf16):
-            logits = model(input_ids, mask).float().numpy()
+            logits = forward(idx).float().numpy()
         if out is None:
-            out = np.empty((len(encoded.ids), logits.shape[1]), dtype=np.float32)
+            out = np.empty((len(lengths), logits.shape[1]), dtype=np.float32)
         out[idx] = logits
     if out is None:
         raise ValueError("no texts to predict")
     return out
+
+
+def predict_logits(model: torch.nn.Module, encoded: Encoded, pad_id: int, batch_size: int = 64,
+                   bf16: bool = False, desc: str | None = None) -> np.ndarray:
+    """Logits (N, C) of the whole model (encoder + head) for tokenised texts."""
+    model.eval()
+    return batched_logits(lambda idx: model(*collate([encoded.ids[i] for i in idx], pad_id)),
+                          encoded.lengths(), batch_size, bf16, desc)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

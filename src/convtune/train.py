@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .batching import collate, tokenize, train_batches
 from .data import TextSet
-from .inference import autocast, predict_logits, use_bf16
+from .inference import autocast, batched_logits, use_bf16
 from .metrics import compute_metrics
 
 
@@ -39,6 +39,7 @@ class TrainConfig:
     seed: int = 42
     bf16: str = "auto"              # auto | on | off: bf16 autocast where the CPU has it
     eval_batch_size: int = 64
+    cache: str = "auto"             # frozen mode: token-state cache dir; auto = default, off = none
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,6 +52,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     step_losses: list[tuple[float, float]] = field(default_factory=list)  # (fractional epoch, loss)
     bf16: bool = False
+    cache_seconds: float | None = None  # frozen mode: time spent filling the state cache
 
 
 def seed_everything(seed: int) -> None:
@@ -93,24 +95,40 @@ def linear_schedule(optimizer, warmup: int, total: int) -> torch.optim.lr_schedu
 
 
 def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels: list[str],
-        config: TrainConfig, max_length: int, rank: int = 0, world_size: int = 1) -> TrainResult:
-    """Train `model` in place; on return it holds the best epoch's weights."""
+        config: TrainConfig, max_length: int, rank: int = 0, world_size: int = 1,
+        store=None) -> TrainResult:
+    """Train `model` in place; on return it holds the best epoch's weights.
+
+    With a frozen encoder and a `store` (cache.StateStore), the encoder runs once per text
+    that the store lacks, and every epoch trains the head on the stored token states.
+    """
     seed_everything(config.seed)
     bf16 = use_bf16(config.bf16)
     index = {lab: i for i, lab in enumerate(labels)}
+    pad_id = tokenizer.pad_token_id
     enc = tokenize(tokenizer, train.texts, max_length)
     dev_enc = tokenize(tokenizer, dev.texts, max_length)
     y = torch.tensor([index[lab] for lab in train.labels], dtype=torch.long)
+    result = TrainResult(best_epoch=0, train_seconds=0.0, bf16=bf16)
+    start = time.perf_counter()
+    if store is not None and getattr(model, "frozen", False):
+        from .cache import fill_store
+
+        train_keys = fill_store(model, store, enc.ids, pad_id, config.eval_batch_size, bf16, desc="encode train")
+        dev_keys = fill_store(model, store, dev_enc.ids, pad_id, config.eval_batch_size, bf16, desc="encode dev")
+        result.cache_seconds = round(time.perf_counter() - start, 2)
+        forward = lambda idx: model.head(*store.batch([train_keys[i] for i in idx]))  # noqa: E731
+        dev_forward = lambda idx: model.head(*store.batch([dev_keys[i] for i in idx]))  # noqa: E731
+    else:
+        forward = lambda idx: model(*collate([enc.ids[i] for i in idx], pad_id))  # noqa: E731
+        dev_forward = lambda idx: model(*collate([dev_enc.ids[i] for i in idx], pad_id))  # noqa: E731
+
     weight = class_weights(y.tolist(), len(labels), config.class_weight)
     steps_per_epoch = len(train_batches(enc.lengths(), config.batch_size, config.seed, 0, rank, world_size))
     total = steps_per_epoch * config.epochs
     optimizer = make_optimizer(model, config)
     scheduler = linear_schedule(optimizer, math.ceil(config.warmup_ratio * total), total)
-    pad_id = tokenizer.pad_token_id
-
-    result = TrainResult(best_epoch=0, train_seconds=0.0, bf16=bf16)
     best_f1, best_state, stale = -1.0, None, 0
-    start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
         model.train()
@@ -118,9 +136,8 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
         bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=None, unit="batch")
         losses = []
         for step, idx in enumerate(bar):
-            input_ids, mask = collate([enc.ids[i] for i in idx], pad_id)
             with autocast(bf16):
-                logits = model(input_ids, mask)
+                logits = forward(idx)
             loss = F.cross_entropy(logits.float(), y[idx], weight=weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -131,7 +148,8 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
             result.step_losses.append((epoch - 1 + (step + 1) / len(batches), losses[-1]))
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        dev_pred = predict_logits(model, dev_enc, pad_id, config.eval_batch_size, bf16, "dev").argmax(1)
+        model.eval()
+        dev_pred = batched_logits(dev_forward, dev_enc.lengths(), config.eval_batch_size, bf16, "dev").argmax(1)
         m = compute_metrics(dev.labels, [labels[i] for i in dev_pred], labels)
         result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
                                "dev_accuracy": m["accuracy"], "dev_macro_f1": m["macro_f1"],
@@ -140,7 +158,8 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
                    f"{m['accuracy']:.4f}  dev macro-F1 {m['macro_f1']:.4f}")
         if m["macro_f1"] > best_f1:
             best_f1, stale, result.best_epoch = m["macro_f1"], 0, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
+                          if not (getattr(model, "frozen", False) and k.startswith("encoder."))}
         else:
             stale += 1
             if stale >= config.patience:
@@ -148,5 +167,5 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
                 break
     result.train_seconds = round(time.perf_counter() - start, 2)
     if best_state is not None:
-        model.load_state_dict(best_state)
+        model.load_state_dict(best_state, strict=False)
     return result

@@ -1,0 +1,55 @@
+"""Frozen mode's token-state cache: filled once, reused, identical results, atomic shards."""
+
+import numpy as np
+import pytest
+
+from convtune import Classifier
+from convtune.cache import StateStore, cache_info, clear_cache, text_key
+
+from .conftest import toy_texts
+
+
+def test_store_roundtrip_and_reload(tmp_path):
+    store = StateStore(tmp_path, "enc-L8", hidden_size=4)
+    a, b = np.arange(12, dtype=np.float32).reshape(3, 4), np.ones((1, 4), np.float32)
+    ka, kb = text_key([1, 2, 3]), text_key([5])
+    assert store.missing([ka, kb, ka]) == [0, 1]
+    store.write_shard([ka, kb], [a, b])
+    store.close()
+    again = StateStore(tmp_path, "enc-L8", hidden_size=4)
+    assert again.missing([ka, kb]) == []
+    np.testing.assert_array_equal(again.read(ka), a.astype(np.float16))
+    h, mask = again.batch([kb, ka])
+    assert h.shape == (2, 3, 4) and mask.tolist() == [[1, 0, 0], [1, 1, 1]]
+    assert float(h[0, 1:].abs().sum()) == 0.0
+    again.close()
+    info = cache_info(tmp_path)
+    assert info[0]["texts"] == 2
+    assert clear_cache(tmp_path) > 0 and not tmp_path.exists()
+
+
+def test_unindexed_shard_is_ignored(tmp_path):
+    store = StateStore(tmp_path, "s", hidden_size=2)
+    (store.dir / "shard-dead.f16").write_bytes(b"\0" * 8)  # data without an index: a crash mid-fill
+    (store.dir / ".shard-x.f16.tmp").write_bytes(b"\0" * 8)
+    assert StateStore(tmp_path, "s", hidden_size=2).entries == {}
+
+
+def test_frozen_training_fills_then_reuses_cache(tiny_encoder, tmp_path):
+    texts, labels = toy_texts(120)
+    dev = toy_texts(40, seed=1)
+    common = dict(encoder=str(tiny_encoder), mode="frozen", epochs=3, batch_size=16, head_lr=1e-2,
+                  max_length=16, bf16="off", cache=str(tmp_path / "cache"))
+    first = Classifier(**common).fit(texts, labels, *dev)
+    stores = cache_info(tmp_path / "cache")
+    assert len(stores) == 1 and stores[0]["texts"] == len(set(texts) | set(dev[0]))
+    files = sorted(p.name for p in (tmp_path / "cache").rglob("shard-*"))
+    second = Classifier(**common).fit(texts, labels, *dev)  # same seed, warm cache
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("shard-*")) == files  # nothing re-encoded
+    probe = toy_texts(20, seed=3)[0]
+    np.testing.assert_allclose(first.predict_proba(probe), second.predict_proba(probe), atol=1e-5)
+    # The cached path trains the same head as the uncached one (states are stored as fp16).
+    uncached = Classifier(**dict(common, cache="off")).fit(texts, labels, *dev)
+    np.testing.assert_allclose(uncached.predict_proba(probe), first.predict_proba(probe), atol=2e-2)
+    assert first.result_.history[-1]["dev_accuracy"] == pytest.approx(
+        uncached.result_.history[-1]["dev_accuracy"], abs=0.05)
