@@ -75,6 +75,19 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=["info", "clear"])
     c.add_argument("--cache-dir", help="cache root (default: $CONVTUNE_CACHE or ~/.cache/convtune)")
 
+    b = sub.add_parser("bench", help="convtune vs Trainer + pipeline, side by side (needs accelerate)")
+    b.add_argument("--data", default="sst2")
+    b.add_argument("--encoder", default="minilm-l6")
+    b.add_argument("--epochs", type=int, default=3)
+    b.add_argument("--frozen-epochs", type=int, default=10)
+    b.add_argument("--batch-size", type=int, default=32)
+    b.add_argument("--lr", type=float, default=5e-5)
+    b.add_argument("--max-length", type=int, default=128)
+    b.add_argument("--seed", type=int, default=42)
+    b.add_argument("--train-limit", type=int)
+    b.add_argument("--pipeline-batch-size", type=int, default=32)
+    b.add_argument("--out", default="bench", help="where results.md / results.json go")
+
     sub.add_parser("datasets", help="list the built-in data sets and where they are read from")
     sub.add_parser("encoders", help="list the packaged encoders and whether each is installed")
     return p
@@ -139,6 +152,21 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return predict_command(a)
 
 
+def cmd_bench(a: argparse.Namespace) -> int:
+    import importlib.util
+
+    from .bench import run_bench
+
+    if importlib.util.find_spec("accelerate") is None:
+        raise ConvtuneError("bench runs Hugging Face Trainer, which needs accelerate: pip install 'convtune[bench]'")
+    res = run_bench(data=a.data, encoder=a.encoder, epochs=a.epochs, frozen_epochs=a.frozen_epochs,
+                    batch_size=a.batch_size, lr=a.lr, max_length=a.max_length, seed=a.seed,
+                    train_limit=a.train_limit, pipeline_batch_size=a.pipeline_batch_size, out_dir=a.out,
+                    log=lambda m: print(m, file=sys.stderr))
+    print(open(f"{a.out}/results.md").read())
+    return 0 if res else 1
+
+
 def cmd_datasets(a: argparse.Namespace) -> int:
     from .datasets import BUILTIN, builtin_path
 
@@ -176,7 +204,7 @@ def cmd_cache(a: argparse.Namespace) -> int:
 
 
 VERBS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-         "cache": cmd_cache, "datasets": cmd_datasets, "encoders": cmd_encoders}
+         "cache": cmd_cache, "bench": cmd_bench, "datasets": cmd_datasets, "encoders": cmd_encoders}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,24 @@
+"""`convtune bench` end to end on toy data with the tiny encoder (every job in a child process)."""
+
+import importlib.util
+import json
+
+import pytest
+
+from convtune.bench import run_bench
+
+
+@pytest.mark.skipif(importlib.util.find_spec("accelerate") is None, reason="the peer (Trainer) needs accelerate")
+def test_bench_runs_every_job_and_writes_reports(tiny_encoder, toy_csv, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVTUNE_CACHE", str(tmp_path / "cache"))
+    res = run_bench(data=str(toy_csv), encoder=str(tiny_encoder), epochs=1, frozen_epochs=2,
+                    batch_size=16, max_length=16, out_dir=str(tmp_path / "bench"), log=lambda m: None)
+    for job in ("peer_train", "convtune_finetune", "convtune_frozen_cold", "convtune_frozen_warm",
+                "pipeline_predict", "convtune_predict"):
+        assert res[job]["peak_rss_mb"] > 0, job
+    assert res["convtune_frozen_warm"]["cache_seconds"] < res["convtune_frozen_cold"]["cache_seconds"]
+    assert res["convtune_predict"]["texts"] == res["pipeline_predict"]["texts"] == 20
+    assert set(res["ratios"]) >= {"finetune_samples_per_s_vs_peer", "predict_texts_per_s_vs_pipeline"}
+    md = (tmp_path / "bench" / "results.md").read_text()
+    assert "Trainer" in md and "texts/s" in md
+    assert json.loads((tmp_path / "bench" / "results.json").read_text())["config"]["epochs"] == 1
