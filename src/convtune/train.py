@@ -11,13 +11,14 @@ import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .batching import collate, tokenize, train_batches
+from .batching import Encoded, collate, tokenize, train_batches
 from .data import TextSet
 from .inference import autocast, batched_logits, use_bf16
 from .metrics import compute_metrics
@@ -94,6 +95,52 @@ def linear_schedule(optimizer, warmup: int, total: int) -> torch.optim.lr_schedu
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+Forward = Callable[[list[int]], torch.Tensor]  # batch indices -> logits (B, C)
+
+
+def _forwards(model, store, enc: Encoded, dev_enc: Encoded, pad_id: int, config: TrainConfig,
+              bf16: bool) -> tuple[Forward, Forward, float | None]:
+    """(train forward, dev forward, seconds spent filling the cache).
+
+    With a frozen encoder and a state store the encoder runs once per missing text, and both
+    forwards run only the head on stored token states.
+    """
+    if store is None or not getattr(model, "frozen", False):
+        return (lambda idx: model(*collate([enc.ids[i] for i in idx], pad_id)),
+                lambda idx: model(*collate([dev_enc.ids[i] for i in idx], pad_id)), None)
+    from .cache import fill_store
+
+    start = time.perf_counter()
+    train_keys = fill_store(model, store, enc.ids, pad_id, config.eval_batch_size, bf16, desc="encode train")
+    dev_keys = fill_store(model, store, dev_enc.ids, pad_id, config.eval_batch_size, bf16, desc="encode dev")
+    return (lambda idx: model.head(*store.batch([train_keys[i] for i in idx])),
+            lambda idx: model.head(*store.batch([dev_keys[i] for i in idx])),
+            round(time.perf_counter() - start, 2))
+
+
+def _train_epoch(model, forward: Forward, batches: list[list[int]], y: torch.Tensor, weight,
+                 optimizer, scheduler, config: TrainConfig, bf16: bool, epoch: int,
+                 result: TrainResult) -> float:
+    """One pass over `batches`; returns the mean training loss."""
+    model.train()
+    bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=None, unit="batch")
+    losses = []
+    for step, idx in enumerate(bar):
+        with autocast(bf16):
+            logits = forward(idx)
+        loss = F.cross_entropy(logits.float(), y[idx], weight=weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        result.step_losses.append((epoch - 1 + (step + 1) / len(batches), losses[-1]))
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+    return float(np.mean(losses))
+
+
 def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels: list[str],
         config: TrainConfig, max_length: int, rank: int = 0, world_size: int = 1,
         store=None) -> TrainResult:
@@ -105,61 +152,36 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     seed_everything(config.seed)
     bf16 = use_bf16(config.bf16)
     index = {lab: i for i, lab in enumerate(labels)}
-    pad_id = tokenizer.pad_token_id
     enc = tokenize(tokenizer, train.texts, max_length)
     dev_enc = tokenize(tokenizer, dev.texts, max_length)
     y = torch.tensor([index[lab] for lab in train.labels], dtype=torch.long)
+    weight = class_weights(y.tolist(), len(labels), config.class_weight)
     result = TrainResult(best_epoch=0, train_seconds=0.0, bf16=bf16)
     start = time.perf_counter()
-    if store is not None and getattr(model, "frozen", False):
-        from .cache import fill_store
-
-        train_keys = fill_store(model, store, enc.ids, pad_id, config.eval_batch_size, bf16, desc="encode train")
-        dev_keys = fill_store(model, store, dev_enc.ids, pad_id, config.eval_batch_size, bf16, desc="encode dev")
-        result.cache_seconds = round(time.perf_counter() - start, 2)
-        forward = lambda idx: model.head(*store.batch([train_keys[i] for i in idx]))  # noqa: E731
-        dev_forward = lambda idx: model.head(*store.batch([dev_keys[i] for i in idx]))  # noqa: E731
-    else:
-        forward = lambda idx: model(*collate([enc.ids[i] for i in idx], pad_id))  # noqa: E731
-        dev_forward = lambda idx: model(*collate([dev_enc.ids[i] for i in idx], pad_id))  # noqa: E731
-
-    weight = class_weights(y.tolist(), len(labels), config.class_weight)
-    steps_per_epoch = len(train_batches(enc.lengths(), config.batch_size, config.seed, 0, rank, world_size))
-    total = steps_per_epoch * config.epochs
+    forward, dev_forward, result.cache_seconds = _forwards(
+        model, store, enc, dev_enc, tokenizer.pad_token_id, config, bf16)
+    total = config.epochs * len(train_batches(enc.lengths(), config.batch_size, config.seed, 0, rank, world_size))
     optimizer = make_optimizer(model, config)
     scheduler = linear_schedule(optimizer, math.ceil(config.warmup_ratio * total), total)
+    frozen = getattr(model, "frozen", False)
     best_f1, best_state, stale = -1.0, None, 0
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
-        model.train()
         batches = train_batches(enc.lengths(), config.batch_size, config.seed, epoch, rank, world_size)
-        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=None, unit="batch")
-        losses = []
-        for step, idx in enumerate(bar):
-            with autocast(bf16):
-                logits = forward(idx)
-            loss = F.cross_entropy(logits.float(), y[idx], weight=weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-            result.step_losses.append((epoch - 1 + (step + 1) / len(batches), losses[-1]))
-            if step % 20 == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        loss = _train_epoch(model, forward, batches, y, weight, optimizer, scheduler, config, bf16, epoch, result)
         model.eval()
         dev_pred = batched_logits(dev_forward, dev_enc.lengths(), config.eval_batch_size, bf16, "dev").argmax(1)
         m = compute_metrics(dev.labels, [labels[i] for i in dev_pred], labels)
-        result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
-                               "dev_accuracy": m["accuracy"], "dev_macro_f1": m["macro_f1"],
+        result.history.append({"epoch": epoch, "train_loss": loss, "dev_accuracy": m["accuracy"],
+                               "dev_macro_f1": m["macro_f1"],
                                "seconds": round(time.perf_counter() - epoch_start, 2)})
-        tqdm.write(f"epoch {epoch}: train loss {np.mean(losses):.4f}  dev accuracy "
-                   f"{m['accuracy']:.4f}  dev macro-F1 {m['macro_f1']:.4f}")
+        tqdm.write(f"epoch {epoch}: train loss {loss:.4f}  dev accuracy {m['accuracy']:.4f}  "
+                   f"dev macro-F1 {m['macro_f1']:.4f}")
         if m["macro_f1"] > best_f1:
             best_f1, stale, result.best_epoch = m["macro_f1"], 0, epoch
+            # A frozen encoder never changes: keep only the trainable part.
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
-                          if not (getattr(model, "frozen", False) and k.startswith("encoder."))}
+                          if not (frozen and k.startswith("encoder."))}
         else:
             stale += 1
             if stale >= config.patience:
