@@ -53,3 +53,18 @@ def test_frozen_training_fills_then_reuses_cache(tiny_encoder, tmp_path):
     np.testing.assert_allclose(uncached.predict_proba(probe), first.predict_proba(probe), atol=2e-2)
     assert first.result_.history[-1]["dev_accuracy"] == pytest.approx(
         uncached.result_.history[-1]["dev_accuracy"], abs=0.05)
+
+
+def test_last_k_layers_with_cache_and_roundtrip(tiny_encoder, tmp_path):
+    texts, labels = toy_texts(80)
+    clf = Classifier(encoder=str(tiny_encoder), head="cnn+pool", mode="frozen", layers=2, epochs=2,
+                     batch_size=16, max_length=16, bf16="off", cache=str(tmp_path / "cache"))
+    clf.fit(texts, labels)
+    assert [s["store"].endswith("-k2") for s in cache_info(tmp_path / "cache")] == [True]
+    assert clf.model_.head_mix is not None
+    clf.save(tmp_path / "m")
+    again = Classifier.load(tmp_path / "m")
+    assert again.layers == 2 and again.head == "cnn+pool"
+    probe = toy_texts(10, seed=4)[0]
+    # The cached (fp16) path and the full model agree closely: same mix, same head.
+    np.testing.assert_allclose(again.predict_proba(probe), clf.predict_proba(probe), atol=1e-6)

@@ -64,3 +64,23 @@ def test_build_head_rejects_unknown():
         build_head("rnn", 8, 2)
     with pytest.raises(ValueError):
         CNNHead(8, 2, CNNHeadConfig(pooling="median"))
+
+
+@pytest.mark.parametrize("sentence_pooling", ["mean", "cls", "last"])
+def test_cnn_pool_head_concatenates_and_ignores_padding(sentence_pooling):
+    from convtune.heads import CNNPoolHead, CNNPoolHeadConfig
+
+    torch.manual_seed(0)
+    head = CNNPoolHead(16, 3, CNNPoolHeadConfig(kernel_sizes=[2, 3], num_filters=8,
+                                                sentence_pooling=sentence_pooling)).eval()
+    assert head.out_features == 2 * 8 + 16
+    h = torch.randn(2, 5, 16)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]])
+    torch.testing.assert_close(head(*_pad(h, mask, 4))[1:], head(h[1:, :2], mask[1:, :2]), rtol=1e-5, atol=1e-5)
+
+
+def test_scalar_mix_starts_as_mean_of_layers():
+    from convtune.heads import ScalarMix
+
+    layers = torch.randn(2, 3, 4, 8)
+    torch.testing.assert_close(ScalarMix(4)(layers), layers.mean(dim=2))

@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["Classifier", "ConvtuneError", "__version__"]
+__all__ = ["Classifier", "TfidfClassifier", "TextCNNClassifier", "ConvtuneError", "load", "__version__"]
 
 
 def __getattr__(name: str):
@@ -11,6 +11,18 @@ def __getattr__(name: str):
         from .classifier import Classifier
 
         return Classifier
+    if name == "TfidfClassifier":
+        from .baselines import TfidfClassifier
+
+        return TfidfClassifier
+    if name == "TextCNNClassifier":
+        from .textcnn import TextCNNClassifier
+
+        return TextCNNClassifier
+    if name == "load":
+        from .estimator import load
+
+        return load
     if name == "ConvtuneError":
         from .errors import ConvtuneError
 

@@ -48,6 +48,12 @@ def _scores(y_true: list[str], y_pred: list[str]) -> dict:
             "test_macro_f1": float(f1_score(y_true, y_pred, average="macro"))}
 
 
+def _lr(a: dict) -> float:
+    from .encoders import default_lr
+
+    return a["lr"] if a.get("lr") is not None else default_lr(a["encoder"])
+
+
 def job_peer_train(a: dict) -> dict:
     """Trainer + AutoModelForSequenceClassification, then save it for the pipeline job."""
     import torch
@@ -80,7 +86,7 @@ def job_peer_train(a: dict) -> dict:
 
     args = TrainingArguments(output_dir=a["workdir"] + "/peer-tmp", num_train_epochs=a["epochs"],
                              per_device_train_batch_size=a["batch_size"], per_device_eval_batch_size=64,
-                             learning_rate=a["lr"], warmup_steps=0.1,  # a float < 1 is a ratio in transformers 5
+                             learning_rate=_lr(a), warmup_steps=0.1,  # a float < 1 is a ratio in transformers 5
                              weight_decay=0.01, seed=a["seed"],
                              eval_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
                              disable_tqdm=True, logging_strategy="no")
@@ -102,7 +108,7 @@ def job_convtune_train(a: dict) -> dict:
 
     s = _splits(a)
     clf = Classifier(encoder=a["encoder"], head=a["head"], mode=a["mode"], max_length=a["max_length"],
-                     epochs=a["epochs"], batch_size=a["batch_size"], lr=a["lr"], seed=a["seed"],
+                     epochs=a["epochs"], batch_size=a["batch_size"], lr=_lr(a), seed=a["seed"],
                      patience=a["epochs"], bf16=a.get("bf16", "auto"), cache=a.get("cache", "auto"))
     start = time.perf_counter()
     clf.fit(s.train.texts, s.train.labels, s.dev.texts, s.dev.labels)
@@ -175,11 +181,11 @@ def run_job(job: str, args: dict, log) -> dict:
 
 
 def run_bench(data: str = "sst2", encoder: str = "minilm-l6", epochs: int = 3, frozen_epochs: int = 10,
-              batch_size: int = 32, lr: float = 5e-5, max_length: int = 128, seed: int = 42,
+              batch_size: int = 32, lr: float | None = None, max_length: int = 128, seed: int = 42,
               train_limit: int | None = None, pipeline_batch_size: int = 32, out_dir: str = "bench",
               log=print) -> dict:
     """Run every job, write `out_dir/results.json` and `results.md`; return the results."""
-    common = {"data": data, "encoder": encoder, "batch_size": batch_size, "lr": lr,
+    common = {"data": data, "encoder": encoder, "batch_size": batch_size, "lr": lr if lr is not None else _lr({"encoder": encoder}),
               "max_length": max_length, "seed": seed, "train_limit": train_limit}
     with tempfile.TemporaryDirectory(prefix="convtune-bench-") as work:
         res: dict = {"config": dict(common, epochs=epochs, frozen_epochs=frozen_epochs,

@@ -61,9 +61,10 @@ class _Entry:
 class StateStore:
     """Token states of one encoder at one max length; lookup by token-id hash."""
 
-    def __init__(self, root: Path, key: str, hidden_size: int):
-        self.dir = Path(root) / key
-        self.hidden = hidden_size
+    def __init__(self, root: Path, key: str, hidden_size: int, layers: int = 1):
+        self.dir = Path(root) / (key if layers == 1 else f"{key}-k{layers}")
+        self.layers = layers
+        self.hidden = hidden_size * layers  # values per token row: k layers side by side
         self.entries: dict[bytes, _Entry] = {}
         self._fds: dict[str, int] = {}
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +125,7 @@ class StateStore:
         return np.frombuffer(buf, dtype=np.float16).reshape(e.length, self.hidden)
 
     def batch(self, keys: list[bytes]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Padded float32 states (B, T, H) and attention mask (B, T) for a batch of keys."""
+        """Padded float32 states (B, T, H) (or (B, T, k, H) with k layers) and mask (B, T)."""
         arrays = [self.read(k) for k in keys]
         width = max(len(a) for a in arrays)
         h = torch.zeros((len(arrays), width, self.hidden), dtype=torch.float32)
@@ -132,6 +133,8 @@ class StateStore:
         for i, a in enumerate(arrays):
             h[i, : len(a)] = torch.from_numpy(a.astype(np.float32))
             mask[i, : len(a)] = 1
+        if self.layers > 1:
+            h = h.view(len(arrays), width, self.layers, self.hidden // self.layers)
         return h, mask
 
     def close(self) -> None:
@@ -192,7 +195,7 @@ def fill_store(model, store: StateStore, ids: list[list[int]], pad_id: int, batc
                 with autocast(bf16):
                     h = model.token_states(input_ids, mask).float().numpy()
                 for b, i in enumerate(rows):
-                    got[i] = h[b, : len(ids[i])]
+                    got[i] = h[b, : len(ids[i])].reshape(len(ids[i]), -1)  # (T, H) or (T, k*H)
                 bar.update(len(rows))
             store.write_shard([keys[i] for i in part], [got[i] for i in part])
     return keys

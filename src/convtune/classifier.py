@@ -17,23 +17,27 @@ import numpy as np
 
 from . import __version__
 from .batching import tokenize
-from .data import TextSet, check_labels, label_list, stratified_split
-from .encoders import DEFAULT_ENCODER, resolve_encoder
+from .data import check_labels, label_list, stratified_split
+from .encoders import DEFAULT_ENCODER, default_lr, resolve_encoder
 from .errors import ConvtuneError
+from .estimator import TextClassifier, as_set, as_texts
 from .inference import predict_logits, set_threads, softmax, use_bf16
-from .metrics import compute_metrics, text_report
 from .models import ModelConfig, build_model
-from .serialization import atomic_dir, load_model, save_model
+from .serialization import load_model, save_model
 from .train import TrainConfig, TrainResult, fit, seed_everything
 
 
-class Classifier:
+class Classifier(TextClassifier):
     """A pretrained encoder with a CNN (or linear) head, trained on labelled texts."""
 
+    kind = "transformer"
+
     def __init__(self, encoder: str = DEFAULT_ENCODER, head: str = "cnn", mode: str = "finetune",
-                 max_length: int = 128, head_config: dict | None = None, **train_options):
-        if head not in ("cnn", "linear"):
-            raise ConvtuneError(f"unknown head {head!r}; choose cnn or linear")
+                 max_length: int = 128, head_config: dict | None = None, layers: int = 1, **train_options):
+        if head not in ("cnn", "cnn+pool", "linear"):
+            raise ConvtuneError(f"unknown head {head!r}; choose cnn, cnn+pool or linear")
+        if layers < 1:
+            raise ConvtuneError("layers must be at least 1")
         if mode not in ("finetune", "frozen"):
             raise ConvtuneError(f"unknown mode {mode!r}; choose finetune or frozen")
         if max_length < 2:
@@ -46,6 +50,7 @@ class Classifier:
         self.head = head
         self.mode = mode
         self.max_length = max_length
+        self.layers = layers
         self.head_config = dict(head_config or {})
         self.train_config = TrainConfig(**train_options)
         self.model_ = None
@@ -59,16 +64,19 @@ class Classifier:
             dev_labels: Sequence[str] | None = None) -> "Classifier":
         """Train on (texts, labels); early-stop on the dev set (10% of train if none given)."""
         set_threads()
-        train = _as_set(texts, labels, "training data")
+        train = as_set(texts, labels, "training data")
         self.labels_ = label_list(train)
         if dev_texts is None:
             train, dev = stratified_split(train, (0.9, 0.1), self.train_config.seed)
         else:
-            dev = _as_set(dev_texts, dev_labels, "dev data")
+            dev = as_set(dev_texts, dev_labels, "dev data")
             check_labels(dev, self.labels_, "dev data")
         config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
-                             head_config=self.head_config, mode=self.mode, max_length=self.max_length)
+                             head_config=self.head_config, mode=self.mode, max_length=self.max_length,
+                             layers=self.layers)
         encoder_dir = resolve_encoder(self.encoder)
+        if self.train_config.lr is None:
+            self.train_config.lr = default_lr(self.encoder)
         seed_everything(self.train_config.seed)  # the head's initial weights depend on it
         self.model_, self.tokenizer_ = build_model(config, encoder_dir)
         store = self._state_store(encoder_dir)
@@ -90,24 +98,20 @@ class Classifier:
 
         root = default_cache_root() if self.train_config.cache == "auto" else Path(self.train_config.cache)
         hidden = self.model_.encoder.config.hidden_size
-        return StateStore(root, encoder_key(Path(encoder_dir), self.max_length), hidden)
+        return StateStore(root, encoder_key(Path(encoder_dir), self.max_length), hidden, self.layers)
 
     def _manifest(self, config: ModelConfig, encoder_dir: Path) -> dict:
         r = self.result_
-        return {"convtune_version": __version__, "model": config.to_dict(),
+        return {"kind": self.kind, "convtune_version": __version__, "model": config.to_dict(),
                 "train": self.train_config.to_dict(), "encoder_source": str(encoder_dir),
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
                              "bf16": r.bf16, "cache_seconds": r.cache_seconds, "history": r.history}}
 
     # ------------------------------------------------------------------ prediction
-    def _check_fitted(self) -> None:
-        if self.model_ is None:
-            raise ConvtuneError("this classifier is not trained yet: call fit() or Classifier.load()")
-
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, shape (N, C), columns in the order of `labels_`."""
         self._check_fitted()
-        texts = _as_texts(texts)
+        texts = as_texts(texts)
         enc = tokenize(self.tokenizer_, texts, self.max_length)
         logits = predict_logits(self.model_, enc, self.tokenizer_.pad_token_id,
                                 batch_size or self.train_config.eval_batch_size,
@@ -115,68 +119,28 @@ class Classifier:
                                 desc="predict" if len(texts) > 2000 else None)
         return softmax(logits)
 
-    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[str]:
-        """The most probable label of each text."""
-        proba = self.predict_proba(texts, batch_size)
-        return [self.labels_[i] for i in proba.argmax(axis=1)]
-
-    def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
-        """Metrics on labelled texts: accuracy, macro-F1, per class, confusion matrix, report."""
-        self._check_fitted()
-        data = _as_set(texts, labels, "evaluation data")
-        check_labels(data, self.labels_, "evaluation data")
-        pred = self.predict(data.texts)
-        out = compute_metrics(data.labels, pred, self.labels_)
-        out["report"] = text_report(data.labels, pred, self.labels_)
-        return out
-
     # ------------------------------------------------------------------ persistence
     def save_into(self, directory: Path) -> None:
         """Write the model into an existing directory (used inside an atomic save)."""
         self._check_fitted()
         save_model(Path(directory), self.model_, self.tokenizer_, self.manifest_)
 
-    def save(self, path: str | Path, overwrite: bool = False) -> None:
-        """Save atomically: a temporary directory renamed to `path` when complete."""
-        with atomic_dir(path, overwrite) as tmp:
-            self.save_into(tmp)
-
     @classmethod
-    def load(cls, path: str | Path) -> "Classifier":
-        """Rebuild a saved classifier; runs no code from the directory."""
+    def _load_from(cls, path: Path, manifest: dict) -> "Classifier":
         model, tokenizer, manifest = load_model(path)
         m = manifest["model"]
         train_options = {k: v for k, v in manifest.get("train", {}).items()
                          if k in {f.name for f in fields(TrainConfig)}}
         clf = cls(encoder=m["encoder"], head=m["head"], mode=m["mode"], max_length=m["max_length"],
-                  head_config=m["head_config"], **train_options)
+                  head_config=m["head_config"], layers=m.get("layers", 1), **train_options)
         clf.model_, clf.tokenizer_, clf.labels_, clf.manifest_ = model, tokenizer, list(m["labels"]), manifest
         set_threads()
         return clf
 
+    def describe(self) -> dict:
+        return {"encoder": self.encoder, "head": self.head, "mode": self.mode, "seed": self.train_config.seed}
+
     def get_params(self) -> dict:
         return {"encoder": self.encoder, "head": self.head, "mode": self.mode,
-                "max_length": self.max_length, "head_config": self.head_config,
+                "max_length": self.max_length, "head_config": self.head_config, "layers": self.layers,
                 **asdict(self.train_config)}
-
-
-def _as_texts(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        raise ConvtuneError("expected a list of texts, got a single string")
-    texts = list(texts)
-    if not texts:
-        raise ConvtuneError("no texts given")
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise ConvtuneError(f"text {bad} is not a string ({type(texts[bad]).__name__})")
-    return texts
-
-
-def _as_set(texts, labels, what: str) -> TextSet:
-    texts = _as_texts(texts)
-    if labels is None or len(labels) != len(texts):
-        raise ConvtuneError(f"{what}: {len(texts)} texts but {0 if labels is None else len(labels)} labels")
-    empty = next((i for i, t in enumerate(texts) if not t.strip()), None)
-    if empty is not None:
-        raise ConvtuneError(f"{what}: text {empty} is empty")
-    return TextSet(texts, [str(y) for y in labels])

@@ -29,16 +29,20 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--label-col")
     t.add_argument("--encoding", default="utf-8", help="input file encoding (default utf-8)")
     t.add_argument("--encoder", default="minilm-l6", help="packaged encoder name or local HF directory")
-    t.add_argument("--head", default="cnn", choices=["cnn", "linear"])
+    t.add_argument("--head", default="cnn", choices=["cnn", "cnn+pool", "linear", "tfidf-svm", "tfidf-nb", "textcnn"],
+                   help="cnn / cnn+pool / linear: over the encoder; tfidf-svm, tfidf-nb, textcnn: baselines without it")
     t.add_argument("--mode", default="finetune", choices=["finetune", "frozen"])
-    t.add_argument("--epochs", type=int, default=3)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=5e-5, help="encoder learning rate")
-    t.add_argument("--head-lr", type=float, default=1e-3)
-    t.add_argument("--weight-decay", type=float, default=0.01)
-    t.add_argument("--warmup-ratio", type=float, default=0.1)
+    t.add_argument("--layers", default="last-1", help="last-k: the head sees a learned mix of the last k layers")
+    # Unset options fall back to each model's own defaults (e.g. textcnn: 10 epochs, batch 50).
+    t.add_argument("--epochs", type=int, help="default 3 (textcnn: 10)")
+    t.add_argument("--batch-size", type=int, help="default 32 (textcnn: 50)")
+    t.add_argument("--lr", type=float,
+                   help="encoder learning rate (default: the encoder's own, 1e-4 for minilm-l6, else 5e-5)")
+    t.add_argument("--head-lr", type=float, help="default 1e-3")
+    t.add_argument("--weight-decay", type=float, help="default 0.01")
+    t.add_argument("--warmup-ratio", type=float, help="default 0.1")
     t.add_argument("--max-length", type=int, default=128)
-    t.add_argument("--patience", type=int, default=2)
+    t.add_argument("--patience", type=int, help="default 2 (textcnn: 3)")
     t.add_argument("--class-weight", default="none", choices=["none", "balanced"])
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--train-limit", type=int, help="train on a stratified subset of this size")
@@ -47,11 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--cache-dir", default="auto",
                    help="frozen mode: token-state cache directory (auto: $CONVTUNE_CACHE or "
                         "~/.cache/convtune; off: no cache)")
-    t.add_argument("--kernel-sizes", default="2,3,4", help="CNN head: comma-separated widths")
-    t.add_argument("--filters", type=int, default=128, help="CNN head: filters per width")
+    t.add_argument("--kernel-sizes", help="CNN heads: comma-separated widths (default 2,3,4; textcnn 3,4,5)")
+    t.add_argument("--filters", type=int, help="CNN heads: filters per width (default 128; textcnn 100)")
     t.add_argument("--pooling", default=None,
                    help="CNN head: max|mean|both (default max); linear head: cls|mean|last (default cls)")
-    t.add_argument("--dropout", type=float, default=0.1)
+    t.add_argument("--dropout", type=float, help="default 0.1 (textcnn: 0.5)")
+    t.add_argument("--stop-words", action="store_true", help="tfidf heads: drop English stop words")
     t.add_argument("--out", required=True, help="run directory to create")
     t.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
@@ -75,13 +80,28 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=["info", "clear"])
     c.add_argument("--cache-dir", help="cache root (default: $CONVTUNE_CACHE or ~/.cache/convtune)")
 
+    g = sub.add_parser("compare", help="heads x modes x seeds on one split: report.md / report.html")
+    g.add_argument("--data", required=True, help="built-in set name or file")
+    g.add_argument("--heads", default="cnn,cnn+pool,linear,textcnn,tfidf-svm",
+                   help="comma-separated: cnn, cnn+pool, linear, textcnn, tfidf-svm, tfidf-nb")
+    g.add_argument("--modes", default="finetune,frozen", help="for the transformer heads")
+    g.add_argument("--seeds", type=int, default=3)
+    g.add_argument("--split-seed", type=int, default=42)
+    g.add_argument("--encoder", default="minilm-l6")
+    g.add_argument("--epochs", type=int, help="fine-tuning epochs (default 3)")
+    g.add_argument("--frozen-epochs", type=int, default=10, help="frozen mode epochs (cheap: cached states)")
+    g.add_argument("--max-length", type=int, default=128)
+    g.add_argument("--train-limit", type=int)
+    g.add_argument("--out", required=True)
+    g.add_argument("--overwrite", action="store_true")
+
     b = sub.add_parser("bench", help="convtune vs Trainer + pipeline, side by side (needs accelerate)")
     b.add_argument("--data", default="sst2")
     b.add_argument("--encoder", default="minilm-l6")
     b.add_argument("--epochs", type=int, default=3)
     b.add_argument("--frozen-epochs", type=int, default=10)
     b.add_argument("--batch-size", type=int, default=32)
-    b.add_argument("--lr", type=float, default=5e-5)
+    b.add_argument("--lr", type=float, default=None, help="default: the encoder's own (see train --lr)")
     b.add_argument("--max-length", type=int, default=128)
     b.add_argument("--seed", type=int, default=42)
     b.add_argument("--train-limit", type=int)
@@ -93,27 +113,51 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def cmd_train(a: argparse.Namespace) -> int:
+def make_estimator(a: argparse.Namespace):
+    """The estimator for `--head`, given only the options the user set (others: its defaults)."""
+    if a.head.startswith("tfidf-"):
+        from .baselines import TfidfClassifier
+
+        return TfidfClassifier(model=a.head.split("-", 1)[1], stop_words=a.stop_words, seed=a.seed)
+    train = {k: v for k, v in {
+        "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "head_lr": a.head_lr,
+        "weight_decay": a.weight_decay, "warmup_ratio": a.warmup_ratio, "patience": a.patience,
+        "class_weight": a.class_weight, "seed": a.seed, "bf16": a.bf16}.items() if v is not None}
+    head = {k: v for k, v in {
+        "kernel_sizes": _int_list(a.kernel_sizes) if a.kernel_sizes else None, "num_filters": a.filters,
+        "pooling": a.pooling, "dropout": a.dropout}.items() if v is not None}
+    if a.head == "textcnn":
+        from .textcnn import TextCNNClassifier
+
+        return TextCNNClassifier(max_length=a.max_length, head_config=head, **train)
     from .classifier import Classifier
+
+    if a.head == "linear":
+        head.pop("kernel_sizes", None)
+        head.pop("num_filters", None)
+    return Classifier(encoder=a.encoder, head=a.head, mode=a.mode, max_length=a.max_length,
+                      head_config=head, layers=_last_k(a.layers), cache=a.cache_dir, **train)
+
+
+def _last_k(s: str) -> int:
+    k = s.removeprefix("last-")
+    if not k.isdigit() or int(k) < 1:
+        raise ConvtuneError(f"--layers wants last-K with K >= 1 (e.g. last-4), not {s!r}")
+    return int(k)
+
+
+def cmd_train(a: argparse.Namespace) -> int:
     from .datasets import load_splits
     from .runs import train_run
 
-    if a.head == "cnn":
-        head_config = {"kernel_sizes": _int_list(a.kernel_sizes), "num_filters": a.filters,
-                       "pooling": a.pooling or "max", "dropout": a.dropout}
-    else:
-        head_config = {"pooling": a.pooling or "cls", "dropout": a.dropout}
+    clf = make_estimator(a)  # bad options fail before any data is read
     splits = load_splits(a.data, a.dev, a.test, seed=a.seed, text_col=a.text_col,
                          label_col=a.label_col, encoding=a.encoding)
-    clf = Classifier(encoder=a.encoder, head=a.head, mode=a.mode, max_length=a.max_length,
-                     head_config=head_config, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                     head_lr=a.head_lr, weight_decay=a.weight_decay, warmup_ratio=a.warmup_ratio,
-                     patience=a.patience, class_weight=a.class_weight, seed=a.seed, bf16=a.bf16,
-                     cache=a.cache_dir)
     m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit)
     final = m.get("test", m["dev"])
+    best = f", best epoch {m['best_epoch']}" if m.get("best_epoch") else ""
     print(f"saved {a.out}: {'test' if 'test' in m else 'dev'} accuracy {final['accuracy']:.4f}, "
-          f"macro-F1 {final['macro_f1']:.4f}, train {m['train_seconds']:.0f} s, best epoch {m['best_epoch']}")
+          f"macro-F1 {final['macro_f1']:.4f}, train {m['train_seconds']:.1f} s{best}")
     return 0
 
 
@@ -128,14 +172,18 @@ def _int_list(s: str) -> list[int]:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
     from .datasets import BUILTIN, load_splits, read_spec
     from .runs import evaluate_run
     from .serialization import read_manifest
 
-    manifest = read_manifest(a.model_dir)  # a wrong directory fails before any data is read
+    read_manifest(a.model_dir)  # a wrong directory fails before any data is read
     if a.data in BUILTIN:
-        # Rebuild the split the model was trained with (same seed), and take its test part.
-        seed = manifest.get("train", {}).get("seed", 42)
+        # Rebuild the split the model was trained with (its recorded seed), take its test part.
+        split = Path(a.model_dir) / "split.json"
+        seed = json.loads(split.read_text()).get("seed", 42) if split.exists() else 42
         splits = load_splits(a.data, seed=seed)
         data = splits.test or splits.dev
     else:
@@ -150,6 +198,26 @@ def cmd_predict(a: argparse.Namespace) -> int:
     from .predict_io import predict_command
 
     return predict_command(a)
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    from .compare import TRANSFORMER_HEADS, run_compare
+
+    heads = [h.strip() for h in a.heads.split(",") if h.strip()]
+    modes = [m.strip() for m in a.modes.split(",") if m.strip()]
+    known = set(TRANSFORMER_HEADS) | {"textcnn", "tfidf-svm", "tfidf-nb"}
+    if not heads or set(heads) - known:
+        raise ConvtuneError(f"--heads takes {', '.join(sorted(known))}")
+    if not modes or set(modes) - {"finetune", "frozen"}:
+        raise ConvtuneError("--modes takes finetune and/or frozen")
+    if a.seeds < 1:
+        raise ConvtuneError("--seeds must be at least 1")
+    options = {"encoder": a.encoder, "epochs": a.epochs, "frozen_epochs": a.frozen_epochs,
+               "max_length": a.max_length, "train_limit": a.train_limit}
+    res = run_compare(a.data, heads, modes, a.seeds, a.out, options, split_seed=a.split_seed,
+                      overwrite=a.overwrite, command="convtune " + " ".join(sys.argv[1:]))
+    print(open(f"{a.out}/report.md", encoding="utf-8").read().split("## Pictures")[0])
+    return 0 if res else 1
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
@@ -204,7 +272,7 @@ def cmd_cache(a: argparse.Namespace) -> int:
 
 
 VERBS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-         "cache": cmd_cache, "bench": cmd_bench, "datasets": cmd_datasets, "encoders": cmd_encoders}
+         "cache": cmd_cache, "bench": cmd_bench, "compare": cmd_compare, "datasets": cmd_datasets, "encoders": cmd_encoders}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,7 +98,44 @@ class LinearHead(nn.Module):
         return self.classifier(self.dropout(v))
 
 
-HEADS = {"cnn": (CNNHead, CNNHeadConfig), "linear": (LinearHead, LinearHeadConfig)}
+@dataclass
+class CNNPoolHeadConfig(CNNHeadConfig):
+    """CNN n-gram features concatenated with a sentence vector from the Transformer."""
+
+    sentence_pooling: str = "mean"  # mean | cls | last
+
+
+class CNNPoolHead(CNNHead):
+    """[CNN features ; sentence vector] -> dropout -> linear: local n-grams + global meaning."""
+
+    def __init__(self, hidden_size: int, num_classes: int, config: CNNPoolHeadConfig | None = None):
+        super().__init__(hidden_size, num_classes, config or CNNPoolHeadConfig())
+        if self.config.sentence_pooling not in ("mean", "cls", "last"):
+            raise ValueError(f"sentence_pooling must be mean, cls or last, not {self.config.sentence_pooling!r}")
+        self.out_features += hidden_size
+        self.classifier = nn.Linear(self.out_features, num_classes)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        p = self.config.sentence_pooling
+        v = h[:, 0] if p == "cls" else masked_mean(h, mask) if p == "mean" else last_token(h, mask)
+        return self.classifier(self.dropout(torch.cat([self.features(h, mask), v.to(h.dtype)], dim=1)))
+
+
+class ScalarMix(nn.Module):
+    """Learned softmax-weighted sum of k layers (ELMo's scalar mix): (B, T, k, H) -> (B, T, H)."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(k))
+        self.gamma = nn.Parameter(torch.ones(()))
+
+    def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        w = torch.softmax(self.weights, 0).to(layers.dtype)
+        return self.gamma.to(layers.dtype) * torch.einsum("btkh,k->bth", layers, w)
+
+
+HEADS = {"cnn": (CNNHead, CNNHeadConfig), "cnn+pool": (CNNPoolHead, CNNPoolHeadConfig),
+         "linear": (LinearHead, LinearHeadConfig)}
 
 
 def build_head(kind: str, hidden_size: int, num_classes: int, config: dict | None = None) -> nn.Module:

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from .encoders import is_decoder, load_encoder
-from .heads import build_head
+from .heads import ScalarMix, build_head
 
 
 @dataclass
@@ -23,10 +23,11 @@ class ModelConfig:
 
     encoder: str                    # name as the user gave it (registry name or directory)
     labels: list[str]
-    head: str = "cnn"               # cnn | linear
+    head: str = "cnn"               # cnn | cnn+pool | linear
     head_config: dict = field(default_factory=dict)
     mode: str = "finetune"          # finetune | frozen
     max_length: int = 128           # tokens per text, [CLS]/[SEP] included
+    layers: int = 1                 # k > 1: the head sees a learned mix of the last k layers
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -35,11 +36,14 @@ class ModelConfig:
 class TransformerClassifier(nn.Module):
     """A pretrained encoder with a classification head on its last hidden states."""
 
-    def __init__(self, encoder: nn.Module, head: nn.Module, frozen: bool = False):
+    def __init__(self, encoder: nn.Module, head: nn.Module, frozen: bool = False, layers: int = 1):
         super().__init__()
         self.encoder = encoder
+        # The mix is trained with the head (its parameters are named head_mix.*, head lr).
+        self.head_mix = ScalarMix(layers) if layers > 1 else None
         self.head = head
         self.frozen = frozen
+        self.layers = layers
         if frozen:
             self.encoder.requires_grad_(False)
 
@@ -50,14 +54,23 @@ class TransformerClassifier(nn.Module):
         return self
 
     def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids and mask -> (B, T, H) last-layer states."""
+        """(B, T) ids and mask -> (B, T, H) last-layer states, or (B, T, k, H) with k layers."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        return out.last_hidden_state
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                               output_hidden_states=self.layers > 1)
+        if self.layers == 1:
+            return out.last_hidden_state
+        return torch.stack(out.hidden_states[-self.layers:], dim=2)
+
+    def classify(self, h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Head over token states as `token_states` returns them (also the cached path)."""
+        if self.head_mix is not None:
+            h = self.head_mix(h)
+        return self.head(h, attention_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         h = self.token_states(input_ids, attention_mask)
-        return self.head(h.float() if self.frozen else h, attention_mask)
+        return self.classify(h.float() if self.frozen else h, attention_mask)
 
 
 def build_model(config: ModelConfig, encoder_dir: str | Path):
@@ -68,4 +81,5 @@ def build_model(config: ModelConfig, encoder_dir: str | Path):
         head_cfg["pooling"] = "last"  # a decoder's [CLS] equivalent is its last real token
     head = build_head(config.head, encoder.config.hidden_size, len(config.labels), head_cfg)
     config.head_config = asdict(head.config)
-    return TransformerClassifier(encoder, head, frozen=config.mode == "frozen"), tokenizer
+    model = TransformerClassifier(encoder, head, frozen=config.mode == "frozen", layers=config.layers)
+    return model, tokenizer

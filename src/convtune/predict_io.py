@@ -68,11 +68,11 @@ def chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 def predict_command(a) -> int:
-    from .classifier import Classifier
+    from .estimator import load
 
     if not a.texts and not a.input:
         raise ConvtuneError("give texts to classify, or --input FILE")
-    clf = Classifier.load(a.model_dir)
+    clf = load(a.model_dir)
     texts: Iterable[str] = a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding)
     if a.output:
         _write_file(clf, texts, Path(a.output), a.batch_size)

@@ -13,20 +13,20 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .classifier import Classifier
+from .estimator import TextClassifier, load
 from .data import Splits, check_labels, label_list
 from .metrics import plot_confusion, plot_training
 from .serialization import atomic_dir, write_json
 
 
-def train_run(splits: Splits, clf: Classifier, out: str | Path, overwrite: bool = False,
+def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: bool = False,
               train_limit: int | None = None) -> dict:
     """Train `clf` on `splits`, report dev / test, save everything under `out`; return metrics."""
     train = splits.train
     if train_limit:
         from .data import stratified_split
         if train_limit < len(train):
-            train = stratified_split(train, (train_limit / len(train), 1.0), clf.train_config.seed)[0]
+            train = stratified_split(train, (train_limit / len(train), 1.0), splits.record["seed"])[0]
             splits.record["train_limit"] = train_limit
     labels = label_list(train)
     check_labels(splits.dev, labels, "dev split")
@@ -36,12 +36,10 @@ def train_run(splits: Splits, clf: Classifier, out: str | Path, overwrite: bool 
     with atomic_dir(out, overwrite) as tmp:
         wall = time.perf_counter()
         clf.fit(train.texts, train.labels, splits.dev.texts, splits.dev.labels)
-        metrics = {"dataset": splits.name, "encoder": clf.encoder, "head": clf.head,
-                   "mode": clf.mode, "seed": clf.train_config.seed,
-                   "train_size": len(train), "labels": clf.labels_,
-                   "train_seconds": clf.result_.train_seconds, "best_epoch": clf.result_.best_epoch,
-                   "bf16": clf.result_.bf16, "hyperparameters": clf.get_params(),
-                   "history": clf.result_.history}
+        summary = clf.training_summary()
+        step_losses = summary.pop("step_losses")
+        metrics = {"dataset": splits.name, **clf.describe(), "train_size": len(train),
+                   "labels": clf.labels_, **summary, "hyperparameters": clf.get_params()}
         reports = {}
         for part in ("dev", "test"):
             data = getattr(splits, part)
@@ -56,9 +54,10 @@ def train_run(splits: Splits, clf: Classifier, out: str | Path, overwrite: bool 
         clf.save_into(tmp)
         write_json(tmp / "metrics.json", metrics)
         write_json(tmp / "split.json", splits.describe())
-        plot_training(clf.result_.history, clf.result_.step_losses, tmp / "training_curve.png")
+        if metrics["history"]:
+            plot_training(metrics["history"], step_losses, tmp / "training_curve.png")
         final = "test" if "test" in reports else "dev"
-        tqdm.write(f"\n{splits.name} {final} report ({clf.head} head, {clf.mode}):\n{reports[final]}")
+        tqdm.write(f"\n{splits.name} {final} report ({metrics['head']} head, {metrics['mode']}):\n{reports[final]}")
     return metrics
 
 
@@ -69,7 +68,7 @@ def eval_name(spec: str) -> str:
 
 def evaluate_run(model_dir: str | Path, data, spec: str) -> dict:
     """Evaluate a saved model on labelled data; writes DIR/eval-<spec>.json (atomically)."""
-    clf = Classifier.load(model_dir)
+    clf = load(model_dir)
     m = clf.evaluate(data.texts, data.labels)
     m["dataset"] = spec
     path = Path(model_dir) / f"eval-{eval_name(spec)}.json"

@@ -3,7 +3,7 @@
     DIR/convtune.json      format version, labels in order, head config, encoder, max length,
                            training hyper-parameters
     DIR/encoder/           the encoder and tokenizer in Hugging Face format (safetensors)
-    DIR/head.safetensors   the head's weights
+    DIR/head.safetensors   the head's weights (and the layer mix, if any), keys head.* / head_mix.*
 
 Writes go to a temporary sibling directory that is renamed into place at the end, so an
 interrupted save never leaves a directory that looks complete.
@@ -59,7 +59,9 @@ def save_model(directory: Path, model, tokenizer, manifest: dict) -> None:
     enc_dir = directory / ENCODER_DIR
     model.encoder.save_pretrained(enc_dir)
     tokenizer.save_pretrained(enc_dir)
-    head_state = {k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}
+    # Everything that is not the encoder: the head, and the layer mix when there is one.
+    head_state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
+                  if not k.startswith("encoder.")}
     save_file(head_state, str(directory / HEAD_NAME), metadata={"format": "pt"})
     write_json(directory / CONFIG_NAME, dict(manifest, format_version=FORMAT_VERSION))
 
@@ -88,8 +90,12 @@ def load_model(directory: str | Path):
     config = ModelConfig(**manifest["model"])
     model, tokenizer = build_model(config, directory / ENCODER_DIR)
     try:
-        model.head.load_state_dict(load_file(str(directory / HEAD_NAME)))
+        result = model.load_state_dict(load_file(str(directory / HEAD_NAME)), strict=False)
     except (OSError, RuntimeError) as e:
         raise ConvtuneError(f"{directory / HEAD_NAME}: cannot load head weights ({str(e).splitlines()[0]})") from None
+    missing = [k for k in result.missing_keys if not k.startswith("encoder.")]
+    if missing or result.unexpected_keys:
+        raise ConvtuneError(f"{directory / HEAD_NAME}: weights do not match the config "
+                            f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})")
     model.eval()
     return model, tokenizer, manifest

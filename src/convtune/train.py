@@ -30,7 +30,7 @@ class TrainConfig:
 
     epochs: int = 3
     batch_size: int = 32
-    lr: float = 5e-5                # encoder learning rate (fine-tuning)
+    lr: float | None = None         # encoder learning rate; None: the encoder's default (encoders.default_lr)
     head_lr: float = 1e-3           # head learning rate
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1       # fraction of all steps spent warming up linearly
@@ -78,7 +78,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.A
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        part = "head" if name.startswith("head.") else "encoder"
+        part = "head" if name.startswith(("head.", "head_mix.")) else "encoder"
         no_decay = p.ndim < 2  # biases and LayerNorm weights
         groups.setdefault((part, no_decay), []).append(p)
     return torch.optim.AdamW([
@@ -113,8 +113,8 @@ def _forwards(model, store, enc: Encoded, dev_enc: Encoded, pad_id: int, config:
     start = time.perf_counter()
     train_keys = fill_store(model, store, enc.ids, pad_id, config.eval_batch_size, bf16, desc="encode train")
     dev_keys = fill_store(model, store, dev_enc.ids, pad_id, config.eval_batch_size, bf16, desc="encode dev")
-    return (lambda idx: model.head(*store.batch([train_keys[i] for i in idx])),
-            lambda idx: model.head(*store.batch([dev_keys[i] for i in idx])),
+    return (lambda idx: model.classify(*store.batch([train_keys[i] for i in idx])),
+            lambda idx: model.classify(*store.batch([dev_keys[i] for i in idx])),
             round(time.perf_counter() - start, 2))
 
 

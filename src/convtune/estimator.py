@@ -1,0 +1,139 @@
+"""The surface every convtune classifier shares (transformer + head, TF-IDF baselines, TextCNN).
+
+scikit-learn's rules: `fit` returns self; `predict` returns a list of labels and
+`predict_proba` an (N, C) array whose columns follow `labels_`. A subclass implements `fit`,
+`predict_proba`, `save_into` and `_load_from`; saving, loading, prediction and evaluation
+are here, once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .data import TextSet, check_labels
+from .errors import ConvtuneError
+from .metrics import compute_metrics, text_report
+from .serialization import atomic_dir, read_manifest
+
+
+class TextClassifier:
+    """Base class: labels_ and manifest_ are set by fit() or load()."""
+
+    kind = "base"  # written to convtune.json; load() dispatches on it
+    labels_: list[str] | None = None
+    manifest_: dict | None = None
+
+    # ---------------------------------------------------------------- to implement
+    def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
+            dev_labels: Sequence[str] | None = None) -> "TextClassifier":
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def save_into(self, directory: Path) -> None:
+        """Write the fitted model into an existing (temporary) directory."""
+        raise NotImplementedError
+
+    @classmethod
+    def _load_from(cls, directory: Path, manifest: dict) -> "TextClassifier":
+        raise NotImplementedError
+
+    def get_params(self) -> dict:
+        """Hyper-parameters, including "head" (the model family's name)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- shared
+    def describe(self) -> dict:
+        """What a report calls this model: encoder, head, mode, seed."""
+        p = self.get_params()
+        return {"encoder": p.get("encoder"), "head": p["head"], "mode": p.get("mode", "from scratch"),
+                "seed": p.get("seed")}
+
+    def training_summary(self) -> dict:
+        """Time, best epoch and per-epoch history of the last fit (epoch-less models: empty)."""
+        r = getattr(self, "result_", None)
+        if r is None:
+            return {"train_seconds": getattr(self, "train_seconds_", None), "best_epoch": None,
+                    "bf16": False, "history": [], "step_losses": []}
+        return {"train_seconds": r.train_seconds, "best_epoch": r.best_epoch, "bf16": r.bf16,
+                "history": r.history, "step_losses": r.step_losses}
+
+    def _check_fitted(self) -> None:
+        if self.labels_ is None:
+            raise ConvtuneError("this classifier is not trained yet: call fit() or convtune.load()")
+
+    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[str]:
+        """The most probable label of each text."""
+        proba = self.predict_proba(texts, batch_size)
+        return [self.labels_[i] for i in proba.argmax(axis=1)]
+
+    def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
+        """Metrics on labelled texts: accuracy, macro-F1, per class, confusion matrix, report."""
+        self._check_fitted()
+        data = as_set(texts, labels, "evaluation data")
+        check_labels(data, self.labels_, "evaluation data")
+        pred = self.predict(data.texts)
+        out = compute_metrics(data.labels, pred, self.labels_)
+        out["report"] = text_report(data.labels, pred, self.labels_)
+        return out
+
+    def save(self, path: str | Path, overwrite: bool = False) -> None:
+        """Save atomically: a temporary directory renamed to `path` when complete."""
+        self._check_fitted()
+        with atomic_dir(path, overwrite) as tmp:
+            self.save_into(tmp)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TextClassifier":
+        """Rebuild a saved classifier of whatever kind; runs no code from the directory."""
+        manifest = read_manifest(path)
+        kind = manifest.get("kind", "transformer")
+        classes = {c.kind: c for c in _subclasses(TextClassifier)}
+        if kind not in classes:
+            raise ConvtuneError(f"{path}: unknown model kind {kind!r}")
+        target = classes[kind]
+        if cls is not TextClassifier and not issubclass(target, cls):
+            raise ConvtuneError(f"{path} holds a {kind} model; load it with convtune.load()")
+        return target._load_from(Path(path), manifest)
+
+
+def _subclasses(cls) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub] + _subclasses(sub)
+    return out
+
+
+def load(path: str | Path) -> TextClassifier:
+    """Load any saved convtune model (transformer, TF-IDF or TextCNN)."""
+    from . import baselines, classifier, textcnn  # noqa: F401  (registers the subclasses)
+
+    return TextClassifier.load(path)
+
+
+def as_texts(texts: Sequence[str]) -> list[str]:
+    """A non-empty list of strings, or a one-line error."""
+    if isinstance(texts, str):
+        raise ConvtuneError("expected a list of texts, got a single string")
+    texts = list(texts)
+    if not texts:
+        raise ConvtuneError("no texts given")
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise ConvtuneError(f"text {bad} is not a string ({type(texts[bad]).__name__})")
+    return texts
+
+
+def as_set(texts, labels, what: str) -> TextSet:
+    """Texts and labels as a TextSet; rejects length mismatches and empty texts."""
+    texts = as_texts(texts)
+    if labels is None or len(labels) != len(texts):
+        raise ConvtuneError(f"{what}: {len(texts)} texts but {0 if labels is None else len(labels)} labels")
+    empty = next((i for i, t in enumerate(texts) if not t.strip()), None)
+    if empty is not None:
+        raise ConvtuneError(f"{what}: text {empty} is empty")
+    return TextSet(texts, [str(y) for y in labels])

@@ -1,0 +1,40 @@
+"""`convtune compare` on toy data: the grid, the paired test, and a self-contained report."""
+
+import json
+
+import numpy as np
+
+from convtune.cli import main
+from convtune.compare import Config, grid, mcnemar, paired_bootstrap
+
+
+def test_grid_expands_modes_for_transformer_heads_only():
+    assert grid(["cnn", "tfidf-svm"], ["finetune", "frozen"]) == [
+        Config("cnn", "finetune"), Config("cnn", "frozen"), Config("tfidf-svm", "-")]
+
+
+def test_mcnemar_and_bootstrap():
+    a = np.array([True] * 30 + [False] * 10)
+    b = np.array([True] * 20 + [False] * 20)
+    m = mcnemar(a, b)
+    assert (m["a_only"], m["b_only"]) == (10, 0) and m["p_value"] < 0.01
+    assert mcnemar(a, a)["p_value"] == 1.0
+    boot = paired_bootstrap(a, b)
+    assert boot["mean_diff"] == 0.25 and boot["ci95"][0] > 0
+
+
+def test_compare_writes_report(tiny_encoder, toy_csv, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CONVTUNE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--data", str(toy_csv), "--heads", "cnn,linear,tfidf-nb", "--modes", "frozen",
+               "--seeds", "2", "--encoder", str(tiny_encoder), "--frozen-epochs", "2", "--max-length", "16",
+               "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert [r["config"] for r in res["summary"]] == ["cnn/frozen", "linear/frozen", "tfidf-nb"]
+    assert all(r["seeds"] == 2 for r in res["summary"])
+    assert res["paired_tests"][0]["a"] == "cnn/frozen" and set(res["paired_tests"][0]["mcnemar_per_seed"]) == {"42", "43"}
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<table>" in html
+    assert (out / "learning_curves.png").exists() and (out / "confusion_cnn_frozen.png").exists()
+    assert "McNemar" in (out / "report.md").read_text()
