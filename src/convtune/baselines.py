@@ -17,9 +17,8 @@ from typing import Sequence
 import numpy as np
 
 from . import __version__
-from .data import check_labels, label_list, stratified_split
 from .errors import ConvtuneError
-from .estimator import TextClassifier, as_set, as_texts
+from .estimator import TextClassifier, as_texts, train_dev
 from .inference import softmax
 from .serialization import CONFIG_NAME, FORMAT_VERSION, write_json
 
@@ -67,13 +66,7 @@ class TfidfClassifier(TextClassifier):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         start = time.perf_counter()
-        train = as_set(texts, labels, "training data")
-        self.labels_ = label_list(train)
-        if dev_texts is None:
-            train, dev = stratified_split(train, (0.9, 0.1), self.seed)
-        else:
-            dev = as_set(dev_texts, dev_labels, "dev data")
-            check_labels(dev, self.labels_, "dev data")
+        train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, self.seed)
         params = self._vectorizer_params(train.texts)
         self.vectorizer_ = TfidfVectorizer(**{**params, "ngram_range": tuple(params["ngram_range"])})
         X = self.vectorizer_.fit_transform(train.texts)

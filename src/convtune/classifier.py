@@ -17,10 +17,9 @@ import numpy as np
 
 from . import __version__
 from .batching import tokenize
-from .data import check_labels, label_list, stratified_split
 from .encoders import DEFAULT_ENCODER, default_lr, resolve_encoder
 from .errors import ConvtuneError
-from .estimator import TextClassifier, as_set, as_texts
+from .estimator import TextClassifier, as_texts, train_dev
 from .inference import predict_logits, set_threads, softmax, use_bf16
 from .models import ModelConfig, build_model
 from .serialization import load_model, save_model
@@ -64,13 +63,7 @@ class Classifier(TextClassifier):
             dev_labels: Sequence[str] | None = None) -> "Classifier":
         """Train on (texts, labels); early-stop on the dev set (10% of train if none given)."""
         set_threads()
-        train = as_set(texts, labels, "training data")
-        self.labels_ = label_list(train)
-        if dev_texts is None:
-            train, dev = stratified_split(train, (0.9, 0.1), self.train_config.seed)
-        else:
-            dev = as_set(dev_texts, dev_labels, "dev data")
-            check_labels(dev, self.labels_, "dev data")
+        train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, self.train_config.seed)
         config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
                              head_config=self.head_config, mode=self.mode, max_length=self.max_length,
                              layers=self.layers)

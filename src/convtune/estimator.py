@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .data import TextSet, check_labels
+from .data import TextSet, check_labels, label_list, stratified_split
 from .errors import ConvtuneError
 from .metrics import compute_metrics, text_report
 from .serialization import atomic_dir, read_manifest
@@ -126,6 +126,18 @@ def as_texts(texts: Sequence[str]) -> list[str]:
     if bad is not None:
         raise ConvtuneError(f"text {bad} is not a string ({type(texts[bad]).__name__})")
     return texts
+
+
+def train_dev(texts, labels, dev_texts, dev_labels, seed: int) -> tuple[TextSet, TextSet, list[str]]:
+    """(train, dev, label map) for fit(): checked inputs, dev = stratified 10% of train if not given."""
+    train = as_set(texts, labels, "training data")
+    label_map = label_list(train)
+    if dev_texts is None:
+        train, dev = stratified_split(train, (0.9, 0.1), seed)
+    else:
+        dev = as_set(dev_texts, dev_labels, "dev data")
+        check_labels(dev, label_map, "dev data")
+    return train, dev, label_map
 
 
 def as_set(texts, labels, what: str) -> TextSet:

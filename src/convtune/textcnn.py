@@ -25,9 +25,8 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .baselines import looks_chinese
 from .batching import tokenize
-from .data import check_labels, label_list, stratified_split
 from .errors import ConvtuneError
-from .estimator import TextClassifier, as_set, as_texts
+from .estimator import TextClassifier, as_texts, train_dev
 from .heads import CNNHead, CNNHeadConfig
 from .inference import predict_logits, set_threads, softmax
 from .serialization import CONFIG_NAME, FORMAT_VERSION, write_json
@@ -98,13 +97,7 @@ class TextCNNClassifier(TextClassifier):
 
     def fit(self, texts, labels, dev_texts=None, dev_labels=None) -> "TextCNNClassifier":
         set_threads()
-        train = as_set(texts, labels, "training data")
-        self.labels_ = label_list(train)
-        if dev_texts is None:
-            train, dev = stratified_split(train, (0.9, 0.1), self.train_config.seed)
-        else:
-            dev = as_set(dev_texts, dev_labels, "dev data")
-            check_labels(dev, self.labels_, "dev data")
+        train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, self.train_config.seed)
         chars = self.analyzer == "char" or (self.analyzer == "auto" and looks_chinese(train.texts))
         self.tokenizer_ = SimpleTokenizer.build(train.texts, chars, self.min_count)
         seed_everything(self.train_config.seed)
