@@ -82,3 +82,11 @@ def test_train_refuses_existing_out(run_dir, tiny_encoder, capsys):
 def test_datasets_and_encoders_list(capsys):
     assert main(["datasets"]) == 0 and "sms_spam" in capsys.readouterr().out
     assert main(["encoders"]) == 0 and "minilm-l6" in capsys.readouterr().out
+
+
+def test_bad_head_option_is_one_line(toy_csv, tiny_encoder, tmp_path, capsys):
+    rc = main(["train", "--data", str(toy_csv), "--encoder", str(tiny_encoder), "--pooling", "median",
+               "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "pooling must be" in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists() and list(tmp_path.glob(".x.partial-*")) == []

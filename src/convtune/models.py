@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from .encoders import is_decoder, load_encoder
+from .errors import ConvtuneError
 from .heads import ScalarMix, build_head
 
 
@@ -79,7 +80,10 @@ def build_model(config: ModelConfig, encoder_dir: str | Path):
     head_cfg = dict(config.head_config)
     if config.head == "linear" and "pooling" not in head_cfg and is_decoder(encoder.config):
         head_cfg["pooling"] = "last"  # a decoder's [CLS] equivalent is its last real token
-    head = build_head(config.head, encoder.config.hidden_size, len(config.labels), head_cfg)
+    try:
+        head = build_head(config.head, encoder.config.hidden_size, len(config.labels), head_cfg)
+    except (TypeError, ValueError) as e:  # a bad option for this head: say so in one line
+        raise ConvtuneError(f"{config.head} head: {e}") from None
     config.head_config = asdict(head.config)
     model = TransformerClassifier(encoder, head, frozen=config.mode == "frozen", layers=config.layers)
     return model, tokenizer

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .data import Splits, check_labels, label_list, stratified_split
 from .estimator import TextClassifier, load
-from .data import Splits, check_labels, label_list
 from .metrics import plot_confusion, plot_training
 from .serialization import atomic_dir, write_json
 
@@ -23,11 +23,9 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
               train_limit: int | None = None) -> dict:
     """Train `clf` on `splits`, report dev / test, save everything under `out`; return metrics."""
     train = splits.train
-    if train_limit:
-        from .data import stratified_split
-        if train_limit < len(train):
-            train = stratified_split(train, (train_limit / len(train), 1.0), splits.record["seed"])[0]
-            splits.record["train_limit"] = train_limit
+    if train_limit and train_limit < len(train):
+        train = stratified_split(train, (train_limit / len(train), 1.0), splits.record["seed"])[0]
+        splits.record["train_limit"] = train_limit
     labels = label_list(train)
     check_labels(splits.dev, labels, "dev split")
     if splits.test is not None:

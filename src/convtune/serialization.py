@@ -36,6 +36,9 @@ def atomic_dir(final: str | Path, overwrite: bool = False):
         raise ConvtuneError(f"{final} already exists and is not empty; pass --overwrite or another --out")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a saved model should read like any directory
     try:
         yield tmp
     except BaseException:
