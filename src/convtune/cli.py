@@ -46,8 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--class-weight", default="none", choices=["none", "balanced"])
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--train-limit", type=int, help="train on a stratified subset of this size")
-    t.add_argument("--bf16", default="auto", choices=["auto", "on", "off"],
-                   help="bf16 autocast (auto: where the CPU has native bf16)")
+    t.add_argument("--bf16", choices=["auto", "on", "off"],
+                   help="bf16 autocast (default auto: where the CPU has native bf16; textcnn: off)")
     t.add_argument("--cache-dir", default="auto",
                    help="frozen mode: token-state cache directory (auto: $CONVTUNE_CACHE or "
                         "~/.cache/convtune; off: no cache)")
