@@ -5,7 +5,7 @@ import json
 import pytest
 
 from convtune.cli import main
-from convtune.encoders import PACKAGED, resolve_encoder
+from convtune.encoders import resolve_encoder
 from convtune.errors import ConvtuneError
 
 from .conftest import require_shared_data
@@ -27,7 +27,7 @@ def test_minilm_cnn_on_sms_slice(tmp_path, monkeypatch):
     # 600 messages, 2 epochs: far from the full run, but a working pipeline clears this easily
     # (a constant "ham" predictor has macro-F1 ~0.47).
     assert m["test"]["macro_f1"] > 0.85, m["test"]
-    assert m["encoder"] == "minilm-l6" and PACKAGED["minilm-l6"].module
+    assert m["encoder"] == "minilm-l6" and m["hyperparameters"]["lr"] == 1e-4  # the registry's default
     assert main(["evaluate", str(out), "--data", "sms_spam"]) == 0
     ev = json.loads((out / "eval-sms_spam.json").read_text())
     assert ev["accuracy"] == pytest.approx(m["test"]["accuracy"], abs=1e-9)  # same split rebuilt
