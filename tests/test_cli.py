@@ -90,3 +90,9 @@ def test_bad_head_option_is_one_line(toy_csv, tiny_encoder, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "pooling must be" in err and err.count("\n") == 1
     assert not (tmp_path / "x").exists() and list(tmp_path.glob(".x.partial-*")) == []
+
+
+def test_predict_to_missing_folder_is_one_line(run_dir, capsys):
+    assert main(["predict", str(run_dir / "run"), "--input", str(run_dir / "data.csv"),
+                 "--text-col", "review", "--output", str(run_dir / "nope" / "out.csv")]) == 2
+    assert "folder does not exist" in capsys.readouterr().err

@@ -72,6 +72,8 @@ def predict_command(a) -> int:
 
     if not a.texts and not a.input:
         raise ConvtuneError("give texts to classify, or --input FILE")
+    if a.output and not Path(a.output).resolve().parent.is_dir():
+        raise ConvtuneError(f"{a.output}: its folder does not exist")
     clf = load(a.model_dir)
     texts: Iterable[str] = a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding)
     if a.output:
