@@ -96,3 +96,32 @@ def test_predict_to_missing_folder_is_one_line(run_dir, capsys):
     assert main(["predict", str(run_dir / "run"), "--input", str(run_dir / "data.csv"),
                  "--text-col", "review", "--output", str(run_dir / "nope" / "out.csv")]) == 2
     assert "folder does not exist" in capsys.readouterr().err
+
+
+def test_interrupted_predict_resumes(run_dir, monkeypatch, capsys):
+    import convtune.predict_io as pio
+    from convtune.classifier import Classifier
+
+    monkeypatch.setattr(pio, "CHUNK", 64)  # 300 texts -> 5 chunks
+    args = ["predict", str(run_dir / "run"), "--input", str(run_dir / "data.csv"), "--text-col", "review"]
+    assert main(args + ["--output", str(run_dir / "full.csv")]) == 0
+
+    original = Classifier.predict_proba
+    calls = {"n": 0}
+
+    def interrupted_on_third_chunk(self, texts, batch_size=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, texts, batch_size)
+
+    monkeypatch.setattr(Classifier, "predict_proba", interrupted_on_third_chunk)
+    out = run_dir / "resumed.csv"
+    assert main(args + ["--output", str(out)]) == 130
+    assert not out.exists() and (run_dir / ".resumed.csv.partial").exists()
+    monkeypatch.setattr(Classifier, "predict_proba", original)
+    assert main(args + ["--output", str(out)]) == 0
+    assert "resuming" in capsys.readouterr().err
+    assert out.read_text() == (run_dir / "full.csv").read_text()
+    assert not (run_dir / ".resumed.csv.partial").exists()
+    assert not (run_dir / ".resumed.csv.partial.json").exists()

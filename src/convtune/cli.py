@@ -286,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; nothing was saved", file=sys.stderr)
+        print("interrupted: no finished output was written (rerun `predict --output` to resume)",
+              file=sys.stderr)
         return 130
 
 

@@ -1,15 +1,17 @@
 """`convtune predict`: texts from arguments or a file, predictions to stdout or a file.
 
 Files are read and written in chunks, so memory stays flat whatever the file size; the
-output is written to a temporary file and renamed at the end, so an interrupted run never
-leaves a truncated file that looks complete.
+output is written to a hidden partial file and renamed at the end, so an interrupted run never
+leaves a truncated file that looks complete, and rerunning the same command resumes it.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -77,7 +79,7 @@ def predict_command(a) -> int:
     clf = load(a.model_dir)
     texts: Iterable[str] = a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding)
     if a.output:
-        _write_file(clf, texts, Path(a.output), a.batch_size)
+        _write_file(clf, texts, Path(a.output), a.batch_size, _job_id(a.model_dir, a.input, a.texts))
     else:
         for batch in chunks(texts, CHUNK):
             for row in _rows(clf, batch, a.batch_size):
@@ -92,24 +94,64 @@ def _rows(clf, batch: list[str], batch_size: int) -> list[dict]:
             for t, p in zip(batch, proba)]
 
 
-def _write_file(clf, texts: Iterable[str], out: Path, batch_size: int) -> None:
-    tmp = out.with_name(f".{out.name}.partial")
-    jsonl = out.suffix.lower() in (".jsonl", ".ndjson")
+def _job_id(model_dir: str, source: str | None, texts: list[str]) -> dict:
+    """What a resumed run must match: the same model and the same, unchanged input."""
+    job = {"model": str(Path(model_dir).resolve())}
+    if source:
+        st = Path(source).stat()
+        job["input"] = [str(Path(source).resolve()), st.st_size, st.st_mtime_ns]
+    else:
+        job["texts"] = hashlib.sha256("\0".join(texts).encode()).hexdigest()
+    return job
+
+
+def _resume_point(tmp: Path, marker: Path, job: dict) -> tuple[int, int]:
+    """(texts already written, bytes of the partial file to keep); (0, 0) to start over."""
+    if not (tmp.exists() and marker.exists()):
+        return 0, 0
     try:
-        with tmp.open("w", encoding="utf-8", newline="") as f, \
-                tqdm(unit="text", desc="predict", disable=None) as bar:
-            writer = None if jsonl else csv.writer(f)
-            if writer:
-                writer.writerow(["text", "label"] + [f"p_{lab}" for lab in clf.labels_])
-            for batch in chunks(texts, CHUNK):
-                for row in _rows(clf, batch, batch_size):
-                    if writer:
-                        writer.writerow([row["text"], row["label"], *row["probabilities"].values()])
-                    else:
-                        f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                bar.update(len(batch))
-        tmp.replace(out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        state = json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError):
+        return 0, 0
+    if state.get("job") != job or tmp.stat().st_size < state.get("bytes", 0):
+        return 0, 0
+    return int(state["texts"]), int(state["bytes"])
+
+
+def _write_file(clf, texts: Iterable[str], out: Path, batch_size: int, job: dict) -> None:
+    """Write predictions chunk by chunk to a hidden partial file, renamed when complete.
+
+    After each chunk the partial file is flushed and a marker records how many texts and
+    bytes are complete; a rerun of the same command (same model, unchanged input) resumes
+    from there instead of starting over.
+    """
+    tmp = out.with_name(f".{out.name}.partial")
+    marker = out.with_name(f".{out.name}.partial.json")
+    jsonl = out.suffix.lower() in (".jsonl", ".ndjson")
+    done, keep = _resume_point(tmp, marker, job)
+    if done:
+        print(f"resuming {out} after {done} texts", file=sys.stderr)
+        texts = itertools.islice(texts, done, None)
+    with tmp.open("r+" if done else "w", encoding="utf-8", newline="") as f, \
+            tqdm(unit="text", desc="predict", disable=None, initial=done) as bar:
+        f.truncate(keep)
+        f.seek(keep)
+        writer = None if jsonl else csv.writer(f)
+        if writer and not done:
+            writer.writerow(["text", "label"] + [f"p_{lab}" for lab in clf.labels_])
+        for batch in chunks(texts, CHUNK):
+            for row in _rows(clf, batch, batch_size):
+                if writer:
+                    writer.writerow([row["text"], row["label"], *row["probabilities"].values()])
+                else:
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+            done += len(batch)
+            bar.update(len(batch))
+            marker_tmp = marker.with_suffix(".tmp")
+            marker_tmp.write_text(json.dumps({"job": job, "texts": done, "bytes": f.tell()}))
+            marker_tmp.replace(marker)
+    tmp.replace(out)
+    marker.unlink(missing_ok=True)
     print(f"wrote {out}", file=sys.stderr)
