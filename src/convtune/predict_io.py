@@ -74,6 +74,8 @@ def predict_command(a) -> int:
 
     if not a.texts and not a.input:
         raise ConvtuneError("give texts to classify, or --input FILE")
+    if a.input and not Path(a.input).is_file():
+        raise ConvtuneError(f"{a.input}: no such file")
     if a.output and not Path(a.output).resolve().parent.is_dir():
         raise ConvtuneError(f"{a.output}: its folder does not exist")
     clf = load(a.model_dir)
