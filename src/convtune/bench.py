@@ -31,13 +31,11 @@ def _peak_mb() -> float:
 
 
 def _splits(a: dict):
+    from .data import subsample
     from .datasets import load_splits
 
     s = load_splits(a["data"], seed=a["seed"])
-    if a.get("train_limit") and a["train_limit"] < len(s.train):
-        from .data import stratified_split
-
-        s.train = stratified_split(s.train, (a["train_limit"] / len(s.train), 1.0), a["seed"])[0]
+    s.train = subsample(s.train, a.get("train_limit"), a["seed"])
     return s
 
 

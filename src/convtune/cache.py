@@ -142,9 +142,6 @@ class StateStore:
             os.close(fd)
         self._fds.clear()
 
-    def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.dir.glob("shard-*"))
-
 
 def cache_info(root: Path | None = None) -> list[dict]:
     """Each store under the cache root with its text count and size."""

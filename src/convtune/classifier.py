@@ -120,7 +120,7 @@ class Classifier(TextClassifier):
 
     @classmethod
     def _load_from(cls, path: Path, manifest: dict) -> "Classifier":
-        model, tokenizer, manifest = load_model(path)
+        model, tokenizer, manifest = load_model(path, manifest)
         m = manifest["model"]
         train_options = {k: v for k, v in manifest.get("train", {}).items()
                          if k in {f.name for f in fields(TrainConfig)}}
@@ -129,9 +129,6 @@ class Classifier(TextClassifier):
         clf.model_, clf.tokenizer_, clf.labels_, clf.manifest_ = model, tokenizer, list(m["labels"]), manifest
         set_threads()
         return clf
-
-    def describe(self) -> dict:
-        return {"encoder": self.encoder, "head": self.head, "mode": self.mode, "seed": self.train_config.seed}
 
     def get_params(self) -> dict:
         return {"encoder": self.encoder, "head": self.head, "mode": self.mode,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .data import Splits, stratified_split
+from .data import Splits, subsample
 from .metrics import compute_metrics
 
 TRANSFORMER_HEADS = ("cnn", "cnn+pool", "linear")
@@ -133,9 +133,7 @@ def run_compare(data: str, heads: list[str], modes: list[str], seeds: int, out: 
     splits = load_splits(data, seed=split_seed)
     if splits.test is None:
         splits.test = splits.dev  # a set without a test split is compared on its dev split
-    if options.get("train_limit") and options["train_limit"] < len(splits.train):
-        splits.train = stratified_split(splits.train, (options["train_limit"] / len(splits.train), 1.0),
-                                        split_seed)[0]
+    splits.train = subsample(splits.train, options.get("train_limit"), split_seed)
     cells = [(c, split_seed + i) for c in grid(heads, modes) for i in range(seeds)]
     with atomic_dir(out, overwrite) as tmp:
         runs = []

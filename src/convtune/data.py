@@ -202,6 +202,13 @@ def stratified_split(data: TextSet, fractions: tuple[float, ...], seed: int) -> 
     return out
 
 
+def subsample(data: TextSet, n: int | None, seed: int) -> TextSet:
+    """A stratified subset of about n items (the whole set if n is None or not smaller)."""
+    if not n or n >= len(data):
+        return data
+    return stratified_split(data, (n / len(data), 1.0), seed)[0]
+
+
 def make_splits(name: str, train: TextSet, dev: TextSet | None, test: TextSet | None,
                 seed: int, dedupe: bool = True) -> Splits:
     """Fill in missing dev / test parts from train and record how.

@@ -7,7 +7,7 @@ result: a text gives the same logits whatever length its batch was padded to.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -144,7 +144,3 @@ def build_head(kind: str, hidden_size: int, num_classes: int, config: dict | Non
         raise ValueError(f"unknown head {kind!r}; choose from {', '.join(HEADS)}")
     cls, cfg_cls = HEADS[kind]
     return cls(hidden_size, num_classes, cfg_cls(**(config or {})))
-
-
-def head_config_dict(head: nn.Module) -> dict:
-    return asdict(head.config)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .data import Splits, check_labels, label_list, stratified_split
+from .data import Splits, check_labels, label_list, subsample
 from .estimator import TextClassifier, load
 from .metrics import plot_confusion, plot_training
 from .serialization import atomic_dir, write_json
@@ -22,9 +22,8 @@ from .serialization import atomic_dir, write_json
 def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: bool = False,
               train_limit: int | None = None) -> dict:
     """Train `clf` on `splits`, report dev / test, save everything under `out`; return metrics."""
-    train = splits.train
-    if train_limit and train_limit < len(train):
-        train = stratified_split(train, (train_limit / len(train), 1.0), splits.record["seed"])[0]
+    train = subsample(splits.train, train_limit, splits.record["seed"])
+    if len(train) < len(splits.train):
         splits.record["train_limit"] = train_limit
     labels = label_list(train)
     check_labels(splits.dev, labels, "dev split")

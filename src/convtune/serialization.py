@@ -84,12 +84,12 @@ def read_manifest(directory: str | Path) -> dict:
     return manifest
 
 
-def load_model(directory: str | Path):
+def load_model(directory: str | Path, manifest: dict | None = None):
     """(model, tokenizer, manifest) rebuilt from a saved directory, training data not needed."""
     from .models import ModelConfig, build_model
 
     directory = Path(directory)
-    manifest = read_manifest(directory)
+    manifest = manifest or read_manifest(directory)
     config = ModelConfig(**manifest["model"])
     model, tokenizer = build_model(config, directory / ENCODER_DIR)
     try:
