@@ -63,3 +63,62 @@ def require_shared_data(*names: str) -> Path:
         if not (SHARED_DATA / name).exists():
             pytest.skip(f"shared data set {name!r} not found under {SHARED_DATA} (set CONVTUNE_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide Llama-style decoder with random weights and no pad token (like GPT)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaModel, PreTrainedTokenizerFast
+
+    d = tmp_path_factory.mktemp("tiny-llama")
+    vocab = ["<unk>", "</s>"] + POSITIVE + NEGATIVE + NEUTRAL
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="</s>").save_pretrained(d)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64,
+                         eos_token_id=1, bos_token_id=1)
+    LlamaModel(config).save_pretrained(d)
+    return d
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Token-state caches and converted encoders go to a temporary folder, not the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CONVTUNE_CACHE", str(tmp_path_factory.mktemp("convtune-cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_encoder, tmp_path_factory) -> Path:
+    """A saved CNN-head classifier on the tiny BERT, trained on toy sentiment (a few seconds)."""
+    from convtune import Classifier
+
+    texts, labels = toy_texts(240)
+    dev_texts, dev_labels = toy_texts(60, seed=1)
+    clf = Classifier(encoder=str(tiny_encoder), head="cnn", epochs=4, batch_size=16, lr=3e-3,
+                     head_lr=1e-2, max_length=16, bf16="off", seed=0,
+                     head_config={"kernel_sizes": [2, 3], "num_filters": 16})
+    clf.fit(texts, labels, dev_texts, dev_labels)
+    d = tmp_path_factory.mktemp("tiny-model") / "model"
+    clf.save(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def toy_labelled_csv(tmp_path_factory) -> Path:
+    """100 labelled toy sentences (seed 2) as text,label CSV."""
+    import csv
+
+    texts, labels = toy_texts(100, seed=2)
+    path = tmp_path_factory.mktemp("toy") / "parity.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows(zip(texts, labels))
+    return path

@@ -4,8 +4,15 @@ import json
 
 import pytest
 
-from convtune.data import (TextSet, check_labels, deduplicate, label_list, make_splits, read_table,
-                           stratified_split)
+from convtune.data import (
+    TextSet,
+    check_labels,
+    deduplicate,
+    label_list,
+    make_splits,
+    read_table,
+    stratified_split,
+)
 from convtune.datasets import BUILTIN, load_splits, read_builtin
 from convtune.errors import ConvtuneError
 

@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from convtune.heads import CNNHead, CNNHeadConfig, LinearHead, LinearHeadConfig, build_head
+from convtune.heads import (
+    CNNHead,
+    CNNHeadConfig,
+    LinearHead,
+    LinearHeadConfig,
+    build_head,
+)
 
 
 def _pad(h, mask, extra):

@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["Classifier", "TfidfClassifier", "TextCNNClassifier", "ConvtuneError", "load", "__version__"]
+__all__ = ["Classifier", "ConvtuneError", "TextCNNClassifier", "TfidfClassifier", "__version__", "load"]
 
 
 def __getattr__(name: str):

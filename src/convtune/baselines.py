@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class TfidfClassifier(TextClassifier):
                 "stop_words": "english" if self.stop_words else None,
                 "token_pattern": r"(?u)\b\w+\b"}  # keep 1-letter words: "i", "a" carry signal in short texts
 
-    def fit(self, texts, labels, dev_texts=None, dev_labels=None) -> "TfidfClassifier":
+    def fit(self, texts, labels, dev_texts=None, dev_labels=None) -> TfidfClassifier:
         """Fit vectorizer and classifier on train; calibrate SVM scores on dev (10% of train if none)."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -135,7 +135,7 @@ class TfidfClassifier(TextClassifier):
         write_json(Path(directory) / CONFIG_NAME, dict(self.manifest_, format_version=FORMAT_VERSION))
 
     @classmethod
-    def _load_from(cls, directory: Path, manifest: dict) -> "TfidfClassifier":
+    def _load_from(cls, directory: Path, manifest: dict) -> TfidfClassifier:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         m = manifest["model"]

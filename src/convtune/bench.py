@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 # --------------------------------------------------------------------------- jobs (child side)
 
 def _peak_mb() -> float:
@@ -55,8 +54,13 @@ def _lr(a: dict) -> float:
 def job_peer_train(a: dict) -> dict:
     """Trainer + AutoModelForSequenceClassification, then save it for the pipeline job."""
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              Trainer, TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     from .encoders import resolve_encoder
     from .inference import set_threads

@@ -9,9 +9,9 @@ plus save / load that keep the label map with the weights.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class Classifier(TextClassifier):
 
     # ------------------------------------------------------------------ training
     def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
-            dev_labels: Sequence[str] | None = None) -> "Classifier":
+            dev_labels: Sequence[str] | None = None) -> Classifier:
         """Train on (texts, labels); early-stop on the dev set (10% of train if none given)."""
         set_threads()
         train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, self.train_config.seed)
@@ -119,7 +119,7 @@ class Classifier(TextClassifier):
         save_model(Path(directory), self.model_, self.tokenizer_, self.manifest_)
 
     @classmethod
-    def _load_from(cls, path: Path, manifest: dict) -> "Classifier":
+    def _load_from(cls, path: Path, manifest: dict) -> Classifier:
         model, tokenizer, manifest = load_model(path, manifest)
         m = manifest["model"]
         train_options = {k: v for k, v in manifest.get("train", {}).items()

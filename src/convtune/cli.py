@@ -108,6 +108,28 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--pipeline-batch-size", type=int, default=32)
     b.add_argument("--out", default="bench", help="where results.md / results.json go")
 
+    x = sub.add_parser("export", help="ONNX (optionally int8) export with a built-in parity check")
+    x.add_argument("model_dir")
+    x.add_argument("--format", choices=["onnx"], default="onnx")
+    x.add_argument("--int8", action="store_true", help="ONNX Runtime dynamic int8 quantisation")
+    x.add_argument("--data", help="parity texts: built-in set (its dev split) or labelled file; "
+                                  "default: the set the model was trained on")
+    x.add_argument("--text-col")
+    x.add_argument("--label-col")
+    x.add_argument("--out", help="default: MODEL_DIR-onnx or MODEL_DIR-onnx-int8")
+    x.add_argument("--overwrite", action="store_true")
+
+    v = sub.add_parser("serve", help="REST server: POST /predict, GET /health, GET /info")
+    v.add_argument("model_dir")
+    v.add_argument("--host", default="127.0.0.1", help="default loopback only; 0.0.0.0 exposes it")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--workers", type=int, default=1, help="processes, each with its own model copy")
+    v.add_argument("--max-texts", type=int, default=256, help="texts per request")
+    v.add_argument("--max-chars", type=int, default=10000, help="characters per text")
+    v.add_argument("--max-body", type=int, default=1_000_000, help="request body bytes")
+    v.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long to gather requests into one batch")
+    v.add_argument("--max-batch", type=int, default=64, help="texts per model call")
+
     sub.add_parser("datasets", help="list the built-in data sets and where they are read from")
     sub.add_parser("encoders", help="list the packaged encoders and whether each is installed")
     return p
@@ -172,19 +194,14 @@ def _int_list(s: str) -> list[int]:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from .datasets import BUILTIN, load_splits, read_spec
+    from .datasets import BUILTIN, model_splits, read_spec
     from .runs import evaluate_run
     from .serialization import read_manifest
 
     read_manifest(a.model_dir)  # a wrong directory fails before any data is read
     if a.data in BUILTIN:
         # Rebuild the split the model was trained with (its recorded seed), take its test part.
-        split = Path(a.model_dir) / "split.json"
-        seed = json.loads(split.read_text()).get("seed", 42) if split.exists() else 42
-        splits = load_splits(a.data, seed=seed)
+        splits = model_splits(a.model_dir, a.data)
         data = splits.test or splits.dev
     else:
         data = read_spec(a.data, a.text_col, a.label_col, a.encoding)
@@ -249,8 +266,12 @@ def cmd_encoders(a: argparse.Namespace) -> int:
     from .encoders import list_encoders
 
     for row in list_encoders():
-        state = "installed" if row["installed"] else f"not installed: pip install {row['package']}"
-        print(f"{row['name']:12s} {row['model']}  [{row['licence']}, {row['size']}, {row['languages']}]  {state}")
+        if not row["installed"]:
+            state = f"not installed: {row['install']}"
+        else:
+            state = "installed" if row["materialised"] else "installed, converted on first use"
+        print(f"{row['name']:13s} {row['model']}\n{'':13s} [{row['licence']}, {row['size']}, "
+              f"languages: {row['languages']}]  {state}")
     print("Any local Hugging Face model directory also works: --encoder path/to/dir")
     return 0
 
@@ -271,7 +292,29 @@ def cmd_cache(a: argparse.Namespace) -> int:
     return 0
 
 
-VERBS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+def cmd_export(a: argparse.Namespace) -> int:
+    from .export import export_onnx, parity_data
+
+    out = a.out or f"{a.model_dir.rstrip('/')}-onnx{'-int8' if a.int8 else ''}"
+    data = parity_data(a.model_dir, a.data, a.text_col, a.label_col)
+    p = export_onnx(a.model_dir, out, data, int8=a.int8, overwrite=a.overwrite)
+    acc = "" if p["onnx_accuracy"] is None else \
+        f", accuracy {p['onnx_accuracy']:.4f} vs PyTorch {p['pytorch_accuracy']:.4f}"
+    print(f"exported {out} ({'int8' if a.int8 else 'fp32'}); parity on {p['source']}: max |dp| "
+          f"{p['max_abs_prob_diff']:.1e}, labels agree {p['label_agreement']:.2%}{acc}; "
+          f"{p['pytorch_fp32_seconds']:.2f} s PyTorch fp32 vs {p['onnx_seconds']:.2f} s ONNX")
+    return 0
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from .serve import ServeConfig, run_server
+
+    return run_server(a.model_dir, ServeConfig(max_texts=a.max_texts, max_chars=a.max_chars, max_body=a.max_body,
+                                               batch_wait_ms=a.batch_wait_ms, max_batch=a.max_batch),
+                      host=a.host, port=a.port, workers=a.workers)
+
+
+VERBS = {"export": cmd_export, "serve": cmd_serve, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
          "cache": cmd_cache, "bench": cmd_bench, "compare": cmd_compare, "datasets": cmd_datasets, "encoders": cmd_encoders}
 
 

@@ -117,7 +117,7 @@ def summarise(runs: list[dict]) -> list[dict]:
     rows = []
     for name in names:
         rs = [r for r in runs if r["config"] == name]
-        stat = lambda k: (float(np.mean([r[k] for r in rs])), float(np.std([r[k] for r in rs])))  # noqa: E731
+        stat = lambda k: (float(np.mean([r[k] for r in rs])), float(np.std([r[k] for r in rs])))
         rows.append({"config": name, "seeds": len(rs), "accuracy": stat("accuracy"), "macro_f1": stat("macro_f1"),
                      "train_seconds": stat("train_seconds"), "texts_per_s": stat("texts_per_s")})
     return rows

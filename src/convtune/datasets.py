@@ -11,9 +11,9 @@ import csv
 import html
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .data import Splits, TextSet, make_splits, read_table, read_text_file, split_lines
 from .errors import ConvtuneError
@@ -197,3 +197,18 @@ def load_splits(spec: str, dev: str | None = None, test: str | None = None, *, s
     if test is not None:
         te = read_table(test, text_col, label_col, encoding)
     return make_splits(name, tr, dv, te, seed)
+
+
+def model_splits(model_dir: str | Path, name: str | None = None) -> Splits | None:
+    """The built-in set's split a model was trained on (its recorded seed), or None.
+
+    ``name`` defaults to the data set recorded in ``DIR/split.json``; files are not rebuilt.
+    """
+    import json
+
+    record = Path(model_dir) / "split.json"
+    info = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+    name = name or info.get("dataset")
+    if name not in BUILTIN:
+        return None
+    return load_splits(name, seed=info.get("seed", 42))

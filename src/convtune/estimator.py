@@ -8,8 +8,8 @@ are here, once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -23,12 +23,13 @@ class TextClassifier:
     """Base class: labels_ and manifest_ are set by fit() or load()."""
 
     kind = "base"  # written to convtune.json; load() dispatches on it
+    loads_as: tuple[str, ...] = ()  # other kinds whose load() may return this one (ONNX export)
     labels_: list[str] | None = None
     manifest_: dict | None = None
 
     # ---------------------------------------------------------------- to implement
     def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
-            dev_labels: Sequence[str] | None = None) -> "TextClassifier":
+            dev_labels: Sequence[str] | None = None) -> TextClassifier:
         raise NotImplementedError
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
@@ -39,7 +40,7 @@ class TextClassifier:
         raise NotImplementedError
 
     @classmethod
-    def _load_from(cls, directory: Path, manifest: dict) -> "TextClassifier":
+    def _load_from(cls, directory: Path, manifest: dict) -> TextClassifier:
         raise NotImplementedError
 
     def get_params(self) -> dict:
@@ -88,15 +89,17 @@ class TextClassifier:
             self.save_into(tmp)
 
     @classmethod
-    def load(cls, path: str | Path) -> "TextClassifier":
+    def load(cls, path: str | Path) -> TextClassifier:
         """Rebuild a saved classifier of whatever kind; runs no code from the directory."""
+        from . import baselines, classifier, onnx_model, textcnn  # noqa: F401  (registers the kinds)
+
         manifest = read_manifest(path)
         kind = manifest.get("kind", "transformer")
         classes = {c.kind: c for c in _subclasses(TextClassifier)}
         if kind not in classes:
             raise ConvtuneError(f"{path}: unknown model kind {kind!r}")
         target = classes[kind]
-        if cls is not TextClassifier and not issubclass(target, cls):
+        if cls is not TextClassifier and not issubclass(target, cls) and cls.kind not in target.loads_as:
             raise ConvtuneError(f"{path} holds a {kind} model; load it with convtune.load()")
         return target._load_from(Path(path), manifest)
 
@@ -109,9 +112,7 @@ def _subclasses(cls) -> list[type]:
 
 
 def load(path: str | Path) -> TextClassifier:
-    """Load any saved convtune model (transformer, TF-IDF or TextCNN)."""
-    from . import baselines, classifier, textcnn  # noqa: F401  (registers the subclasses)
-
+    """Load any saved convtune model (transformer, TF-IDF, TextCNN or an ONNX export)."""
     return TextClassifier.load(path)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

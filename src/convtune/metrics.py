@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix, f1_score,
-                             precision_recall_fscore_support)
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 
 
 def compute_metrics(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict:
@@ -28,12 +33,27 @@ def text_report(y_true: list[str], y_pred: list[str], labels: list[str]) -> str:
     return classification_report(y_true, y_pred, labels=labels, digits=4, zero_division=0)
 
 
+def _add_packaged_cjk_font() -> None:
+    """Register Noto Sans CJK from the noto-cjk-sans-otc wheel (no system font is needed)."""
+    import importlib.util
+
+    from matplotlib import font_manager
+
+    spec = importlib.util.find_spec("noto_cjk_sans_otc")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    path = Path(list(spec.submodule_search_locations)[0]) / "NotoSansCJK-Regular.ttc"
+    if path.is_file() and not any(f.fname == str(path) for f in font_manager.fontManager.ttflist):
+        font_manager.fontManager.addfont(str(path))
+
+
 def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    _add_packaged_cjk_font()
     # CJK-capable fonts first where installed, so Chinese labels do not render as boxes.
     plt.rcParams["font.sans-serif"] = ["Noto Sans CJK SC", "WenQuanYi Zen Hei", "SimHei",
                                        "DejaVu Sans"]

