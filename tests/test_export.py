@@ -69,3 +69,13 @@ def test_export_errors_are_one_line(tiny_model_dir, tmp_path, capsys):
 def test_exported_model_cannot_be_trained(exported):
     with pytest.raises(ConvtuneError, match="cannot be trained"):
         load(exported).fit(["a"], ["b"])
+
+
+def test_training_record_travels_with_the_export(tiny_model_dir, toy_labelled_csv, tmp_path):
+    import shutil
+
+    src = tmp_path / "run"
+    shutil.copytree(tiny_model_dir, src)
+    (src / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.9, "macro_f1": 0.9}}))
+    assert main(["export", str(src), "--data", str(toy_labelled_csv), "--out", str(tmp_path / "x")]) == 0
+    assert json.loads((tmp_path / "x" / "metrics.json").read_text())["test"]["accuracy"] == 0.9

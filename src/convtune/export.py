@@ -16,6 +16,7 @@ int8 model was slightly faster here (../shared/notes/machine-facts.md).
 
 from __future__ import annotations
 
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -126,6 +127,9 @@ def export_onnx(model_dir: str | Path, out: str | Path, data: ParityData, int8: 
             quantize_int8(fp32, tmp / ONNX_NAME)
             fp32.unlink()
         clf.tokenizer_.save_pretrained(tmp)
+        for record in ("metrics.json", "split.json"):   # the training record travels with the export
+            if (Path(model_dir) / record).is_file():
+                shutil.copy2(Path(model_dir) / record, tmp / record)
         exported = {"kind": "onnx", "format_version": manifest["format_version"],
                     "onnx": {"file": ONNX_NAME, "int8": int8, "opset": 17},
                     "source": {k: v for k, v in manifest.items() if k != "format_version"}}
