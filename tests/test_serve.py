@@ -112,3 +112,13 @@ def test_concurrent_requests_are_batched_and_answered_in_order(server):
     assert [r["predictions"][0]["label"] for r in results[:8]] == [p["label"] for p in single]
     assert after["requests"] - before["requests"] == 32
     assert after["batches"] - before["batches"] < 32                 # some requests shared a model call
+
+
+def test_serve_rejects_bad_limits_and_directories_in_one_line(tiny_model_dir, tmp_path, capsys):
+    from convtune.cli import main
+
+    assert main(["serve", str(tiny_model_dir), "--max-texts", "0"]) == 2
+    assert main(["serve", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--max-texts must be positive" in err and "not a convtune model directory" in err
+    assert "Traceback" not in err

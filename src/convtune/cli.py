@@ -3,6 +3,7 @@
     convtune train --data sms_spam --out runs/sms
     convtune evaluate runs/sms --data sms_spam
     convtune predict runs/sms "WIN a FREE phone now!!!"
+    convtune export runs/sms --int8 && convtune serve runs/sms-onnx-int8
     convtune datasets | convtune encoders
 
 Heavy libraries (torch, transformers) are imported inside the verbs that need them.

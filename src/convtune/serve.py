@@ -40,6 +40,11 @@ class ServeConfig:
     batch_wait_ms: float = 5.0    # how long the first request of a batch waits for company
     max_batch: int = 64           # texts per model call
 
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            if value < 0 or (value == 0 and name != "batch_wait_ms"):
+                raise ConvtuneError(f"serve: --{name.replace('_', '-')} must be positive, not {value}")
+
 
 class PredictRequest(BaseModel):
     """POST /predict body (documented in the OpenAPI schema; parsed by parse_predict_body)."""
