@@ -174,15 +174,14 @@ def fill_store(model, store: StateStore, ids: list[list[int]], pad_id: int, batc
     Texts are encoded in length-sorted batches and written a shard per `chunk` texts, so
     memory stays bounded on large sets.
     """
-    from tqdm.auto import tqdm
-
     from .batching import collate, eval_batches
     from .inference import autocast
+    from .progress import progress
 
     keys = [text_key(x) for x in ids]
     todo = store.missing(keys)
     model.eval()
-    with tqdm(total=len(todo), desc=desc, unit="text", disable=None if todo else True) as bar:
+    with progress(total=len(todo), desc=desc, unit="text", quiet=not todo) as bar:
         for start in range(0, len(todo), chunk):
             part = todo[start:start + chunk]
             got: dict[int, np.ndarray] = {}

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .batching import Encoded, collate, eval_batches
+from .progress import progress
 
 
 @functools.cache
@@ -57,7 +57,7 @@ def batched_logits(forward: Callable[[list[int]], torch.Tensor], lengths: list[i
     """
     out: np.ndarray | None = None
     batches = eval_batches(lengths, batch_size)
-    for idx in tqdm(batches, desc=desc, disable=None if desc else True, leave=False, unit="batch"):
+    for idx in progress(batches, desc=desc, quiet=not desc, leave=False, unit="batch"):
         with autocast(bf16):
             logits = forward(idx).float().numpy()
         if out is None:

@@ -16,10 +16,9 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from .data import TEXT_COLUMNS
 from .errors import ConvtuneError
+from .progress import progress
 
 CHUNK = 4096  # texts per prediction chunk
 
@@ -135,7 +134,7 @@ def _write_file(clf, texts: Iterable[str], out: Path, batch_size: int, job: dict
         print(f"resuming {out} after {done} texts", file=sys.stderr)
         texts = itertools.islice(texts, done, None)
     with tmp.open("r+" if done else "w", encoding="utf-8", newline="") as f, \
-            tqdm(unit="text", desc="predict", disable=None, initial=done) as bar:
+            progress(unit="text", desc="predict", initial=done) as bar:
         f.truncate(keep)
         f.seek(keep)
         writer = None if jsonl else csv.writer(f)

@@ -22,6 +22,7 @@ from .batching import Encoded, collate, tokenize, train_batches
 from .data import TextSet
 from .inference import autocast, batched_logits, use_bf16
 from .metrics import compute_metrics
+from .progress import progress
 
 
 @dataclass
@@ -123,7 +124,7 @@ def _train_epoch(model, forward: Forward, batches: list[list[int]], y: torch.Ten
                  result: TrainResult) -> float:
     """One pass over `batches`; returns the mean training loss."""
     model.train()
-    bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=None, unit="batch")
+    bar = progress(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch")
     losses = []
     for step, idx in enumerate(bar):
         with autocast(bf16):
@@ -137,7 +138,7 @@ def _train_epoch(model, forward: Forward, batches: list[list[int]], y: torch.Ten
         losses.append(loss.item())
         result.step_losses.append((epoch - 1 + (step + 1) / len(batches), losses[-1]))
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
     return float(np.mean(losses))
 
 
