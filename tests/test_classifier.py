@@ -123,3 +123,20 @@ def test_linear_head_trains(tiny_encoder):
     clf = Classifier(encoder=str(tiny_encoder), head="linear", epochs=1, batch_size=16, bf16="off",
                      head_config={"pooling": "mean"})
     assert clf.fit(texts, labels).predict_proba(["good"]).shape == (1, 2)
+
+
+def test_freeze_embeddings_keeps_token_embeddings_fixed(tiny_encoder):
+    import torch
+
+    texts, labels = toy_texts(64)
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, batch_size=16, lr=1e-2, max_length=16, bf16="off",
+                     freeze_embeddings=True, head_config={"kernel_sizes": [2], "num_filters": 8})
+    from transformers import AutoModel
+
+    before = AutoModel.from_pretrained(tiny_encoder).get_input_embeddings().weight.detach().clone()
+    clf.fit(texts, labels)
+    enc = clf.model_.encoder
+    assert torch.equal(enc.get_input_embeddings().weight, before)
+    assert not torch.equal(enc.encoder.layer[0].attention.self.query.weight,
+                           AutoModel.from_pretrained(tiny_encoder).encoder.layer[0].attention.self.query.weight)
+    assert clf.manifest_["train"]["freeze_embeddings"] is True

@@ -72,6 +72,10 @@ class Classifier(TextClassifier):
             self.train_config.lr = default_lr(self.encoder)
         seed_everything(self.train_config.seed)  # the head's initial weights depend on it
         self.model_, self.tokenizer_ = build_model(config, encoder_dir)
+        if self.train_config.freeze_embeddings:
+            # me5-small's 250k-piece vocabulary is 96M of its 118M parameters: fixed, they need
+            # no gradient and no AdamW state, and each step skips their update.
+            self.model_.encoder.get_input_embeddings().requires_grad_(False)
         store = self._state_store(encoder_dir)
         try:
             self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,

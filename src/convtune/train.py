@@ -42,6 +42,7 @@ class TrainConfig:
     bf16: str = "auto"              # auto | on | off: bf16 autocast where the CPU has it
     eval_batch_size: int = 64
     cache: str = "auto"             # frozen mode: token-state cache dir; auto = default, off = none
+    freeze_embeddings: bool = False  # fine-tuning: keep the token embeddings fixed (big vocabularies)
 
     def to_dict(self) -> dict:
         return asdict(self)
