@@ -79,3 +79,16 @@ def test_training_record_travels_with_the_export(tiny_model_dir, toy_labelled_cs
     (src / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.9, "macro_f1": 0.9}}))
     assert main(["export", str(src), "--data", str(toy_labelled_csv), "--out", str(tmp_path / "x")]) == 0
     assert json.loads((tmp_path / "x" / "metrics.json").read_text())["test"]["accuracy"] == 0.9
+
+
+def test_exporter_failure_is_one_line(tiny_model_dir, toy_labelled_csv, tmp_path, monkeypatch, capsys):
+    import torch
+
+    def broken(*a, **k):
+        raise RuntimeError("Unsupported: ONNX export of operator foo\nlong details")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    assert main(["export", str(tiny_model_dir), "--data", str(toy_labelled_csv), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "ONNX export of" in err and "operator foo" in err and "long details" not in err
+    assert not (tmp_path / "o").exists()

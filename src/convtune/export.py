@@ -120,7 +120,10 @@ def export_onnx(model_dir: str | Path, out: str | Path, data: ParityData, int8: 
         raise ConvtuneError(f"{model_dir}: only transformer models export to ONNX (this is {manifest['kind']!r})")
     clf = Classifier.load(model_dir)
     with atomic_dir(out, overwrite) as tmp:
-        export_graph(clf, tmp / ONNX_NAME)
+        try:
+            export_graph(clf, tmp / ONNX_NAME)
+        except Exception as e:  # the exporter raises many types; the user needs one line
+            raise ConvtuneError(f"ONNX export of {model_dir} failed: {str(e).strip().splitlines()[0]}") from None
         if int8:
             fp32 = tmp / "model-fp32.onnx"
             (tmp / ONNX_NAME).rename(fp32)
