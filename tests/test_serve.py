@@ -30,7 +30,7 @@ def free_port() -> int:
 def server(tiny_model_dir):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "convtune.cli", "serve", str(tiny_model_dir), "--port", str(port),
-                             "--max-texts", "8", "--max-chars", "200", "--max-body", "4000", "--batch-wait-ms", "20"],
+                             "--max-texts", "8", "--max-chars", "200", "--max-body", "4000", "--batch-wait-ms", "50"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
