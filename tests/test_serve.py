@@ -122,3 +122,34 @@ def test_serve_rejects_bad_limits_and_directories_in_one_line(tiny_model_dir, tm
     err = capsys.readouterr().err
     assert "--max-texts must be positive" in err and "not a convtune model directory" in err
     assert "Traceback" not in err
+
+
+def test_model_failure_is_a_json_500_and_the_server_keeps_serving(tiny_model_dir):
+    """In-process (ASGI transport): a failing model call answers 500 JSON; the next request works."""
+    import asyncio
+
+    from convtune.serve import ServeConfig, create_app
+
+    app = create_app(tiny_model_dir, ServeConfig(batch_wait_ms=1))
+    calls = {"n": 0}
+    real = app.state.batcher.predict_proba
+
+    def flaky(texts):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("out of memory")
+        return real(texts)
+
+    app.state.batcher.predict_proba = flaky
+
+    async def run():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                first = await client.post("/predict", json={"texts": ["good film"]})
+                second = await client.post("/predict", json={"texts": ["good film"]})
+        return first, second
+
+    first, second = asyncio.run(run())
+    assert first.status_code == 500 and first.json()["error"]["code"] == "internal"
+    assert second.status_code == 200

@@ -163,10 +163,16 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
 
     app = FastAPI(title="convtune", version=info["convtune_version"], lifespan=lifespan,
                   description=f"{info['head']} head over {info['encoder']}; labels: {', '.join(clf.labels_)}")
+    app.state.batcher = batcher
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):
         return JSONResponse({"error": {"code": e.code, "message": e.message}}, status_code=e.status)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, e: Exception):
+        # The model failed on a well-formed request: say so in JSON, keep serving.
+        return JSONResponse({"error": {"code": "internal", "message": f"{type(e).__name__}: {e}"}}, status_code=500)
 
     @app.get("/health")
     async def health():
