@@ -33,39 +33,33 @@ def test_minilm_cnn_on_sms_slice(tmp_path, monkeypatch):
     assert ev["accuracy"] == pytest.approx(m["test"]["accuracy"], abs=1e-9)  # same split rebuilt
 
 
-def _require_encoder(name: str) -> None:
+def _frozen_slice(data: str, encoder: str, out, monkeypatch, *extra: str) -> dict:
+    """Train a frozen CNN head on 800 texts of a real set with a packaged encoder; its metrics."""
+    root = require_shared_data(data)
     try:
-        resolve_encoder(name)
+        resolve_encoder(encoder)
     except ConvtuneError as e:
         pytest.skip(str(e))
+    monkeypatch.setenv("CONVTUNE_DATA", str(root))
+    assert main(["train", "--data", data, "--encoder", encoder, "--mode", "frozen", "--train-limit", "800",
+                 "--epochs", "4", *extra, "--out", str(out)]) == 0
+    return json.loads((out / "metrics.json").read_text())
 
 
 @pytest.mark.slow
 @pytest.mark.integration
 def test_me5_small_frozen_on_chinese_hotel_reviews(tmp_path, monkeypatch):
     """Chinese end to end: me5-small converted from the 4-bit wheel, frozen CNN head, predict, reload."""
-    root = require_shared_data("chnsenticorp_htl")
-    _require_encoder("me5-small")
-    monkeypatch.setenv("CONVTUNE_DATA", str(root))
-    out = tmp_path / "htl"
-    assert main(["train", "--data", "chnsenticorp_htl", "--encoder", "me5-small", "--mode", "frozen",
-                 "--train-limit", "800", "--epochs", "4", "--max-length", "96", "--out", str(out)]) == 0
-    m = json.loads((out / "metrics.json").read_text())
+    m = _frozen_slice("chnsenticorp_htl", "me5-small", tmp_path / "htl", monkeypatch, "--max-length", "96")
     assert m["test"]["accuracy"] > 0.8, m["test"]      # 800 reviews, frozen: a working pipeline clears this
     from convtune import load
 
-    clf = load(out)
+    clf = load(tmp_path / "htl")
     assert clf.predict(["房间很干净，服务很好，下次还会再来。", "房间又脏又吵，服务态度很差。"]) == ["positive", "negative"]
 
 
 @pytest.mark.slow
 @pytest.mark.integration
 def test_smollm2_decoder_frozen_on_sst2_slice(tmp_path, monkeypatch):
-    root = require_shared_data("sst2")
-    _require_encoder("smollm2-135m")
-    monkeypatch.setenv("CONVTUNE_DATA", str(root))
-    out = tmp_path / "smol"
-    assert main(["train", "--data", "sst2", "--encoder", "smollm2-135m", "--mode", "frozen",
-                 "--train-limit", "800", "--epochs", "4", "--out", str(out)]) == 0
-    m = json.loads((out / "metrics.json").read_text())
+    m = _frozen_slice("sst2", "smollm2-135m", tmp_path / "smol", monkeypatch)
     assert m["test"]["accuracy"] > 0.7, m["test"]
