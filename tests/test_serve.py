@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -20,30 +15,12 @@ from convtune import load
 from .conftest import toy_texts
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tiny_model_dir):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "convtune.cli", "serve", str(tiny_model_dir), "--port", str(port),
-                             "--max-texts", "8", "--max-chars", "200", "--max-body", "4000", "--batch-wait-ms", "50"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {proc.stdout.read().decode()}")
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("server did not start within 30 s")
+    from convtune.serve import spawn_server
+
+    proc, url = spawn_server(tiny_model_dir, "--max-texts", "8", "--max-chars", "200", "--max-body", "4000",
+                             "--batch-wait-ms", "50")
     yield url
     proc.terminate()
     proc.wait(10)

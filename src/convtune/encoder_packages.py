@@ -123,19 +123,15 @@ BUILDERS = {"me5": build_me5, "mpnet": build_mpnet, "smollm2": build_smollm2}
 
 def materialise(kind: str, final: Path) -> Path:
     """``final`` as a converted model directory, building it first if it is not there yet."""
+    from .serialization import atomic_dir
+
     if (final / "config.json").is_file():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    print(f"convtune: converting the packaged encoder into {final} (once)", flush=True)
     try:
-        print(f"convtune: converting the packaged encoder into {final} (once)", flush=True)
-        BUILDERS[kind](tmp)
-        tmp.chmod(0o755)
-        try:
-            tmp.rename(final)
-        except OSError:
-            if not (final / "config.json").is_file():   # not another process's finished copy
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_dir(final) as tmp:
+            BUILDERS[kind](tmp)
+    except (OSError, ConvtuneError):
+        if not (final / "config.json").is_file():   # not another process's finished copy
+            raise
     return final

@@ -120,10 +120,10 @@ def list_encoders() -> list[dict]:
     rows = []
     for spec in PACKAGED.values():
         installed = not _missing(spec)
-        ready = spec.kind == "dir" or (installed and (_materialised_dir(spec) / "config.json").is_file())
+        ready = installed and (spec.kind == "dir" or (_materialised_dir(spec) / "config.json").is_file())
         rows.append({"name": spec.name, "install": spec.install, "model": spec.model,
                      "licence": spec.licence, "size": spec.size, "languages": spec.languages,
-                     "installed": installed, "materialised": installed and ready})
+                     "installed": installed, "materialised": ready})
     return rows
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConvtuneError
-from .serialization import CONFIG_NAME, atomic_dir, write_json
+from .serialization import CONFIG_NAME, atomic_dir, read_manifest, write_json
 
 ONNX_NAME = "model.onnx"
 FP32_TOLERANCE = 1e-4
@@ -113,22 +113,20 @@ def export_onnx(model_dir: str | Path, out: str | Path, data: ParityData, int8: 
     """Export DIR to OUT (ONNX, optionally int8) and return the parity report written into it."""
     from .classifier import Classifier
     from .onnx_model import OnnxClassifier
-    from .serialization import read_manifest
 
     manifest = read_manifest(model_dir)
     if manifest.get("kind", "transformer") != "transformer":
         raise ConvtuneError(f"{model_dir}: only transformer models export to ONNX (this is {manifest['kind']!r})")
     clf = Classifier.load(model_dir)
     with atomic_dir(out, overwrite) as tmp:
+        graph = tmp / ("model-fp32.onnx" if int8 else ONNX_NAME)
         try:
-            export_graph(clf, tmp / ONNX_NAME)
+            export_graph(clf, graph)
         except Exception as e:  # the exporter raises many types; the user needs one line
             raise ConvtuneError(f"ONNX export of {model_dir} failed: {str(e).strip().splitlines()[0]}") from None
         if int8:
-            fp32 = tmp / "model-fp32.onnx"
-            (tmp / ONNX_NAME).rename(fp32)
-            quantize_int8(fp32, tmp / ONNX_NAME)
-            fp32.unlink()
+            quantize_int8(graph, tmp / ONNX_NAME)
+            graph.unlink()
         clf.tokenizer_.save_pretrained(tmp)
         for record in ("metrics.json", "split.json"):   # the training record travels with the export
             if (Path(model_dir) / record).is_file():
@@ -136,7 +134,6 @@ def export_onnx(model_dir: str | Path, out: str | Path, data: ParityData, int8: 
         exported = {"kind": "onnx", "format_version": manifest["format_version"],
                     "onnx": {"file": ONNX_NAME, "int8": int8, "opset": 17},
                     "source": {k: v for k, v in manifest.items() if k != "format_version"}}
-        write_json(tmp / CONFIG_NAME, exported)
         parity = check_parity(clf, OnnxClassifier._load_from(tmp, exported), data, int8)
         exported["onnx"]["parity"] = parity
         write_json(tmp / CONFIG_NAME, exported)

@@ -42,10 +42,15 @@ def autocast(enabled: bool):
     return contextlib.nullcontext()
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, e.g. under taskset or a container)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, n or 1)
+
+
 def set_threads() -> None:
     """Use every core this process may run on (torch defaults can be lower in containers)."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(max(1, n or 1))
+    torch.set_num_threads(usable_cores())
 
 
 @torch.inference_mode()

@@ -35,14 +35,14 @@ def text_report(y_true: list[str], y_pred: list[str], labels: list[str]) -> str:
 
 def _add_packaged_cjk_font() -> None:
     """Register Noto Sans CJK from the noto-cjk-sans-otc wheel (no system font is needed)."""
-    import importlib.util
-
     from matplotlib import font_manager
 
-    spec = importlib.util.find_spec("noto_cjk_sans_otc")
-    if spec is None or not spec.submodule_search_locations:
+    from .encoder_packages import module_dir
+
+    folder = module_dir("noto_cjk_sans_otc")
+    if folder is None:
         return
-    path = Path(list(spec.submodule_search_locations)[0]) / "NotoSansCJK-Regular.ttc"
+    path = folder / "NotoSansCJK-Regular.ttc"
     if path.is_file() and not any(f.fname == str(path) for f in font_manager.fontManager.ttflist):
         font_manager.fontManager.addfont(str(path))
 

@@ -6,7 +6,6 @@ Same surface as every convtune classifier: ``predict`` / ``predict_proba`` / ``e
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import torch
 from .batching import collate, tokenize
 from .errors import ConvtuneError
 from .estimator import TextClassifier, as_texts
-from .inference import batched_logits, softmax
+from .inference import batched_logits, softmax, usable_cores
 
 
 class OnnxClassifier(TextClassifier):
@@ -64,8 +63,7 @@ class OnnxClassifier(TextClassifier):
         if not model_file.is_file():
             raise ConvtuneError(f"{path}: exported model has no {model_file.name}")
         opts = ort.SessionOptions()
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        opts.intra_op_num_threads = max(1, n or 1)
+        opts.intra_op_num_threads = usable_cores()
         try:
             session = ort.InferenceSession(str(model_file), opts, providers=["CPUExecutionProvider"])
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)

@@ -28,27 +28,39 @@ HEAD_NAME = "head.safetensors"
 ENCODER_DIR = "encoder"
 
 
-@contextlib.contextmanager
-def atomic_dir(final: str | Path, overwrite: bool = False):
-    """Yield a temporary directory that becomes `final` only if the block succeeds."""
-    final = Path(final)
+def _refuse_existing(final: Path, overwrite: bool) -> None:
     if final.exists() and any(final.iterdir()) and not overwrite:
         raise ConvtuneError(f"{final} already exists and is not empty; pass --overwrite or another --out")
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | Path, overwrite: bool = False):
+    """Yield a temporary directory that becomes `final` only if the block succeeds.
+
+    Without `overwrite`, a `final` that another process filled while the block ran is left
+    alone (ConvtuneError); whatever fails, the temporary directory does not stay behind.
+    """
+    final = Path(final)
+    _refuse_existing(final, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a saved model should read like any directory
+    old = None
     try:
         yield tmp
+        _refuse_existing(final, overwrite)
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            final.rename(old)
+        tmp.rename(final)
     except BaseException:
+        if old is not None and not final.exists():
+            old.rename(final)               # put the previous directory back
+            old = None
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        final.rename(old)
-    tmp.rename(final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

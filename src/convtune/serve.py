@@ -102,10 +102,22 @@ class Batcher:
                 start += len(batch)
 
 
+async def read_capped_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it is known to exceed `limit` bytes:
+    from Content-Length before reading, or while a chunked upload arrives."""
+    declared = request.headers.get("content-length", "")
+    size = int(declared) if declared.isdigit() else 0
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        size = max(size, len(raw))
+        if size > limit:
+            raise ApiError(413, "body_too_large", f"request body is over {limit} bytes")
+    return bytes(raw)
+
+
 def parse_predict_body(raw: bytes, cfg: ServeConfig) -> list[str]:
     """The texts of a /predict body, or an ApiError saying what is wrong."""
-    if len(raw) > cfg.max_body:
-        raise ApiError(413, "body_too_large", f"request body is over {cfg.max_body} bytes")
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -134,12 +146,13 @@ def model_info(clf, model_dir: Path, cfg: ServeConfig) -> dict:
     manifest = clf.manifest_ or {}
     metrics_file = model_dir / "metrics.json"
     metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    training = {"dataset": metrics.get("dataset"), "train_seconds": metrics.get("train_seconds")}
+    for part in ("dev", "test"):
+        if isinstance(metrics.get(part), dict):
+            training[part] = {k: metrics[part].get(k) for k in ("accuracy", "macro_f1")}
     return {"labels": clf.labels_, **clf.describe(), "kind": manifest.get("kind", "transformer"),
             "format_version": manifest.get("format_version"), "convtune_version": __version__,
-            "training": {part: {k: metrics[part][k] for k in ("accuracy", "macro_f1") if k in metrics[part]}
-                         for part in ("dev", "test") if isinstance(metrics.get(part), dict)}
-            | {"dataset": metrics.get("dataset"), "train_seconds": metrics.get("train_seconds")},
-            "limits": asdict(cfg)}
+            "training": training, "limits": asdict(cfg)}
 
 
 def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
@@ -186,15 +199,7 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
         "application/json": {"schema": PredictRequest.model_json_schema()}}}})
     async def predict(request: Request):
         """Each text's label and every class's probability, in input order."""
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > cfg.max_body:
-            raise ApiError(413, "body_too_large", f"request body is over {cfg.max_body} bytes")
-        raw = bytearray()
-        async for chunk in request.stream():        # chunked uploads are capped as they arrive
-            raw += chunk
-            if len(raw) > cfg.max_body:
-                raise ApiError(413, "body_too_large", f"request body is over {cfg.max_body} bytes")
-        texts = parse_predict_body(bytes(raw), cfg)
+        texts = parse_predict_body(await read_capped_body(request, cfg.max_body), cfg)
         proba = await batcher.submit(texts)
         labels = clf.labels_
         return {"predictions": [{"label": labels[int(p.argmax())],
@@ -238,3 +243,35 @@ def run_server(model_dir: str | Path, cfg: ServeConfig, host: str = "127.0.0.1",
         uvicorn.run("convtune.serve:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning")
     return 0
+
+
+def spawn_server(model_dir: str | Path, *options: str, timeout: float = 60.0):
+    """Start ``convtune serve`` in a child process on a free loopback port; wait until /health
+    answers. Returns (process, base URL); the caller terminates the process. Used by the tests
+    and bench/load_test.py."""
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tempfile.TemporaryFile()      # a file, not a pipe: a chatty server can never block on it
+    proc = subprocess.Popen([sys.executable, "-m", "convtune.cli", "serve", str(model_dir), "--port", str(port),
+                             *options], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise ConvtuneError(f"server exited during start-up: {log.read().decode()[-500:]}") from None
+            time.sleep(0.1)
+    proc.kill()
+    raise ConvtuneError(f"server did not answer /health within {timeout:.0f} s")
