@@ -51,14 +51,14 @@ def main(argv: list[str] | None = None) -> None:
     cfg = ModelConfig(encoder=a.encoder, labels=labels, head="cnn", mode="frozen", max_length=128)
     model, tok = build_model(cfg, resolve_encoder(a.encoder))
     ids, mask = collate(tokenize(tok, splits.train.texts[:a.texts], 128).ids, tok.pad_token_id)
-    with torch.no_grad():
+    with FlopCounterMode(display=False) as fc, torch.no_grad():  # one encoder pass: states and its count
         states = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-    enc = count(lambda: model.encoder(input_ids=ids, attention_mask=mask))
+    enc = fc.get_total_flops()
     y = torch.zeros(len(ids), dtype=torch.long)
     rows = []
     for name, (kind, conf) in HEADS.items():
         head = build_head(kind, states.size(-1), len(labels), conf).train()
-        flops = count(lambda: F.cross_entropy(head(states, mask), y).backward())
+        flops = count(lambda head=head: F.cross_entropy(head(states, mask), y).backward())
         rows.append({"head": name, "head_train_flops": flops, "encoder_over_head": enc / flops,
                      "ceiling": (enc + flops) / flops})
     lines = ["| head | encoder forward / head train step (FLOPs) | best possible cold-epoch / warm-epoch |",

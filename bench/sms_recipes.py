@@ -48,8 +48,7 @@ def run(recipe: dict, seed: int, data: str) -> dict:
     if recipe.get("peer"):
         return run_peer(recipe, seed, data)
     splits = load_splits(data, seed=seed)
-    options = dict(recipe)
-    clf = Classifier(seed=seed, **options)
+    clf = Classifier(seed=seed, **recipe)
     start = time.perf_counter()
     clf.fit(splits.train.texts, splits.train.labels, splits.dev.texts, splits.dev.labels)
     dev = clf.evaluate(splits.dev.texts, splits.dev.labels)
@@ -68,9 +67,9 @@ def table(results: dict[str, list[dict]], seeds: list[int]) -> str:
         devs = [r["dev_macro_f1"] for r in rows if r["dev_macro_f1"] is not None]
         tests = [r["test_macro_f1"] for r in rows]
         sd = statistics.stdev(tests) if len(tests) > 1 else 0.0
-        lines.append(f"| {name} | {statistics.mean(devs):.4f} | " if devs else f"| {name} | – | ")
-        lines[-1] += (f"{statistics.mean(tests):.4f} ± {sd:.4f} | " + " | ".join(cells)
-                      + f" | {statistics.mean(r['seconds'] for r in rows):.0f} |")
+        dev = f"{statistics.mean(devs):.4f}" if devs else "–"  # the peer has no dev selection
+        lines.append(f"| {name} | {dev} | {statistics.mean(tests):.4f} ± {sd:.4f} | " + " | ".join(cells)
+                     + f" | {statistics.mean(r['seconds'] for r in rows):.0f} |")
     return "\n".join(lines)
 
 
