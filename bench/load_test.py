@@ -119,8 +119,8 @@ def main() -> int:
     runs.append(row)
     out.with_suffix(".json").write_text(json.dumps(runs, indent=2) + "\n")
     lines = ["# convtune serve load test (loopback, 2 CPU cores)", "",
-             "| model | requests | concurrency | bad share | req/s | p50 ms | p95 ms | p99 ms "
-             "| well-formed failed | bad not rejected | server up after |",
+             ("| model | requests | concurrency | bad share | req/s | p50 ms | p95 ms | p99 ms "
+             "| well-formed failed | bad not rejected | server up after |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         lines.append(f"| {r['model']} | {r['requests']} | {r['concurrency']} | {r['bad_fraction']:.0%} "
