@@ -22,10 +22,10 @@ from convtune.classifier import Classifier
 from convtune.datasets import load_splits
 
 RECIPES = {
-    "default": {},
+    "3 epochs,patience 2 (old default)": {"epochs": 3, "patience": 2},
     "lr5e-5,head2e-4": {"lr": 5e-5, "head_lr": 2e-4},
     "pool both": {"head_config": {"pooling": "both"}},
-    "5 epochs,patience 3": {"epochs": 5, "patience": 3},
+    "5 epochs,patience 3 (default)": {},  # the TrainConfig default since the fourth session
     "5 epochs,patience 3,balanced": {"epochs": 5, "patience": 3, "class_weight": "balanced"},
     "8 epochs,patience 3": {"epochs": 8, "patience": 3},
     # The peer of `convtune bench`: HF Trainer + linear head on [CLS], 3 epochs, last epoch kept.

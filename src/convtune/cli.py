@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--mode", default="finetune", choices=["finetune", "frozen"])
     t.add_argument("--layers", default="last-1", help="last-k: the head sees a learned mix of the last k layers")
     # Unset options fall back to each model's own defaults (e.g. textcnn: 10 epochs, batch 50).
-    t.add_argument("--epochs", type=int, help="default 3 (textcnn: 10)")
+    t.add_argument("--epochs", type=int, help="default 5 (textcnn: 10)")
     t.add_argument("--batch-size", type=int, help="default 32 (textcnn: 50)")
     t.add_argument("--lr", type=float,
                    help="encoder learning rate (default: the encoder's own, 1e-4 for minilm-l6, else 5e-5)")
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-decay", type=float, help="default 0.01")
     t.add_argument("--warmup-ratio", type=float, help="default 0.1")
     t.add_argument("--max-length", type=int, default=128)
-    t.add_argument("--patience", type=int, help="default 2 (textcnn: 3)")
+    t.add_argument("--patience", type=int, help="default 3 (textcnn: 3)")
     t.add_argument("--class-weight", default="none", choices=["none", "balanced"])
     t.add_argument("--freeze-embeddings", action="store_true",
                    help="fine-tuning: keep the token embeddings fixed (less memory with big vocabularies, e.g. me5-small)")
@@ -91,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seeds", type=int, default=3)
     g.add_argument("--split-seed", type=int, default=42)
     g.add_argument("--encoder", default="minilm-l6")
-    g.add_argument("--epochs", type=int, help="fine-tuning epochs (default 3)")
+    g.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3, as in the documented comparisons)")
     g.add_argument("--frozen-epochs", type=int, default=10, help="frozen mode epochs (cheap: cached states)")
+    g.add_argument("--patience", type=int, default=2, help="default 2, as in the documented comparisons")
     g.add_argument("--max-length", type=int, default=128)
     g.add_argument("--train-limit", type=int)
     g.add_argument("--out", required=True)
@@ -233,7 +234,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
         raise ConvtuneError("--modes takes finetune and/or frozen")
     if a.seeds < 1:
         raise ConvtuneError("--seeds must be at least 1")
-    options = {"encoder": a.encoder, "epochs": a.epochs, "frozen_epochs": a.frozen_epochs,
+    options = {"encoder": a.encoder, "epochs": a.epochs, "frozen_epochs": a.frozen_epochs, "patience": a.patience,
                "max_length": a.max_length, "train_limit": a.train_limit}
     res = run_compare(a.data, heads, modes, a.seeds, a.out, options, split_seed=a.split_seed,
                       overwrite=a.overwrite, command="convtune " + " ".join(sys.argv[1:]))

@@ -29,14 +29,14 @@ from .progress import progress
 class TrainConfig:
     """Optimisation hyper-parameters (saved with the model)."""
 
-    epochs: int = 3
+    epochs: int = 5                 # with patience 3: dev macro-F1 preferred it on SMS (docs/tuning.md)
     batch_size: int = 32
     lr: float | None = None         # encoder learning rate; None: the encoder's default (encoders.default_lr)
     head_lr: float = 1e-3           # head learning rate
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1       # fraction of all steps spent warming up linearly
     max_grad_norm: float = 1.0
-    patience: int = 2               # epochs without a dev macro-F1 gain before stopping
+    patience: int = 3               # epochs without a dev macro-F1 gain before stopping
     class_weight: str = "none"      # none | balanced
     seed: int = 42
     bf16: str = "auto"              # auto | on | off: bf16 autocast where the CPU has it
