@@ -205,8 +205,8 @@ def run_bench(data: str = "sst2", encoder: str = "minilm-l6", epochs: int = 3, f
     res["ratios"] = _ratios(res)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
-    (out / "results.md").write_text(render_markdown(res))
+    (out / "results.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    (out / "results.md").write_text(render_markdown(res), encoding="utf-8")
     return res
 
 

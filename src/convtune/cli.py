@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import ConvtuneError
 
@@ -238,7 +239,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
                "max_length": a.max_length, "train_limit": a.train_limit}
     res = run_compare(a.data, heads, modes, a.seeds, a.out, options, split_seed=a.split_seed,
                       overwrite=a.overwrite, command="convtune " + " ".join(sys.argv[1:]))
-    print(open(f"{a.out}/report.md", encoding="utf-8").read().split("## Pictures")[0])
+    print(Path(a.out, "report.md").read_text(encoding="utf-8").split("## Pictures")[0])
     return 0 if res else 1
 
 
@@ -253,7 +254,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
                     batch_size=a.batch_size, lr=a.lr, max_length=a.max_length, seed=a.seed,
                     train_limit=a.train_limit, pipeline_batch_size=a.pipeline_batch_size, out_dir=a.out,
                     log=lambda m: print(m, file=sys.stderr))
-    print(open(f"{a.out}/results.md").read())
+    print(Path(a.out, "results.md").read_text(encoding="utf-8"))  # written as UTF-8, whatever the locale
     return 0 if res else 1
 
 
