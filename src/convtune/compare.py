@@ -54,7 +54,8 @@ def make(config: Config, seed: int, options: dict):
         from .textcnn import TextCNNClassifier
 
         return TextCNNClassifier(max_length=options["max_length"], seed=seed)
-    train = {k: v for k, v in options.items() if k in ("epochs", "patience", "batch_size", "lr", "bf16") and v is not None}
+    train = {k: v for k, v in options.items()
+             if k in ("epochs", "patience", "batch_size", "lr", "bf16") and v is not None}
     from .classifier import Classifier
 
     if config.mode == "frozen" and options.get("frozen_epochs"):
