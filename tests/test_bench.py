@@ -22,3 +22,16 @@ def test_bench_runs_every_job_and_writes_reports(tiny_encoder, toy_csv, tmp_path
     md = (tmp_path / "bench" / "results.md").read_text()
     assert "Trainer" in md and "texts/s" in md
     assert json.loads((tmp_path / "bench" / "results.json").read_text())["config"]["epochs"] == 1
+
+
+def test_peer_classifier_init_follows_the_seed_not_earlier_rng_use(tiny_encoder):
+    import torch
+
+    from convtune.bench import peer_model
+
+    first = peer_model(tiny_encoder, ["ham", "spam"], seed=3).classifier.weight
+    torch.rand(1000)  # what an earlier job in the same process would have drawn
+    again = peer_model(tiny_encoder, ["ham", "spam"], seed=3).classifier.weight
+    other = peer_model(tiny_encoder, ["ham", "spam"], seed=4).classifier.weight
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)

@@ -51,11 +51,24 @@ def _lr(a: dict) -> float:
     return a["lr"] if a.get("lr") is not None else default_lr(a["encoder"])
 
 
+def peer_model(enc_dir, labels: list[str], seed: int):
+    """The peer's AutoModelForSequenceClassification, its new linear layer initialised from `seed`.
+
+    Trainer seeds only when it starts, after this layer exists; unseeded, the layer followed
+    whatever had used torch's generator earlier in the process.
+    """
+    from transformers import AutoModelForSequenceClassification, set_seed
+
+    set_seed(seed)
+    return AutoModelForSequenceClassification.from_pretrained(
+        enc_dir, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={x: i for i, x in enumerate(labels)})
+
+
 def job_peer_train(a: dict) -> dict:
     """Trainer + AutoModelForSequenceClassification, then save it for the pipeline job."""
     import torch
     from transformers import (
-        AutoModelForSequenceClassification,
         AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
@@ -70,9 +83,7 @@ def job_peer_train(a: dict) -> dict:
     labels = sorted(set(s.train.labels))
     enc_dir = resolve_encoder(a["encoder"])
     tok = AutoTokenizer.from_pretrained(enc_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        enc_dir, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={x: i for i, x in enumerate(labels)})
+    model = peer_model(enc_dir, labels, a["seed"])
 
     class DS(torch.utils.data.Dataset):
         def __init__(self, part):
