@@ -28,6 +28,8 @@ RECIPES = {
     "5 epochs,patience 3 (default)": {},  # the TrainConfig default since the fourth session
     "5 epochs,patience 3,balanced": {"epochs": 5, "patience": 3, "class_weight": "balanced"},
     "8 epochs,patience 3": {"epochs": 8, "patience": 3},
+    "last-4 layers": {"layers": 4},  # fifth session: the head sees a learned mix of the last 4 layers
+    "lr 2e-4": {"lr": 2e-4},  # fifth session: twice the MiniLM default encoder lr
     # The peer of `convtune bench`: HF Trainer + linear head on [CLS], 3 epochs, last epoch kept.
     "peer: Trainer, linear": {"peer": True, "epochs": 3},
 }
@@ -94,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
             out.with_suffix(".json").write_text(json.dumps(
                 {"command": "python " + " ".join(sys.argv), "data": a.data, "recipes": RECIPES,
                  "results": results}, indent=1))
-    md = f"# SMS recipes over split seeds\n\n`python {' '.join(sys.argv)}`\n\n{table(results, a.seeds)}\n"
+    md = (f"# SMS recipes over split seeds\n\nAll rows: `python bench/sms_recipes.py --seeds {' '.join(map(str, a.seeds))} "
+          f"--out {a.out}` (finished cells are kept; rows were added over several sessions). "
+          f"Last run: `python {' '.join(sys.argv)}`\n\n{table(results, a.seeds)}\n")
     out.with_suffix(".md").write_text(md)
     print(md)
 
