@@ -125,3 +125,44 @@ def test_interrupted_predict_resumes(run_dir, monkeypatch, capsys):
     assert out.read_text() == (run_dir / "full.csv").read_text()
     assert not (run_dir / ".resumed.csv.partial").exists()
     assert not (run_dir / ".resumed.csv.partial.json").exists()
+
+
+def _train_help() -> dict[str, str]:
+    """`convtune train` option -> its help text."""
+    import argparse
+
+    from convtune.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.option_strings[-1]: a.help or "" for a in sub.choices["train"]._actions if a.option_strings}
+
+
+def test_train_help_states_the_real_defaults():
+    # The help strings are written by hand (building the parser must not import torch), so
+    # this ties them to the dataclasses they describe: change a default, and this fails.
+    from convtune.encoders import DEFAULT_LR, default_lr
+    from convtune.heads import CNNHeadConfig
+    from convtune.textcnn import TextCNNClassifier
+    from convtune.train import TrainConfig
+
+    def sci(x: float) -> str:  # 0.001 -> "1e-3", as the help writes learning rates
+        return f"{x:.0e}".replace("e-0", "e-")
+
+    t, h, help_ = TrainConfig(), CNNHeadConfig(), _train_help()
+    cnn = TextCNNClassifier()
+    tc, th = cnn.train_config, cnn.head_config
+    expected = {
+        "--epochs": f"default {t.epochs} (textcnn: {tc.epochs})",
+        "--batch-size": f"default {t.batch_size} (textcnn: {tc.batch_size})",
+        "--head-lr": f"default {sci(t.head_lr)}",
+        "--weight-decay": f"default {t.weight_decay:g}",
+        "--warmup-ratio": f"default {t.warmup_ratio:g}",
+        "--patience": f"default {t.patience} (textcnn: {tc.patience})",
+        "--lr": f"{sci(default_lr('minilm-l6'))} for minilm-l6, else {sci(DEFAULT_LR)})",
+        "--kernel-sizes": f"default {','.join(map(str, h.kernel_sizes))}; textcnn {','.join(map(str, th.kernel_sizes))}",
+        "--filters": f"default {h.num_filters}; textcnn {th.num_filters}",
+        "--pooling": f"default {h.pooling})",
+        "--dropout": f"default {h.dropout:g} (textcnn: {th.dropout:g})",
+    }
+    for option, text in expected.items():
+        assert text in help_[option], (option, help_[option])
