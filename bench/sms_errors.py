@@ -4,7 +4,8 @@
 ~517 test messages (64 spam). This trains several methods on that split - convtune's
 default, two dev-rejected recipes, the Trainer peer, TF-IDF + SVM and TextCNN - and lists
 every test message any of them misclassifies, with which methods did. Messages every method
-misses are the floor no recipe choice moves.
+misses are the floor no recipe choice moves. A last table blends convtune's and TF-IDF + SVM's
+probabilities (a blend weight would have to be chosen on dev).
 
     python bench/sms_errors.py --seed 42 --out bench/sms_errors
 
@@ -70,21 +71,40 @@ def predictions(name: str, seed: int, data: str, work: Path, texts: list[str]) -
 
 def render(seed: int, test, preds: dict[str, list[str]]) -> str:
     names = list(preds)
-    wrong = [i for i, y in enumerate(test.labels) if any(p[i] != y for p in preds.values())]
-    missed_by_all = [i for i in wrong if all(p[i] != test.labels[i] for p in preds.values())]
+    missed = {i: [n for n in names if preds[n][i] != y] for i, y in enumerate(test.labels)}
+    wrong = sorted((i for i in missed if missed[i]), key=lambda i: -len(missed[i]))  # most-missed first
+    by_all = sum(len(missed[i]) == len(names) for i in wrong)
+    spam = sum(y == "spam" for y in test.labels)
     lines = [f"# SMS spam, split seed {seed}: test errors by method\n",
-             f"Command: `python {' '.join(sys.argv)}`. Test split: {len(test.labels)} messages, "
-             f"{sum(y == 'spam' for y in test.labels)} spam.\n",
+             f"Command: `python {' '.join(sys.argv)}`. Test split: {len(test.labels)} messages, {spam} spam.\n",
              "| method | test errors | test macro-F1 |", "|---|---|---|"]
     for n in names:
-        errors = sum(p != y for p, y in zip(preds[n], test.labels))
+        errors = sum(n in m for m in missed.values())
         lines.append(f"| {n} | {errors} | {f1_score(test.labels, preds[n], average='macro'):.4f} |")
-    lines += [f"\n{len(wrong)} messages are misclassified by at least one method, {len(missed_by_all)} by all "
-              f"{len(names)}.\n", "| label | " + " | ".join(names) + " | text |", "|---" * (len(names) + 2) + "|"]
-    for i in sorted(wrong, key=lambda i: -sum(p[i] != test.labels[i] for p in preds.values())):
-        marks = " | ".join("x" if preds[n][i] != test.labels[i] else "" for n in names)
+    lines.append(f"\n{len(wrong)} messages are misclassified by at least one method, {by_all} by all {len(names)}.\n")
+    lines.append("| label | " + " | ".join(names) + " | text |")
+    lines.append("|---" * (len(names) + 2) + "|")
+    for i in wrong:
+        marks = " | ".join("x" if n in missed[i] else "" for n in names)
         text = test.texts[i].replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {test.labels[i]} | {marks} | {text} |")
+    return "\n".join(lines) + "\n"
+
+
+def fusion(split, work: Path) -> str:
+    """Average convtune default's and TF-IDF + SVM's probabilities, SVM weight w; dev and test macro-F1.
+
+    The errors differ, so would a blend help? w is to be chosen on dev, never on test.
+    """
+    a, b = load(work / "convtune_default"), load(work / "tfidfsvm")
+    assert a.labels_ == b.labels_
+    lines = ["| w (TF-IDF + SVM weight) | dev macro-F1 | test macro-F1 |", "|---|---|---|"]
+    parts = {"dev": split.dev, "test": split.test}
+    probs = {k: (a.predict_proba(p.texts), b.predict_proba(p.texts)) for k, p in parts.items()}
+    for w in [i / 10 for i in range(11)]:
+        f1 = {k: f1_score(parts[k].labels, [a.labels_[j] for j in ((1 - w) * pa + w * pb).argmax(1)],
+                          average="macro") for k, (pa, pb) in probs.items()}
+        lines.append(f"| {w:.1f} | {f1['dev']:.4f} | {f1['test']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -98,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     work = Path(a.work or f"runs/sms-errors-{a.seed}")
     work.mkdir(parents=True, exist_ok=True)
-    test = load_splits(a.data, seed=a.seed).test
+    split = load_splits(a.data, seed=a.seed)
+    test = split.test
     preds = {n: predictions(n, a.seed, a.data, work, test.texts) for n in a.methods}
     out = Path(a.out)
     # Test-split indices only, not the texts: the data set stays in ../shared/data.
@@ -107,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         {"command": "python " + " ".join(sys.argv), "seed": a.seed, "test_size": len(test.labels),
          "error_indices": errors}, indent=1), encoding="utf-8")
     md = render(a.seed, test, preds)
+    if {"convtune default", "tfidf-svm"} <= set(preds):
+        md += "\n## Late fusion: convtune default + TF-IDF + SVM\n\n" + fusion(split, work)
     out.with_suffix(".md").write_text(md, encoding="utf-8")
     print(md)
 
