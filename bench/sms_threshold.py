@@ -39,9 +39,15 @@ def run(seed: int, data: str) -> dict:
     s = load_splits(data, seed=seed)
     clf = Classifier(seed=seed).fit(s.train.texts, s.train.labels, s.dev.texts, s.dev.labels)
     spam = clf.labels_.index("spam")
-    return {"seed": seed,
-            "dev": {"labels": s.dev.labels, "p_spam": clf.predict_proba(s.dev.texts)[:, spam].round(6).tolist()},
-            "test": {"labels": s.test.labels, "p_spam": clf.predict_proba(s.test.texts)[:, spam].round(6).tolist()}}
+    return {"seed": seed, "dev": {"p_spam": clf.predict_proba(s.dev.texts)[:, spam].round(6).tolist()},
+            "test": {"p_spam": clf.predict_proba(s.test.texts)[:, spam].round(6).tolist()}}
+
+
+def with_labels(row: dict, data: str) -> dict:
+    """The row with its split's gold labels, re-made from the seed (the JSON keeps no data)."""
+    s = load_splits(data, seed=row["seed"])
+    return {"seed": row["seed"], "dev": dict(row["dev"], labels=s.dev.labels),
+            "test": dict(row["test"], labels=s.test.labels)}
 
 
 def summarise(rows: list[dict]) -> str:
@@ -71,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="bench/sms_threshold")
     a = p.parse_args(argv)
     out = Path(a.out)
-    # Probabilities only (no texts: the data set stays in ../shared/data); finished seeds are kept.
+    # Probabilities only (no texts or labels: the data set stays in ../shared/data); finished seeds are kept.
     rows = json.loads(out.with_suffix(".json").read_text())["rows"] if out.with_suffix(".json").exists() else []
     for seed in a.seeds:
         if any(r["seed"] == seed for r in rows):
@@ -79,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(run(seed, a.data))
         out.with_suffix(".json").write_text(json.dumps({"command": "python " + " ".join(sys.argv), "rows": rows}))
         print(f"split {seed} done", flush=True)
-    rows = [r for r in rows if r["seed"] in a.seeds]
+    rows = [with_labels(r, a.data) for r in rows if r["seed"] in a.seeds]
     md = (f"# SMS spam: dev-chosen threshold vs argmax\n\nCommand: `python {' '.join(sys.argv)}` "
           f"(convtune defaults, one model per split seed).\n\n{summarise(rows)}")
     out.with_suffix(".md").write_text(md, encoding="utf-8")
