@@ -30,6 +30,7 @@ RECIPES = {
     "8 epochs,patience 3": {"epochs": 8, "patience": 3},
     "last-4 layers": {"layers": 4},  # fifth session: the head sees a learned mix of the last 4 layers
     "lr 2e-4": {"lr": 2e-4},  # fifth session: twice the MiniLM default encoder lr
+    "batch 16": {"batch_size": 16},  # sixth session: twice the updates per epoch on a small set
     # The peer of `convtune bench`: HF Trainer + linear head on [CLS], 3 epochs, last epoch kept.
     "peer: Trainer, linear": {"peer": True, "epochs": 3},
 }
