@@ -15,6 +15,7 @@ Trained models go under --work (default runs/sms-errors-SEED) and are reused whe
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -37,9 +38,9 @@ METHODS = {
 
 
 def peer_predictions(seed: int, data: str, work: Path, texts: list[str]) -> list[str]:
-    """Train the `convtune bench` peer (3 epochs, last epoch kept) once, then predict `texts`."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    """Train the `convtune bench` peer (3 epochs, last epoch kept) once, then predict `texts`
+    with `transformers.pipeline`, as `convtune bench` serves the peer."""
+    from transformers import pipeline
 
     from convtune.bench import job_peer_train
 
@@ -47,31 +48,39 @@ def peer_predictions(seed: int, data: str, work: Path, texts: list[str]) -> list
     if not model_dir.exists():
         job_peer_train({"data": data, "seed": seed, "encoder": "minilm-l6", "lr": None, "max_length": 128,
                         "batch_size": 32, "epochs": 3, "workdir": str(work)})
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    preds = []
-    with torch.inference_mode():
-        for i in range(0, len(texts), 64):
-            enc = tok(texts[i:i + 64], truncation=True, max_length=128, padding=True, return_tensors="pt")
-            preds += model(**enc).logits.argmax(-1).tolist()
-    return [model.config.id2label[p] for p in preds]
+    pipe = pipeline("text-classification", model=str(model_dir), device=-1)
+    return [r["label"] for r in pipe(texts, batch_size=64, truncation=True, max_length=128)]
+
+
+def run_dir(work: Path, name: str) -> Path:
+    return work / name.replace(" ", "_").replace("-", "")
+
+
+@functools.cache
+def trained(path: Path):
+    """A saved model, loaded once (the error table and the fusion table both use it)."""
+    return load(path)
 
 
 def predictions(name: str, seed: int, data: str, work: Path, texts: list[str]) -> list[str]:
     options = METHODS[name]
     if options is None:
         return peer_predictions(seed, data, work, texts)
-    run_dir = work / name.replace(" ", "_").replace("-", "")
-    if not run_dir.exists():
-        rc = convtune(["train", "--data", data, "--seed", str(seed), *options, "--out", str(run_dir)])
+    path = run_dir(work, name)
+    if not path.exists():
+        rc = convtune(["train", "--data", data, "--seed", str(seed), *options, "--out", str(path)])
         if rc != 0:
             raise SystemExit(f"convtune train failed for {name}")
-    return load(run_dir).predict(texts)
+    return trained(path).predict(texts)
 
 
-def render(seed: int, test, preds: dict[str, list[str]]) -> str:
+def misses(labels: list[str], preds: dict[str, list[str]]) -> dict[int, list[str]]:
+    """Test index -> the methods that got it wrong (empty list: all right)."""
+    return {i: [n for n, p in preds.items() if p[i] != y] for i, y in enumerate(labels)}
+
+
+def render(seed: int, test, preds: dict[str, list[str]], missed: dict[int, list[str]]) -> str:
     names = list(preds)
-    missed = {i: [n for n in names if preds[n][i] != y] for i, y in enumerate(test.labels)}
     wrong = sorted((i for i in missed if missed[i]), key=lambda i: -len(missed[i]))  # most-missed first
     by_all = sum(len(missed[i]) == len(names) for i in wrong)
     spam = sum(y == "spam" for y in test.labels)
@@ -96,7 +105,7 @@ def fusion(split, work: Path) -> str:
 
     The errors differ, so would a blend help? w is to be chosen on dev, never on test.
     """
-    a, b = load(work / "convtune_default"), load(work / "tfidfsvm")
+    a, b = trained(run_dir(work, "convtune default")), trained(run_dir(work, "tfidf-svm"))
     assert a.labels_ == b.labels_
     lines = ["| w (TF-IDF + SVM weight) | dev macro-F1 | test macro-F1 |", "|---|---|---|"]
     parts = {"dev": split.dev, "test": split.test}
@@ -123,11 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     preds = {n: predictions(n, a.seed, a.data, work, test.texts) for n in a.methods}
     out = Path(a.out)
     # Test-split indices only, not the texts: the data set stays in ../shared/data.
-    errors = {n: [i for i, (p, y) in enumerate(zip(preds[n], test.labels)) if p != y] for n in preds}
+    missed = misses(test.labels, preds)
+    errors = {n: [i for i, m in missed.items() if n in m] for n in preds}
     out.with_suffix(".json").write_text(json.dumps(
         {"command": "python " + " ".join(sys.argv), "seed": a.seed, "test_size": len(test.labels),
          "error_indices": errors}, indent=1), encoding="utf-8")
-    md = render(a.seed, test, preds)
+    md = render(a.seed, test, preds, missed)
     if {"convtune default", "tfidf-svm"} <= set(preds):
         md += "\n## Late fusion: convtune default + TF-IDF + SVM\n\n" + fusion(split, work)
     out.with_suffix(".md").write_text(md, encoding="utf-8")
