@@ -140,3 +140,17 @@ def test_freeze_embeddings_keeps_token_embeddings_fixed(tiny_encoder):
     assert not torch.equal(enc.encoder.layer[0].attention.self.query.weight,
                            AutoModel.from_pretrained(tiny_encoder).encoder.layer[0].attention.self.query.weight)
     assert clf.manifest_["train"]["freeze_embeddings"] is True
+
+
+def test_label_smoothing_sets_a_loss_floor(tiny_encoder, trained):
+    # With smoothing s and 2 classes the target is (1 - s/2, s/2); cross-entropy cannot go below
+    # its entropy. The unsmoothed run (same recipe) goes well below it, so the floor is the smoothing.
+    texts, labels = toy_texts(240)
+    dev_texts, dev_labels = toy_texts(60, seed=1)
+    clf = Classifier(encoder=str(tiny_encoder), head="cnn", epochs=4, batch_size=16, lr=3e-3,
+                     head_lr=1e-2, max_length=16, bf16="off", seed=0, label_smoothing=0.5,
+                     head_config={"kernel_sizes": [2, 3], "num_filters": 16}).fit(texts, labels, dev_texts, dev_labels)
+    floor = -(0.75 * np.log(0.75) + 0.25 * np.log(0.25))  # 0.562 nats
+    assert min(h["train_loss"] for h in clf.result_.history) >= floor - 1e-3
+    assert trained.result_.history[-1]["train_loss"] < floor - 0.2
+    assert clf.manifest_["train"]["label_smoothing"] == 0.5  # saved with the model

@@ -92,6 +92,28 @@ def test_bad_head_option_is_one_line(toy_csv, tiny_encoder, tmp_path, capsys):
     assert not (tmp_path / "x").exists() and list(tmp_path.glob(".x.partial-*")) == []
 
 
+@pytest.mark.parametrize("option,match", [
+    (["--epochs", "0"], "epochs must be"), (["--batch-size", "0"], "batch_size must be"),
+    (["--lr", "-1"], "lr must be > 0"), (["--head-lr", "0"], "head_lr must be > 0"),
+    (["--patience", "0"], "patience must be"), (["--warmup-ratio", "2"], "warmup_ratio must be in"),
+    (["--label-smoothing", "1.5"], "label_smoothing must be in"), (["--filters", "0"], "filters per width"),
+    (["--dropout", "1"], "dropout must be in"), (["--head", "textcnn", "--filters", "-1"], "textcnn head: filters"),
+    (["--head", "linear", "--pooling", "max"], "linear head: pooling"),
+])
+def test_bad_numbers_fail_before_the_data_is_read(option, match, tmp_path, capsys):
+    # The data file does not exist: the option must be refused first, in one line.
+    assert main(["train", "--data", str(tmp_path / "missing.csv"), *option, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1 and not (tmp_path / "x").exists()
+
+
+def test_train_limit_below_two_is_refused(toy_csv, tiny_encoder, tmp_path, capsys):
+    # --train-limit 0 used to mean "no limit" and trained on everything.
+    rc = main(["train", "--data", str(toy_csv), "--encoder", str(tiny_encoder), "--train-limit", "0",
+               "--out", str(tmp_path / "x")])
+    assert rc == 2 and "train limit must be at least 2" in capsys.readouterr().err
+
+
 def test_predict_to_missing_folder_is_one_line(run_dir, capsys):
     assert main(["predict", str(run_dir / "run"), "--input", str(run_dir / "data.csv"),
                  "--text-col", "review", "--output", str(run_dir / "nope" / "out.csv")]) == 2

@@ -21,7 +21,7 @@ from .encoders import DEFAULT_ENCODER, default_lr, resolve_encoder
 from .errors import ConvtuneError
 from .estimator import TextClassifier, as_texts, train_dev
 from .inference import predict_logits, set_threads, softmax, use_bf16
-from .models import ModelConfig, build_model
+from .models import ModelConfig, build_model, check_head_config
 from .serialization import load_model, save_model
 from .train import TrainConfig, TrainResult, fit, seed_everything
 
@@ -51,6 +51,7 @@ class Classifier(TextClassifier):
         self.max_length = max_length
         self.layers = layers
         self.head_config = dict(head_config or {})
+        check_head_config(head, self.head_config)
         self.train_config = TrainConfig(**train_options)
         self.model_ = None
         self.tokenizer_ = None

@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--max-length", type=int, default=128)
     t.add_argument("--patience", type=int, help="default 3 (textcnn: 3)")
     t.add_argument("--class-weight", default="none", choices=["none", "balanced"])
+    t.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing in [0, 1) (default 0)")
     t.add_argument("--freeze-embeddings", action="store_true",
                    help="fine-tuning: keep the token embeddings fixed (less memory with big vocabularies, e.g. me5-small)")
     t.add_argument("--seed", type=int, default=42)
@@ -149,7 +150,7 @@ def make_estimator(a: argparse.Namespace):
     train = {k: v for k, v in {
         "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "head_lr": a.head_lr,
         "weight_decay": a.weight_decay, "warmup_ratio": a.warmup_ratio, "patience": a.patience,
-        "class_weight": a.class_weight, "seed": a.seed, "bf16": a.bf16,
+        "class_weight": a.class_weight, "label_smoothing": a.label_smoothing, "seed": a.seed, "bf16": a.bf16,
         "freeze_embeddings": True if a.freeze_embeddings else None}.items() if v is not None}
     head = {k: v for k, v in {
         "kernel_sizes": _int_list(a.kernel_sizes) if a.kernel_sizes else None, "num_filters": a.filters,

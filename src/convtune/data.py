@@ -204,7 +204,9 @@ def stratified_split(data: TextSet, fractions: tuple[float, ...], seed: int) -> 
 
 def subsample(data: TextSet, n: int | None, seed: int) -> TextSet:
     """A stratified subset of about n items (the whole set if n is None or not smaller)."""
-    if not n or n >= len(data):
+    if n is not None and n < 2:  # 0 used to mean "no limit" by accident
+        raise ConvtuneError(f"train limit must be at least 2 texts, not {n}")
+    if n is None or n >= len(data):
         return data
     return stratified_split(data, (n / len(data), 1.0), seed)[0]
 

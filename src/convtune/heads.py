@@ -14,6 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def check_dropout(p: float) -> None:
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), not {p}")
+
+
 @dataclass
 class CNNHeadConfig:
     """Kim-style convolutions over token states."""
@@ -23,6 +28,16 @@ class CNNHeadConfig:
     pooling: str = "max"            # max | mean | both
     dropout: float = 0.1
 
+    def __post_init__(self):
+        widths = list(self.kernel_sizes)
+        if not widths or not all(isinstance(k, int) and k >= 1 for k in widths):
+            raise ValueError(f"kernel sizes must be positive integers, not {widths}")
+        if self.num_filters < 1:
+            raise ValueError(f"filters per width must be at least 1, not {self.num_filters}")
+        if self.pooling not in ("max", "mean", "both"):
+            raise ValueError(f"pooling must be max, mean or both, not {self.pooling!r}")
+        check_dropout(self.dropout)
+
 
 @dataclass
 class LinearHeadConfig:
@@ -30,6 +45,11 @@ class LinearHeadConfig:
 
     pooling: str = "cls"            # cls | mean | last (last real token: GPT-style decoders)
     dropout: float = 0.1
+
+    def __post_init__(self):
+        if self.pooling not in ("cls", "mean", "last"):
+            raise ValueError(f"pooling must be cls, mean or last, not {self.pooling!r}")
+        check_dropout(self.dropout)
 
 
 def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -51,8 +71,6 @@ class CNNHead(nn.Module):
         super().__init__()
         self.config = config or CNNHeadConfig()
         c = self.config
-        if c.pooling not in ("max", "mean", "both"):
-            raise ValueError(f"pooling must be max, mean or both, not {c.pooling!r}")
         # "Same" padding, done by hand in `features` (k - 1 zeros split left / right): output
         # position t is centred on token t, so the token mask also masks the conv outputs,
         # and a text may be shorter than the kernel.
@@ -87,8 +105,6 @@ class LinearHead(nn.Module):
     def __init__(self, hidden_size: int, num_classes: int, config: LinearHeadConfig | None = None):
         super().__init__()
         self.config = config or LinearHeadConfig()
-        if self.config.pooling not in ("cls", "mean", "last"):
-            raise ValueError(f"pooling must be cls, mean or last, not {self.config.pooling!r}")
         self.dropout = nn.Dropout(self.config.dropout)
         self.classifier = nn.Linear(hidden_size, num_classes)
 
@@ -104,14 +120,17 @@ class CNNPoolHeadConfig(CNNHeadConfig):
 
     sentence_pooling: str = "mean"  # mean | cls | last
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.sentence_pooling not in ("mean", "cls", "last"):
+            raise ValueError(f"sentence_pooling must be mean, cls or last, not {self.sentence_pooling!r}")
+
 
 class CNNPoolHead(CNNHead):
     """[CNN features ; sentence vector] -> dropout -> linear: local n-grams + global meaning."""
 
     def __init__(self, hidden_size: int, num_classes: int, config: CNNPoolHeadConfig | None = None):
         super().__init__(hidden_size, num_classes, config or CNNPoolHeadConfig())
-        if self.config.sentence_pooling not in ("mean", "cls", "last"):
-            raise ValueError(f"sentence_pooling must be mean, cls or last, not {self.config.sentence_pooling!r}")
         self.out_features += hidden_size
         self.classifier = nn.Linear(self.out_features, num_classes)
 
@@ -138,9 +157,14 @@ HEADS = {"cnn": (CNNHead, CNNHeadConfig), "cnn+pool": (CNNPoolHead, CNNPoolHeadC
          "linear": (LinearHead, LinearHeadConfig)}
 
 
-def build_head(kind: str, hidden_size: int, num_classes: int, config: dict | None = None) -> nn.Module:
-    """A head from its name and a plain config dict (as saved in convtune.json)."""
+def head_config(kind: str, config: dict | None = None):
+    """The config dataclass for a head name and a plain dict; ValueError / TypeError if invalid."""
     if kind not in HEADS:
         raise ValueError(f"unknown head {kind!r}; choose from {', '.join(HEADS)}")
-    cls, cfg_cls = HEADS[kind]
-    return cls(hidden_size, num_classes, cfg_cls(**(config or {})))
+    return HEADS[kind][1](**(config or {}))
+
+
+def build_head(kind: str, hidden_size: int, num_classes: int, config: dict | None = None) -> nn.Module:
+    """A head from its name and a plain config dict (as saved in convtune.json)."""
+    cfg = head_config(kind, config)  # checks `kind` first
+    return HEADS[kind][0](hidden_size, num_classes, cfg)

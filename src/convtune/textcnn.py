@@ -28,6 +28,7 @@ from .batching import tokenize
 from .errors import ConvtuneError
 from .estimator import TextClassifier, as_texts, train_dev
 from .heads import CNNHead, CNNHeadConfig
+from .models import check_head_config
 from .inference import predict_logits, set_threads, softmax
 from .serialization import CONFIG_NAME, FORMAT_VERSION, write_json
 from .train import TrainConfig, fit, seed_everything
@@ -86,8 +87,8 @@ class TextCNNClassifier(TextClassifier):
     def __init__(self, embed_dim: int = 300, min_count: int = 1, max_length: int = 128,
                  analyzer: str = "auto", head_config: dict | None = None, **train_options):
         self.embed_dim, self.min_count, self.max_length, self.analyzer = embed_dim, min_count, max_length, analyzer
-        self.head_config = CNNHeadConfig(**({"kernel_sizes": [3, 4, 5], "num_filters": 100, "dropout": 0.5}
-                                            | (head_config or {})))
+        self.head_config = check_head_config(
+            "cnn", {"kernel_sizes": [3, 4, 5], "num_filters": 100, "dropout": 0.5} | (head_config or {}), "textcnn")
         defaults = {"epochs": 10, "lr": 1e-3, "head_lr": 1e-3, "patience": 3, "batch_size": 50,
                     "weight_decay": 0.0, "warmup_ratio": 0.0, "bf16": "off"}
         self.train_config = TrainConfig(**(defaults | train_options))

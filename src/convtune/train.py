@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .batching import Encoded, collate, tokenize, train_batches
 from .data import TextSet
+from .errors import ConvtuneError
 from .inference import autocast, batched_logits, use_bf16
 from .metrics import compute_metrics
 from .progress import progress
@@ -38,11 +39,31 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     patience: int = 3               # epochs without a dev macro-F1 gain before stopping
     class_weight: str = "none"      # none | balanced
+    label_smoothing: float = 0.0    # cross-entropy target smoothing (torch's label_smoothing), 0 = off
     seed: int = 42
     bf16: str = "auto"              # auto | on | off: bf16 autocast where the CPU has it
     eval_batch_size: int = 64
     cache: str = "auto"             # frozen mode: token-state cache dir; auto = default, off = none
     freeze_embeddings: bool = False  # fine-tuning: keep the token embeddings fixed (big vocabularies)
+
+    def __post_init__(self):
+        # Checked here so that every way in (CLI, Classifier(...), a saved run) fails in one line
+        # before any data is read, instead of deep in torch or, worse, training nonsense.
+        for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConvtuneError(f"{name} must be a whole number >= 1, not {getattr(self, name)!r}")
+        for name in ("lr", "head_lr", "max_grad_norm"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConvtuneError(f"{name} must be > 0, not {value!r}")
+        ranges = {"weight_decay": (0.0, math.inf), "warmup_ratio": (0.0, 1.0), "label_smoothing": (0.0, 1.0)}
+        for name, (low, high) in ranges.items():
+            if not low <= getattr(self, name) <= high:
+                raise ConvtuneError(f"{name} must be in [{low}, {high}], not {getattr(self, name)!r}")
+        choices = {"class_weight": ("none", "balanced"), "bf16": ("auto", "on", "off")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConvtuneError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,7 +151,7 @@ def _train_epoch(model, forward: Forward, batches: list[list[int]], y: torch.Ten
     for step, idx in enumerate(bar):
         with autocast(bf16):
             logits = forward(idx)
-        loss = F.cross_entropy(logits.float(), y[idx], weight=weight)
+        loss = F.cross_entropy(logits.float(), y[idx], weight=weight, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
