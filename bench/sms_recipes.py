@@ -31,6 +31,7 @@ RECIPES = {
     "last-4 layers": {"layers": 4},  # fifth session: the head sees a learned mix of the last 4 layers
     "lr 2e-4": {"lr": 2e-4},  # fifth session: twice the MiniLM default encoder lr
     "batch 16": {"batch_size": 16},  # sixth session: twice the updates per epoch on a small set
+    "label smoothing 0.1": {"label_smoothing": 0.1},  # seventh session: train loss fell to 4e-5 by epoch 5
     # The peer of `convtune bench`: HF Trainer + linear head on [CLS], 3 epochs, last epoch kept.
     "peer: Trainer, linear": {"peer": True, "epochs": 3},
 }

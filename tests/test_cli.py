@@ -188,3 +188,10 @@ def test_train_help_states_the_real_defaults():
     }
     for option, text in expected.items():
         assert text in help_[option], (option, help_[option])
+
+
+def test_predict_batch_size_must_be_positive(capsys):
+    # -1 used to reach the batching code and end in a traceback.
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "some-dir", "hi", "--batch-size", "-1"])
+    assert e.value.code == 2 and "whole number >= 1" in capsys.readouterr().err

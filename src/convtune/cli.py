@@ -22,49 +22,82 @@ from .errors import ConvtuneError
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convtune", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="verb", required=True)
-
     t = sub.add_parser("train", help="train a classifier and save it with its report")
-    t.add_argument("--data", required=True, help="CSV/TSV/JSONL file or built-in set name")
-    t.add_argument("--dev", help="dev file (default: the set's own, else 10%% of train)")
-    t.add_argument("--test", help="test file (default: the set's own, else 10%% of train)")
-    t.add_argument("--text-col")
-    t.add_argument("--label-col")
-    t.add_argument("--encoding", default="utf-8", help="input file encoding (default utf-8)")
-    t.add_argument("--encoder", default="minilm-l6", help="packaged encoder name or local HF directory")
-    t.add_argument("--head", default="cnn", choices=["cnn", "cnn+pool", "linear", "tfidf-svm", "tfidf-nb", "textcnn"],
+    _train_data_options(t.add_argument_group("data"))
+    _train_model_options(t.add_argument_group("model"))
+    _train_optim_options(t.add_argument_group("optimisation (unset: each model's own default)"))
+    _train_run_options(t.add_argument_group("run"))
+    for add in (_evaluate_parser, _predict_parser, _cache_parser, _compare_parser, _bench_parser,
+                _export_parser, _serve_parser):
+        add(sub)
+    sub.add_parser("datasets", help="list the built-in data sets and where they are read from")
+    sub.add_parser("encoders", help="list the packaged encoders and whether each is installed")
+    return p
+
+
+def _train_data_options(g) -> None:
+    """What to train on."""
+    g.add_argument("--data", required=True, help="CSV/TSV/JSONL file or built-in set name")
+    g.add_argument("--dev", help="dev file (default: the set's own, else 10%% of train)")
+    g.add_argument("--test", help="test file (default: the set's own, else 10%% of train)")
+    g.add_argument("--text-col")
+    g.add_argument("--label-col")
+    g.add_argument("--encoding", default="utf-8", help="input file encoding (default utf-8)")
+    g.add_argument("--train-limit", type=int, help="train on a stratified subset of this size")
+
+
+def _train_model_options(g) -> None:
+    """Encoder and head (CNN heads, linear head, or a baseline without an encoder)."""
+    g.add_argument("--encoder", default="minilm-l6", help="packaged encoder name or local HF directory")
+    g.add_argument("--head", default="cnn", choices=["cnn", "cnn+pool", "linear", "tfidf-svm", "tfidf-nb", "textcnn"],
                    help="cnn / cnn+pool / linear: over the encoder; tfidf-svm, tfidf-nb, textcnn: baselines without it")
-    t.add_argument("--mode", default="finetune", choices=["finetune", "frozen"])
-    t.add_argument("--layers", default="last-1", help="last-k: the head sees a learned mix of the last k layers")
-    # Unset options fall back to each model's own defaults (e.g. textcnn: 10 epochs, batch 50).
-    t.add_argument("--epochs", type=int, help="default 5 (textcnn: 10)")
-    t.add_argument("--batch-size", type=int, help="default 32 (textcnn: 50)")
-    t.add_argument("--lr", type=float,
+    g.add_argument("--mode", default="finetune", choices=["finetune", "frozen"])
+    g.add_argument("--layers", default="last-1", help="last-k: the head sees a learned mix of the last k layers")
+    g.add_argument("--max-length", type=int, default=128)
+    g.add_argument("--kernel-sizes", help="CNN heads: comma-separated widths (default 2,3,4; textcnn 3,4,5)")
+    g.add_argument("--filters", type=int, help="CNN heads: filters per width (default 128; textcnn 100)")
+    g.add_argument("--pooling", default=None,
+                   help="CNN head: max|mean|both (default max); linear head: cls|mean|last (default cls)")
+    g.add_argument("--dropout", type=float, help="default 0.1 (textcnn: 0.5)")
+    g.add_argument("--stop-words", action="store_true", help="tfidf heads: drop English stop words")
+
+
+def _train_optim_options(g) -> None:
+    """Optimisation; unset options fall back to each model's own defaults (textcnn: 10 epochs, batch 50)."""
+    g.add_argument("--epochs", type=int, help="default 5 (textcnn: 10)")
+    g.add_argument("--batch-size", type=int, help="default 32 (textcnn: 50)")
+    g.add_argument("--lr", type=float,
                    help="encoder learning rate (default: the encoder's own, 1e-4 for minilm-l6, else 5e-5)")
-    t.add_argument("--head-lr", type=float, help="default 1e-3")
-    t.add_argument("--weight-decay", type=float, help="default 0.01")
-    t.add_argument("--warmup-ratio", type=float, help="default 0.1")
-    t.add_argument("--max-length", type=int, default=128)
-    t.add_argument("--patience", type=int, help="default 3 (textcnn: 3)")
-    t.add_argument("--class-weight", default="none", choices=["none", "balanced"])
-    t.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing in [0, 1) (default 0)")
-    t.add_argument("--freeze-embeddings", action="store_true",
+    g.add_argument("--head-lr", type=float, help="default 1e-3")
+    g.add_argument("--weight-decay", type=float, help="default 0.01")
+    g.add_argument("--warmup-ratio", type=float, help="default 0.1")
+    g.add_argument("--patience", type=int, help="default 3 (textcnn: 3)")
+    g.add_argument("--class-weight", default="none", choices=["none", "balanced"])
+    g.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing in [0, 1] (default 0)")
+    g.add_argument("--freeze-embeddings", action="store_true",
                    help="fine-tuning: keep the token embeddings fixed (less memory with big vocabularies, e.g. me5-small)")
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--train-limit", type=int, help="train on a stratified subset of this size")
-    t.add_argument("--bf16", choices=["auto", "on", "off"],
+
+
+def _train_run_options(g) -> None:
+    """Seed, precision, cache and output."""
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--bf16", choices=["auto", "on", "off"],
                    help="bf16 autocast (default auto: where the CPU has native bf16; textcnn: off)")
-    t.add_argument("--cache-dir", default="auto",
+    g.add_argument("--cache-dir", default="auto",
                    help="frozen mode: token-state cache directory (auto: $CONVTUNE_CACHE or "
                         "~/.cache/convtune; off: no cache)")
-    t.add_argument("--kernel-sizes", help="CNN heads: comma-separated widths (default 2,3,4; textcnn 3,4,5)")
-    t.add_argument("--filters", type=int, help="CNN heads: filters per width (default 128; textcnn 100)")
-    t.add_argument("--pooling", default=None,
-                   help="CNN head: max|mean|both (default max); linear head: cls|mean|last (default cls)")
-    t.add_argument("--dropout", type=float, help="default 0.1 (textcnn: 0.5)")
-    t.add_argument("--stop-words", action="store_true", help="tfidf heads: drop English stop words")
-    t.add_argument("--out", required=True, help="run directory to create")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    g.add_argument("--out", required=True, help="run directory to create")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
+
+def _positive_int(s: str) -> int:
+    """argparse type: a whole number >= 1 (argparse prints the usage and this message)."""
+    if not s.strip().isdigit() or int(s) < 1:
+        raise argparse.ArgumentTypeError(f"wants a whole number >= 1, not {s!r}")
+    return int(s)
+
+
+def _evaluate_parser(sub) -> None:
     e = sub.add_parser("evaluate", help="evaluate a saved model on labelled data")
     e.add_argument("model_dir")
     e.add_argument("--data", required=True, help="file, or built-in set name (its test split)")
@@ -72,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--label-col")
     e.add_argument("--encoding", default="utf-8")
 
+
+def _predict_parser(sub) -> None:
     r = sub.add_parser("predict", help="label texts with a saved model")
     r.add_argument("model_dir")
     r.add_argument("texts", nargs="*", help="texts to classify")
@@ -79,12 +114,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--output", help="CSV / JSONL file for the predictions (default: stdout, JSONL)")
     r.add_argument("--text-col")
     r.add_argument("--encoding", default="utf-8")
-    r.add_argument("--batch-size", type=int, default=64)
+    r.add_argument("--batch-size", type=_positive_int, default=64)
 
+
+def _cache_parser(sub) -> None:
     c = sub.add_parser("cache", help="show or clear the frozen-mode token-state cache")
     c.add_argument("action", choices=["info", "clear"])
     c.add_argument("--cache-dir", help="cache root (default: $CONVTUNE_CACHE or ~/.cache/convtune)")
 
+
+def _compare_parser(sub) -> None:
     g = sub.add_parser("compare", help="heads x modes x seeds on one split: report.md / report.html")
     g.add_argument("--data", required=True, help="built-in set name or file")
     g.add_argument("--heads", default="cnn,cnn+pool,linear,textcnn,tfidf-svm",
@@ -101,19 +140,23 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True)
     g.add_argument("--overwrite", action="store_true")
 
+
+def _bench_parser(sub) -> None:
     b = sub.add_parser("bench", help="convtune vs Trainer + pipeline, side by side (needs accelerate)")
     b.add_argument("--data", default="sst2")
     b.add_argument("--encoder", default="minilm-l6")
     b.add_argument("--epochs", type=int, default=3)
     b.add_argument("--frozen-epochs", type=int, default=10)
-    b.add_argument("--batch-size", type=int, default=32)
+    b.add_argument("--batch-size", type=_positive_int, default=32)
     b.add_argument("--lr", type=float, default=None, help="default: the encoder's own (see train --lr)")
     b.add_argument("--max-length", type=int, default=128)
     b.add_argument("--seed", type=int, default=42)
     b.add_argument("--train-limit", type=int)
-    b.add_argument("--pipeline-batch-size", type=int, default=32)
+    b.add_argument("--pipeline-batch-size", type=_positive_int, default=32)
     b.add_argument("--out", default="bench", help="where results.md / results.json go")
 
+
+def _export_parser(sub) -> None:
     x = sub.add_parser("export", help="ONNX (optionally int8) export with a built-in parity check")
     x.add_argument("model_dir")
     x.add_argument("--format", choices=["onnx"], default="onnx")
@@ -125,6 +168,8 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--out", help="default: MODEL_DIR-onnx or MODEL_DIR-onnx-int8")
     x.add_argument("--overwrite", action="store_true")
 
+
+def _serve_parser(sub) -> None:
     v = sub.add_parser("serve", help="REST server: POST /predict, GET /health, GET /info")
     v.add_argument("model_dir")
     v.add_argument("--host", default="127.0.0.1", help="default loopback only; 0.0.0.0 exposes it")
@@ -135,10 +180,6 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--max-body", type=int, default=1_000_000, help="request body bytes")
     v.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long to gather requests into one batch")
     v.add_argument("--max-batch", type=int, default=64, help="texts per model call")
-
-    sub.add_parser("datasets", help="list the built-in data sets and where they are read from")
-    sub.add_parser("encoders", help="list the packaged encoders and whether each is installed")
-    return p
 
 
 def make_estimator(a: argparse.Namespace):
