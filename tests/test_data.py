@@ -102,6 +102,8 @@ def test_make_splits_records_how():
     (b"text,label\nhello,a\n   ,b\n", "row 2 has an empty text"),
     (b"text,label\nhello,\n", "row 1 has no label"),
     (b"text,label\ncaf\xe9,a\n", "not valid utf-8"),
+    # An unquoted comma shifts the label into the text's place: refuse, do not drop the rest.
+    (b"text,label\nok,a\nHello, world,b\n", "line 3 has 3 fields, the header 2; quote texts"),
 ])
 def test_bad_files_give_one_line_errors(tmp_path, content, match):
     p = tmp_path / "bad.csv"
@@ -109,6 +111,13 @@ def test_bad_files_give_one_line_errors(tmp_path, content, match):
     with pytest.raises(ConvtuneError, match=match) as e:
         read_table(p)
     assert "\n" not in str(e.value)
+
+
+def test_jsonl_text_that_is_not_a_string_names_the_column(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"text": "fine", "label": "a"}\n{"text": 12345, "label": "b"}\n')
+    with pytest.raises(ConvtuneError, match="row 2: column 'text' holds int '12345', not a text"):
+        read_table(p)
 
 
 def test_missing_file_and_named_column(tmp_path):
@@ -150,3 +159,15 @@ def test_real_shared_sets_have_published_sizes():
     sms = load_splits("sms_spam", seed=42)
     assert sms.record["method"].startswith("de-duplicated")
     assert not set(sms.train.texts) & set(sms.test.texts)
+
+
+def test_predict_input_with_unquoted_comma_is_refused(tmp_path):
+    # A one-column CSV with an unquoted comma used to predict on the text cut at the comma.
+    from convtune.predict_io import iter_texts
+
+    p = tmp_path / "in.csv"
+    p.write_text('text\n"Hello, quoted"\nHello, world\n')
+    texts = iter_texts(str(p), None, "utf-8")
+    assert next(texts) == "Hello, quoted"
+    with pytest.raises(ConvtuneError, match="line 3 has 2 fields, the header 1"):
+        next(texts)

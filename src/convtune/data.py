@@ -15,6 +15,7 @@ import hashlib
 import json
 import random
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,14 +123,26 @@ def _rows_from_file(path: Path, encoding: str) -> list[dict]:
             rows.append(row)
         return rows
     delimiter = "\t" if suffix in (".tsv", ".tab") else ","
+    return [r for r in csv_rows(content.replace("\r\n", "\n").split("\n"), delimiter, path)
+            if any((v or "").strip() for v in r.values())]
+
+
+def csv_rows(lines: Iterable[str], delimiter: str, path: Path) -> Iterator[dict]:
+    """csv.DictReader rows, refusing rows with more fields than the header: an unquoted comma
+    (or tab) in a text would otherwise shift or silently cut the columns."""
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    reader = csv.DictReader(lines, delimiter=delimiter)
     try:
-        reader = csv.DictReader(content.replace("\r\n", "\n").split("\n"), delimiter=delimiter)
-        rows = [r for r in reader if any((v or "").strip() for v in r.values() if isinstance(v, str))]
+        if not any(name.strip() for name in reader.fieldnames or []):
+            raise ConvtuneError(f"{path}: no header row (the first line is empty)")
+        for row in reader:
+            if None in row:
+                raise ConvtuneError(
+                    f"{path}: line {reader.line_num} has {len(reader.fieldnames) + len(row[None])} fields, the "
+                    f"header {len(reader.fieldnames)}; quote texts that contain {'tabs' if kind == 'TSV' else 'commas'}")
+            yield row
     except csv.Error as e:
-        raise ConvtuneError(f"{path}: malformed {'TSV' if delimiter == chr(9) else 'CSV'} ({e})") from None
-    if reader.fieldnames is None:
-        raise ConvtuneError(f"{path}: no header row")
-    return rows
+        raise ConvtuneError(f"{path}: malformed {kind} ({e})") from None
 
 
 def read_table(path: str | Path, text_col: str | None = None, label_col: str | None = None,
@@ -148,7 +161,10 @@ def read_table(path: str | Path, text_col: str | None = None, label_col: str | N
     texts, labels = [], []
     for n, row in enumerate(rows, 1):
         text = row.get(tcol)
-        if not isinstance(text, str) or not text.strip():
+        if text is not None and not isinstance(text, str):  # JSONL: a number or a list is a wrong column
+            raise ConvtuneError(f"{p}: data row {n}: column {tcol!r} holds {type(text).__name__} "
+                                f"{str(text)[:40]!r}, not a text; pass --text-col")
+        if text is None or not text.strip():
             raise ConvtuneError(f"{p}: data row {n} has an empty text in column {tcol!r}")
         texts.append(text)
         if lcol is not None:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .data import TEXT_COLUMNS
+from .data import TEXT_COLUMNS, csv_rows
 from .errors import ConvtuneError
 from .progress import progress
 
@@ -40,8 +40,7 @@ def iter_texts(path: str, text_col: str | None, encoding: str) -> Iterator[str]:
                             raise ConvtuneError(f"{p}:{n}: not JSON") from None
                         yield _text_of(row, text_col, p, n)
             elif suffix in (".csv", ".tsv", ".tab"):
-                reader = csv.DictReader(f, delimiter="\t" if suffix != ".csv" else ",")
-                for n, row in enumerate(reader, 1):
+                for n, row in enumerate(csv_rows(f, "\t" if suffix != ".csv" else ",", p), 1):
                     yield _text_of(row, text_col, p, n)
             else:
                 for line in f:
