@@ -154,3 +154,19 @@ def test_label_smoothing_sets_a_loss_floor(tiny_encoder, trained):
     assert min(h["train_loss"] for h in clf.result_.history) >= floor - 1e-3
     assert trained.result_.history[-1]["train_loss"] < floor - 0.2
     assert clf.manifest_["train"]["label_smoothing"] == 0.5  # saved with the model
+
+
+@pytest.mark.parametrize("damage", ["drop labels", "truncate head"])
+def test_damaged_directory_is_one_line(trained, tmp_path, damage):
+    out = tmp_path / "m"
+    trained.save(out)
+    if damage == "drop labels":
+        manifest = json.loads((out / "convtune.json").read_text())
+        del manifest["model"]["labels"]
+        (out / "convtune.json").write_text(json.dumps(manifest))
+    else:
+        head = out / "head.safetensors"
+        head.write_bytes(head.read_bytes()[:100])
+    with pytest.raises(ConvtuneError, match="damaged model directory") as e:
+        Classifier.load(out)
+    assert "\n" not in str(e.value)

@@ -8,10 +8,12 @@ are here, once.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError
 
 from .data import TextSet, check_labels, label_list, stratified_split
 from .errors import ConvtuneError
@@ -101,7 +103,12 @@ class TextClassifier:
         target = classes[kind]
         if cls is not TextClassifier and not issubclass(target, cls) and cls.kind not in target.loads_as:
             raise ConvtuneError(f"{path} holds a {kind} model; load it with convtune.load()")
-        return target._load_from(Path(path), manifest)
+        try:
+            return target._load_from(Path(path), manifest)
+        except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile, SafetensorError) as e:
+            # A hand-edited, truncated or missing file in the directory (convtune.json, weights,
+            # vocabulary): one line naming the directory, not a traceback.
+            raise ConvtuneError(f"{path}: damaged model directory ({type(e).__name__}: {e})") from None
 
 
 def _subclasses(cls) -> list[type]:

@@ -107,7 +107,9 @@ def load_model(directory: str | Path, manifest: dict | None = None):
     try:
         result = model.load_state_dict(load_file(str(directory / HEAD_NAME)), strict=False)
     except (OSError, RuntimeError) as e:
-        raise ConvtuneError(f"{directory / HEAD_NAME}: cannot load head weights ({str(e).splitlines()[0]})") from None
+        # torch's message starts "Error(s) in loading state_dict ...:"; the next line says what.
+        detail = " ".join(line.strip() for line in str(e).splitlines()[:2])
+        raise ConvtuneError(f"{directory / HEAD_NAME}: cannot load head weights ({detail[:300]})") from None
     missing = [k for k in result.missing_keys if not k.startswith("encoder.")]
     if missing or result.unexpected_keys:
         raise ConvtuneError(f"{directory / HEAD_NAME}: weights do not match the config "
