@@ -170,3 +170,13 @@ def test_damaged_directory_is_one_line(trained, tmp_path, damage):
     with pytest.raises(ConvtuneError, match="damaged model directory") as e:
         Classifier.load(out)
     assert "\n" not in str(e.value)
+
+
+def test_max_length_beyond_the_position_table_is_refused(tiny_encoder):
+    # The tiny BERT has 64 positions; a longer max_length used to fail inside the embeddings.
+    texts, labels = toy_texts(40)
+    with pytest.raises(ConvtuneError, match=r"max_length 100 is more than encoder .* can read \(64 tokens\)"):
+        Classifier(encoder=str(tiny_encoder), max_length=100, epochs=1).fit(texts, labels)
+    # Unset, max_length is 128 capped at the encoder's limit, and the cap is what gets saved.
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, bf16="off").fit(texts, labels)
+    assert clf.max_length is None and clf.max_length_ == 64 and clf.manifest_["model"]["max_length"] == 64

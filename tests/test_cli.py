@@ -164,6 +164,7 @@ def test_train_help_states_the_real_defaults():
     # this ties them to the dataclasses they describe: change a default, and this fails.
     from convtune.encoders import DEFAULT_LR, default_lr
     from convtune.heads import CNNHeadConfig
+    from convtune.models import DEFAULT_MAX_LENGTH
     from convtune.textcnn import TextCNNClassifier
     from convtune.train import TrainConfig
 
@@ -185,6 +186,8 @@ def test_train_help_states_the_real_defaults():
         "--filters": f"default {h.num_filters}; textcnn {th.num_filters}",
         "--pooling": f"default {h.pooling})",
         "--dropout": f"default {h.dropout:g} (textcnn: {th.dropout:g})",
+        "--max-length": f"default {DEFAULT_MAX_LENGTH}, or the encoder's limit if smaller; textcnn: {cnn.max_length}",
+        "--label-smoothing": f"(default {t.label_smoothing:g})",
     }
     for option, text in expected.items():
         assert text in help_[option], (option, help_[option])

@@ -32,14 +32,15 @@ class Classifier(TextClassifier):
     kind = "transformer"
 
     def __init__(self, encoder: str = DEFAULT_ENCODER, head: str = "cnn", mode: str = "finetune",
-                 max_length: int = 128, head_config: dict | None = None, layers: int = 1, **train_options):
+                 max_length: int | None = None, head_config: dict | None = None, layers: int = 1,
+                 **train_options):
         if head not in ("cnn", "cnn+pool", "linear"):
             raise ConvtuneError(f"unknown head {head!r}; choose cnn, cnn+pool or linear")
         if layers < 1:
             raise ConvtuneError("layers must be at least 1")
         if mode not in ("finetune", "frozen"):
             raise ConvtuneError(f"unknown mode {mode!r}; choose finetune or frozen")
-        if max_length < 2:
+        if max_length is not None and max_length < 2:
             raise ConvtuneError("max_length must be at least 2 (room for the special tokens)")
         known = {f.name for f in fields(TrainConfig)}
         unknown = sorted(set(train_options) - known)
@@ -53,6 +54,7 @@ class Classifier(TextClassifier):
         self.head_config = dict(head_config or {})
         check_head_config(head, self.head_config)
         self.train_config = TrainConfig(**train_options)
+        self.max_length_: int | None = None  # fitted: max_length, or 128 capped at the encoder's limit
         self.model_ = None
         self.tokenizer_ = None
         self.labels_: list[str] | None = None
@@ -73,6 +75,7 @@ class Classifier(TextClassifier):
             self.train_config.lr = default_lr(self.encoder)
         seed_everything(self.train_config.seed)  # the head's initial weights depend on it
         self.model_, self.tokenizer_ = build_model(config, encoder_dir)
+        self.max_length_ = config.max_length
         if self.train_config.freeze_embeddings:
             # me5-small's 250k-piece vocabulary is 96M of its 118M parameters: fixed, they need
             # no gradient and no AdamW state, and each step skips their update.
@@ -80,7 +83,7 @@ class Classifier(TextClassifier):
         store = self._state_store(encoder_dir)
         try:
             self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,
-                               self.max_length, store=store)
+                               self.max_length_, store=store)
         finally:
             if store is not None:
                 store.close()
@@ -96,7 +99,7 @@ class Classifier(TextClassifier):
 
         root = default_cache_root() if self.train_config.cache == "auto" else Path(self.train_config.cache)
         hidden = self.model_.encoder.config.hidden_size
-        return StateStore(root, encoder_key(Path(encoder_dir), self.max_length), hidden, self.layers)
+        return StateStore(root, encoder_key(Path(encoder_dir), self.max_length_), hidden, self.layers)
 
     def _manifest(self, config: ModelConfig, encoder_dir: Path) -> dict:
         r = self.result_
@@ -110,7 +113,7 @@ class Classifier(TextClassifier):
         """Class probabilities, shape (N, C), columns in the order of `labels_`."""
         self._check_fitted()
         texts = as_texts(texts)
-        enc = tokenize(self.tokenizer_, texts, self.max_length)
+        enc = tokenize(self.tokenizer_, texts, self.max_length_)
         logits = predict_logits(self.model_, enc, self.tokenizer_.pad_token_id,
                                 batch_size or self.train_config.eval_batch_size,
                                 use_bf16(self.train_config.bf16),
@@ -132,6 +135,7 @@ class Classifier(TextClassifier):
         clf = cls(encoder=m["encoder"], head=m["head"], mode=m["mode"], max_length=m["max_length"],
                   head_config=m["head_config"], layers=m.get("layers", 1), **train_options)
         clf.model_, clf.tokenizer_, clf.labels_, clf.manifest_ = model, tokenizer, list(m["labels"]), manifest
+        clf.max_length_ = m["max_length"]
         set_threads()
         return clf
 

@@ -53,7 +53,8 @@ def _train_model_options(g) -> None:
                    help="cnn / cnn+pool / linear: over the encoder; tfidf-svm, tfidf-nb, textcnn: baselines without it")
     g.add_argument("--mode", default="finetune", choices=["finetune", "frozen"])
     g.add_argument("--layers", default="last-1", help="last-k: the head sees a learned mix of the last k layers")
-    g.add_argument("--max-length", type=int, default=128)
+    g.add_argument("--max-length", type=int,
+                   help="tokens per text (default 128, or the encoder's limit if smaller; textcnn: 128)")
     g.add_argument("--kernel-sizes", help="CNN heads: comma-separated widths (default 2,3,4; textcnn 3,4,5)")
     g.add_argument("--filters", type=int, help="CNN heads: filters per width (default 128; textcnn 100)")
     g.add_argument("--pooling", default=None,
@@ -135,7 +136,8 @@ def _compare_parser(sub) -> None:
     g.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3, as in the documented comparisons)")
     g.add_argument("--frozen-epochs", type=int, default=10, help="frozen mode epochs (cheap: cached states)")
     g.add_argument("--patience", type=int, default=2, help="default 2, as in the documented comparisons")
-    g.add_argument("--max-length", type=int, default=128)
+    g.add_argument("--max-length", type=int,
+                   help="tokens per text (default 128, or the encoder's limit if smaller; textcnn: 128)")
     g.add_argument("--train-limit", type=int)
     g.add_argument("--out", required=True)
     g.add_argument("--overwrite", action="store_true")
@@ -199,7 +201,8 @@ def make_estimator(a: argparse.Namespace):
     if a.head == "textcnn":
         from .textcnn import TextCNNClassifier
 
-        return TextCNNClassifier(max_length=a.max_length, head_config=head, **train)
+        length = {} if a.max_length is None else {"max_length": a.max_length}  # else its own default
+        return TextCNNClassifier(head_config=head, **length, **train)
     from .classifier import Classifier
 
     if a.head == "linear":

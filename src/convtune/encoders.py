@@ -156,6 +156,23 @@ def load_encoder(path: str | Path):
     return model, tokenizer
 
 
+# Position ids start after the padding index in these families (RoBERTa's convention), so a
+# table of 514 positions reads 512 tokens.
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "data2vec-text")
+
+
+def token_limit(config, tokenizer) -> int | None:
+    """How many tokens (special ones included) the encoder can read; None if it has no fixed limit."""
+    limits = []
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if positions:
+        offset = (config.pad_token_id or 0) + 1 if config.model_type in _OFFSET_POSITIONS else 0
+        limits.append(positions - offset)
+    if getattr(tokenizer, "model_max_length", None) and tokenizer.model_max_length < 1_000_000:
+        limits.append(tokenizer.model_max_length)  # unset, transformers uses a huge placeholder
+    return min(limits) if limits else None
+
+
 def is_decoder(config) -> bool:
     """True for GPT-style causal LMs, whose summary token is the last real one, not the first."""
     return not getattr(config, "is_encoder_decoder", False) and bool(

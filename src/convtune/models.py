@@ -13,9 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .encoders import is_decoder, load_encoder
+from .encoders import is_decoder, load_encoder, token_limit
 from .errors import ConvtuneError
 from .heads import ScalarMix, build_head, head_config
+
+
+DEFAULT_MAX_LENGTH = 128  # tokens per text when the user gives none (capped at the encoder's limit)
 
 
 @dataclass
@@ -27,7 +30,7 @@ class ModelConfig:
     head: str = "cnn"               # cnn | cnn+pool | linear
     head_config: dict = field(default_factory=dict)
     mode: str = "finetune"          # finetune | frozen
-    max_length: int = 128           # tokens per text, [CLS]/[SEP] included
+    max_length: int | None = None   # tokens per text, [CLS]/[SEP] included; None: 128 or the encoder's limit
     layers: int = 1                 # k > 1: the head sees a learned mix of the last k layers
 
     def to_dict(self) -> dict:
@@ -86,6 +89,12 @@ def check_head_config(kind: str, options: dict, name: str | None = None):
 def build_model(config: ModelConfig, encoder_dir: str | Path):
     """(model, tokenizer) for a config, with the encoder read from a local directory."""
     encoder, tokenizer = load_encoder(encoder_dir)
+    limit = token_limit(encoder.config, tokenizer)
+    if config.max_length is None:  # the default adapts to small encoders; an explicit value must fit
+        config.max_length = min(DEFAULT_MAX_LENGTH, limit or DEFAULT_MAX_LENGTH)
+    elif limit is not None and config.max_length > limit:  # longer inputs would index past the position table
+        raise ConvtuneError(f"max_length {config.max_length} is more than encoder {config.encoder!r} "
+                            f"can read ({limit} tokens); use --max-length {limit} or less")
     head_cfg = dict(config.head_config)
     if config.head == "linear" and "pooling" not in head_cfg and is_decoder(encoder.config):
         head_cfg["pooling"] = "last"  # a decoder's [CLS] equivalent is its last real token
