@@ -17,7 +17,6 @@ from .encoders import is_decoder, load_encoder, token_limit
 from .errors import ConvtuneError
 from .heads import ScalarMix, build_head, head_config
 
-
 DEFAULT_MAX_LENGTH = 128  # tokens per text when the user gives none (capped at the encoder's limit)
 
 

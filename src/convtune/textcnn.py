@@ -28,8 +28,8 @@ from .batching import tokenize
 from .errors import ConvtuneError
 from .estimator import TextClassifier, as_texts, train_dev
 from .heads import CNNHead, CNNHeadConfig
-from .models import check_head_config
 from .inference import predict_logits, set_threads, softmax
+from .models import check_head_config
 from .serialization import CONFIG_NAME, FORMAT_VERSION, write_json
 from .train import TrainConfig, fit, seed_everything
 
