@@ -136,8 +136,7 @@ def _compare_parser(sub) -> None:
     g.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3, as in the documented comparisons)")
     g.add_argument("--frozen-epochs", type=int, default=10, help="frozen mode epochs (cheap: cached states)")
     g.add_argument("--patience", type=int, default=2, help="default 2, as in the documented comparisons")
-    g.add_argument("--max-length", type=int,
-                   help="tokens per text (default 128, or the encoder's limit if smaller; textcnn: 128)")
+    g.add_argument("--max-length", type=int, default=128)
     g.add_argument("--train-limit", type=int)
     g.add_argument("--out", required=True)
     g.add_argument("--overwrite", action="store_true")

@@ -8,6 +8,7 @@ Distributed training later only needs `rank` / `world_size`: batches are sharded
 from __future__ import annotations
 
 import math
+import numbers
 import random
 import time
 from collections.abc import Callable
@@ -50,8 +51,9 @@ class TrainConfig:
         # Checked here so that every way in (CLI, Classifier(...), a saved run) fails in one line
         # before any data is read, instead of deep in torch or, worse, training nonsense.
         for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+            if not isinstance(getattr(self, name), numbers.Integral) or getattr(self, name) < 1:
                 raise ConvtuneError(f"{name} must be a whole number >= 1, not {getattr(self, name)!r}")
+            setattr(self, name, int(getattr(self, name)))  # numpy ints (a search grid) stay JSON-able
         for name in ("lr", "head_lr", "max_grad_norm"):
             value = getattr(self, name)
             if value is not None and not value > 0:
