@@ -77,13 +77,32 @@ def table(results: dict[str, list[dict]], seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def merge(runs: list[str], out: Path) -> None:
+    """One table over several runs of this script (different split seeds), for the recipes
+    that were run on every one of their splits."""
+    parts = [json.loads(Path(r).with_suffix(".json").read_text())["results"] for r in runs]
+    seeds = sorted({row["seed"] for part in parts for rows in part.values() for row in rows})
+    merged = {name: [row for part in parts for row in part[name]] for name in parts[0]
+              if all(name in part for part in parts)}
+    merged = {name: rows for name, rows in merged.items() if sorted(r["seed"] for r in rows) == seeds}
+    md = (f"# SMS recipes over {len(seeds)} split seeds\n\n`python {' '.join(sys.argv)}` (no training: "
+          f"merges {', '.join(f'`{r}.json`' for r in runs)}; recipes run on every split)\n\n"
+          f"{table(merged, seeds)}\n")
+    out.with_suffix(".md").write_text(md)
+    print(md)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="sms_spam")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 42])
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     p.add_argument("--out", default="bench/sms_recipes")
+    p.add_argument("--merge", nargs="+", metavar="RUN", help="no training: one table over these runs' "
+                   "JSON files (e.g. bench/sms_recipes bench/sms_recipes_more), recipes run on every split")
     a = p.parse_args(argv)
+    if a.merge:
+        return merge(a.merge, Path(a.out))
     out = Path(a.out)
     results: dict[str, list[dict]] = {}
     if out.with_suffix(".json").exists():  # resume: keep finished cells
