@@ -76,3 +76,14 @@ def test_cli_trains_baselines(head, toy_csv, tmp_path, capsys):
     assert m["head"] == head and m["test"]["accuracy"] > 0.5
     assert main(["predict", str(out), "good film"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["label"] in ("pos", "neg")
+
+
+def test_scikit_learn_model_selection():
+    # clone / cross_val_score / GridSearchCV work on convtune estimators (string labels)
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    texts, labels = toy_texts(120)
+    scores = cross_val_score(TfidfClassifier(), texts, labels, cv=3, scoring="f1_macro")
+    assert scores.shape == (3,) and scores.min() > 0.6
+    search = GridSearchCV(TfidfClassifier(), {"C": [0.1, 1.0]}, cv=3, scoring="neg_log_loss").fit(texts, labels)
+    assert search.best_params_["C"] in (0.1, 1.0) and search.predict(["good film", "awful plot"]) == ["pos", "neg"]

@@ -180,3 +180,23 @@ def test_max_length_beyond_the_position_table_is_refused(tiny_encoder):
     # Unset, max_length is 128 capped at the encoder's limit, and the cap is what gets saved.
     clf = Classifier(encoder=str(tiny_encoder), epochs=1, bf16="off").fit(texts, labels)
     assert clf.max_length is None and clf.max_length_ == 64 and clf.manifest_["model"]["max_length"] == 64
+
+
+def test_scikit_learn_contract(tiny_encoder):
+    from sklearn.base import clone
+
+    from convtune.encoders import DEFAULT_LR
+
+    texts, labels = toy_texts(40)
+    head = {"num_filters": 8}
+    clf = Classifier(encoder=str(tiny_encoder), head_config=head, epochs=1, bf16="off")
+    twin = clone(clf)  # raises if the constructor alters what it was given
+    assert twin.get_params() == clf.get_params() and twin.model_ is None
+    clf.fit(texts, labels)
+    # fit leaves the parameters as given; the resolved values are what the run records
+    assert clf.get_params()["lr"] is None and clf.get_params()["head_config"] is head
+    assert clf.hyperparameters()["lr"] == DEFAULT_LR and clf.hyperparameters()["head_config"]["kernel_sizes"] == [2, 3, 4]
+    assert list(clf.classes_) == clf.labels_
+    assert clf.set_params(epochs=2) is clf and clf.train_config.epochs == 2 and clf.model_ is None
+    with pytest.raises(ValueError, match="unknown parameters for Classifier: bogus"):
+        clf.set_params(bogus=1)

@@ -173,7 +173,7 @@ def test_train_help_states_the_real_defaults():
 
     t, h, help_ = TrainConfig(), CNNHeadConfig(), _train_help()
     cnn = TextCNNClassifier()
-    tc, th = cnn.train_config, cnn.head_config
+    tc, th = cnn.train_config, cnn.cnn_config
     expected = {
         "--epochs": f"default {t.epochs} (textcnn: {tc.epochs})",
         "--batch-size": f"default {t.batch_size} (textcnn: {tc.batch_size})",

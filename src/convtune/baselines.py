@@ -151,6 +151,9 @@ class TfidfClassifier(TextClassifier):
         clf.labels_, clf.manifest_ = list(m["labels"]), manifest
         return clf
 
-    def get_params(self) -> dict:
-        return {"head": f"tfidf-{self.model}", "analyzer": self.analyzer, "stop_words": self.stop_words,
+    def get_params(self, deep: bool = True) -> dict:
+        return {"model": self.model, "analyzer": self.analyzer, "stop_words": self.stop_words,
                 "C": self.C, "alpha": self.alpha, "min_df": self.min_df, "seed": self.seed}
+
+    def hyperparameters(self) -> dict:
+        return {"head": f"tfidf-{self.model}", **self.get_params()}

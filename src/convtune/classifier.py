@@ -10,7 +10,7 @@ plus save / load that keep the label map with the weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +51,10 @@ class Classifier(TextClassifier):
         self.mode = mode
         self.max_length = max_length
         self.layers = layers
-        self.head_config = dict(head_config or {})
-        check_head_config(head, self.head_config)
+        self.head_config = head_config  # kept as given (scikit-learn's clone checks identity)
+        check_head_config(head, dict(head_config or {}))
         self.train_config = TrainConfig(**train_options)
+        self.train_config_: TrainConfig | None = None  # fitted: the encoder lr resolved
         self.max_length_: int | None = None  # fitted: max_length, or 128 capped at the encoder's limit
         self.model_ = None
         self.tokenizer_ = None
@@ -68,11 +69,10 @@ class Classifier(TextClassifier):
         set_threads()
         train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, self.train_config.seed)
         config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
-                             head_config=self.head_config, mode=self.mode, max_length=self.max_length,
-                             layers=self.layers)
+                             head_config=dict(self.head_config or {}), mode=self.mode,
+                             max_length=self.max_length, layers=self.layers)
         encoder_dir = resolve_encoder(self.encoder)
-        if self.train_config.lr is None:
-            self.train_config.lr = default_lr(self.encoder)
+        self.train_config_ = replace(self.train_config, lr=self.train_config.lr or default_lr(self.encoder))
         seed_everything(self.train_config.seed)  # the head's initial weights depend on it
         self.model_, self.tokenizer_ = build_model(config, encoder_dir)
         self.max_length_ = config.max_length
@@ -82,12 +82,11 @@ class Classifier(TextClassifier):
             self.model_.encoder.get_input_embeddings().requires_grad_(False)
         store = self._state_store(encoder_dir)
         try:
-            self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,
+            self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config_,
                                self.max_length_, store=store)
         finally:
             if store is not None:
                 store.close()
-        self.head_config = config.head_config
         self.manifest_ = self._manifest(config, encoder_dir)
         return self
 
@@ -104,7 +103,7 @@ class Classifier(TextClassifier):
     def _manifest(self, config: ModelConfig, encoder_dir: Path) -> dict:
         r = self.result_
         return {"kind": self.kind, "convtune_version": __version__, "model": config.to_dict(),
-                "train": self.train_config.to_dict(), "encoder_source": str(encoder_dir),
+                "train": self.train_config_.to_dict(), "encoder_source": str(encoder_dir),
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
                              "bf16": r.bf16, "cache_seconds": r.cache_seconds, "history": r.history}}
 
@@ -139,7 +138,14 @@ class Classifier(TextClassifier):
         set_threads()
         return clf
 
-    def get_params(self) -> dict:
+    def get_params(self, deep: bool = True) -> dict:
         return {"encoder": self.encoder, "head": self.head, "mode": self.mode,
                 "max_length": self.max_length, "head_config": self.head_config, "layers": self.layers,
                 **asdict(self.train_config)}
+
+    def hyperparameters(self) -> dict:
+        p = self.get_params()
+        if self.manifest_ is not None:  # as fitted: the head's full config, max length and encoder lr used
+            m = self.manifest_["model"]
+            p |= {"head_config": m["head_config"], "max_length": m["max_length"], **self.manifest_["train"]}
+        return p

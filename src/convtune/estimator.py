@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .data import TextSet, check_labels, label_list, stratified_split
 from .errors import ConvtuneError
@@ -21,7 +22,7 @@ from .metrics import compute_metrics, text_report
 from .serialization import atomic_dir, read_manifest
 
 
-class TextClassifier:
+class TextClassifier(ClassifierMixin, BaseEstimator):
     """Base class: labels_ and manifest_ are set by fit() or load()."""
 
     kind = "base"  # written to convtune.json; load() dispatches on it
@@ -45,14 +46,34 @@ class TextClassifier:
     def _load_from(cls, directory: Path, manifest: dict) -> TextClassifier:
         raise NotImplementedError
 
-    def get_params(self) -> dict:
-        """Hyper-parameters, including "head" (the model family's name)."""
+    def get_params(self, deep: bool = True) -> dict:
+        """Constructor arguments, as given (scikit-learn's contract: `sklearn.base.clone`,
+        `GridSearchCV` and `cross_val_score` rebuild the estimator from these)."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------- shared
+    def set_params(self, **params) -> TextClassifier:
+        """Change constructor arguments (re-initialises: a fitted model is dropped)."""
+        current = self.get_params()
+        unknown = sorted(set(params) - set(current))
+        if unknown:
+            raise ValueError(f"unknown parameters for {type(self).__name__}: {', '.join(unknown)}")
+        self.__init__(**(current | params))
+        return self
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """`labels_` as scikit-learn's scorers expect it (the columns of `predict_proba`)."""
+        self._check_fitted()
+        return np.asarray(self.labels_)
+
+    def hyperparameters(self) -> dict:
+        """What a run records: the head's name and the parameters as fitted (defaults resolved)."""
+        return {"head": self.kind, **self.get_params()}
+
     def describe(self) -> dict:
         """What a report calls this model: encoder, head, mode, seed."""
-        p = self.get_params()
+        p = self.hyperparameters()
         return {"encoder": p.get("encoder"), "head": p["head"], "mode": p.get("mode", "from scratch"),
                 "seed": p.get("seed")}
 

@@ -75,7 +75,11 @@ class OnnxClassifier(TextClassifier):
         source = manifest["source"]["model"]
         return cls(session, tokenizer, source["labels"], source["max_length"], manifest)
 
-    def get_params(self) -> dict:
+    def get_params(self, deep: bool = True) -> dict:
+        """What the export came from (an exported model is not re-fitted, so not cloned)."""
+        return self.hyperparameters()
+
+    def hyperparameters(self) -> dict:
         source = self.manifest_["source"]["model"]
         int8 = self.manifest_.get("onnx", {}).get("int8", False)
         return {"encoder": source["encoder"], "head": source["head"],

@@ -36,7 +36,7 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
         summary = clf.training_summary()
         step_losses = summary.pop("step_losses")
         metrics = {"dataset": splits.name, **clf.describe(), "train_size": len(train),
-                   "labels": clf.labels_, **summary, "hyperparameters": clf.get_params()}
+                   "labels": clf.labels_, **summary, "hyperparameters": clf.hyperparameters()}
         reports = {}
         for part in ("dev", "test"):
             data = getattr(splits, part)

@@ -87,7 +87,8 @@ class TextCNNClassifier(TextClassifier):
     def __init__(self, embed_dim: int = 300, min_count: int = 1, max_length: int = 128,
                  analyzer: str = "auto", head_config: dict | None = None, **train_options):
         self.embed_dim, self.min_count, self.max_length, self.analyzer = embed_dim, min_count, max_length, analyzer
-        self.head_config = check_head_config(
+        self.head_config = head_config  # as given (scikit-learn's clone checks identity); resolved:
+        self.cnn_config = check_head_config(
             "cnn", {"kernel_sizes": [3, 4, 5], "num_filters": 100, "dropout": 0.5} | (head_config or {}), "textcnn")
         defaults = {"epochs": 10, "lr": 1e-3, "head_lr": 1e-3, "patience": 3, "batch_size": 50,
                     "weight_decay": 0.0, "warmup_ratio": 0.0, "bf16": "off"}
@@ -102,13 +103,13 @@ class TextCNNClassifier(TextClassifier):
         chars = self.analyzer == "char" or (self.analyzer == "auto" and looks_chinese(train.texts))
         self.tokenizer_ = SimpleTokenizer.build(train.texts, chars, self.min_count)
         seed_everything(self.train_config.seed)
-        self.model_ = TextCNN(len(self.tokenizer_.vocab), len(self.labels_), self.embed_dim, self.head_config)
+        self.model_ = TextCNN(len(self.tokenizer_.vocab), len(self.labels_), self.embed_dim, self.cnn_config)
         self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,
                            self.max_length)
         self.manifest_ = {"kind": self.kind, "convtune_version": __version__,
                           "model": {"head": "textcnn", "labels": self.labels_, "embed_dim": self.embed_dim,
                                     "max_length": self.max_length, "chars": chars,
-                                    "head_config": asdict(self.head_config)},
+                                    "head_config": asdict(self.cnn_config)},
                           "train": self.train_config.to_dict(),
                           "training": {"best_epoch": self.result_.best_epoch,
                                        "train_seconds": self.result_.train_seconds,
@@ -142,7 +143,9 @@ class TextCNNClassifier(TextClassifier):
         clf.labels_, clf.manifest_ = list(m["labels"]), manifest
         return clf
 
-    def get_params(self) -> dict:
-        return {"head": "textcnn", "embed_dim": self.embed_dim, "min_count": self.min_count,
-                "max_length": self.max_length, "head_config": asdict(self.head_config),
-                **self.train_config.to_dict()}
+    def get_params(self, deep: bool = True) -> dict:
+        return {"embed_dim": self.embed_dim, "min_count": self.min_count, "max_length": self.max_length,
+                "analyzer": self.analyzer, "head_config": self.head_config, **self.train_config.to_dict()}
+
+    def hyperparameters(self) -> dict:
+        return {"head": "textcnn", **self.get_params(), "head_config": asdict(self.cnn_config)}
