@@ -200,3 +200,11 @@ def test_scikit_learn_contract(tiny_encoder):
     assert clf.set_params(epochs=2) is clf and clf.train_config.epochs == 2 and clf.model_ is None
     with pytest.raises(ValueError, match="unknown parameters for Classifier: bogus"):
         clf.set_params(bogus=1)
+
+
+def test_save_over_a_file_is_refused_and_keeps_the_file(trained, tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    with pytest.raises(ConvtuneError, match="is a file; the output must be a directory"):
+        trained.save(target, overwrite=True)
+    assert target.read_text() == "mine" and [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

@@ -29,6 +29,8 @@ ENCODER_DIR = "encoder"
 
 
 def _refuse_existing(final: Path, overwrite: bool) -> None:
+    if final.exists() and not final.is_dir():  # --overwrite replaces run directories, never files
+        raise ConvtuneError(f"{final} is a file; the output must be a directory (choose another --out)")
     if final.exists() and any(final.iterdir()) and not overwrite:
         raise ConvtuneError(f"{final} already exists and is not empty; pass --overwrite or another --out")
 
