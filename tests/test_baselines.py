@@ -87,3 +87,12 @@ def test_scikit_learn_model_selection():
     assert scores.shape == (3,) and scores.min() > 0.6
     search = GridSearchCV(TfidfClassifier(), {"C": [0.1, 1.0]}, cv=3, scoring="neg_log_loss").fit(texts, labels)
     assert search.best_params_["C"] in (0.1, 1.0) and search.predict(["good film", "awful plot"]) == ["pos", "neg"]
+
+
+def test_integer_labels_work_with_scikit_learn_scorers():
+    from sklearn.model_selection import cross_val_score
+
+    texts, labels = toy_texts(120)
+    ints = [1 if y == "pos" else 0 for y in labels]
+    assert cross_val_score(TfidfClassifier(), texts, ints, cv=3, scoring="accuracy").min() > 0.6
+    assert TfidfClassifier().fit(texts, ints).predict(["good film", "awful plot"]) == [1, 0]

@@ -208,3 +208,15 @@ def test_save_over_a_file_is_refused_and_keeps_the_file(trained, tmp_path):
     with pytest.raises(ConvtuneError, match="is a file; the output must be a directory"):
         trained.save(target, overwrite=True)
     assert target.read_text() == "mine" and [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_integer_labels_come_back_as_integers(tiny_encoder, tmp_path):
+    # e.g. Hugging Face datasets' 0/1 labels: predict() answers in the caller's type, saved too
+    texts, labels = toy_texts(60)
+    ints = np.array([1 if y == "pos" else 0 for y in labels])  # numpy ints, as from a data frame
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, bf16="off").fit(texts, ints)
+    pred = clf.predict(texts[:4])
+    assert all(type(p) is int for p in pred) and list(clf.classes_) == [0, 1] and clf.labels_ == ["0", "1"]
+    assert 0 <= clf.evaluate(texts, ints)["accuracy"] <= 1
+    clf.save(tmp_path / "m")
+    assert Classifier.load(tmp_path / "m").predict(texts[:4]) == pred

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .errors import ConvtuneError
-from .estimator import TextClassifier, as_texts, train_dev
+from .estimator import TextClassifier, as_texts, label_type, train_dev
 from .inference import softmax
 from .serialization import CONFIG_NAME, FORMAT_VERSION, write_json
 
@@ -67,6 +67,7 @@ class TfidfClassifier(TextClassifier):
 
         start = time.perf_counter()
         train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, self.seed)
+        self.label_type_ = label_type(labels)
         params = self._vectorizer_params(train.texts)
         self.vectorizer_ = TfidfVectorizer(**{**params, "ngram_range": tuple(params["ngram_range"])})
         X = self.vectorizer_.fit_transform(train.texts)
@@ -119,7 +120,7 @@ class TfidfClassifier(TextClassifier):
         return softmax(scores)
 
     def _manifest(self, params: dict) -> dict:
-        return {"kind": self.kind, "convtune_version": __version__,
+        return {"kind": self.kind, "convtune_version": __version__, "label_type": self.label_type_,
                 "model": {"head": f"tfidf-{self.model}", "labels": self.labels_, "vectorizer": params,
                           "C": self.C, "alpha": self.alpha, "seed": self.seed},
                 "training": {"train_seconds": self.train_seconds_}}

@@ -19,7 +19,7 @@ from . import __version__
 from .batching import tokenize
 from .encoders import DEFAULT_ENCODER, default_lr, resolve_encoder
 from .errors import ConvtuneError
-from .estimator import TextClassifier, as_texts, train_dev
+from .estimator import TextClassifier, as_texts, label_type, train_dev
 from .inference import predict_logits, set_threads, softmax, use_bf16
 from .models import ModelConfig, build_model, check_head_config
 from .serialization import load_model, save_model
@@ -68,6 +68,7 @@ class Classifier(TextClassifier):
         """Train on (texts, labels); early-stop on the dev set (10% of train if none given)."""
         set_threads()
         train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, self.train_config.seed)
+        self.label_type_ = label_type(labels)
         config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
                              head_config=dict(self.head_config or {}), mode=self.mode,
                              max_length=self.max_length, layers=self.layers)
@@ -102,7 +103,8 @@ class Classifier(TextClassifier):
 
     def _manifest(self, config: ModelConfig, encoder_dir: Path) -> dict:
         r = self.result_
-        return {"kind": self.kind, "convtune_version": __version__, "model": config.to_dict(),
+        return {"kind": self.kind, "convtune_version": __version__, "label_type": self.label_type_,
+                "model": config.to_dict(),
                 "train": self.train_config_.to_dict(), "encoder_source": str(encoder_dir),
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
                              "bf16": r.bf16, "cache_seconds": r.cache_seconds, "history": r.history}}

@@ -8,6 +8,7 @@ are here, once.
 
 from __future__ import annotations
 
+import numbers
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     loads_as: tuple[str, ...] = ()  # other kinds whose load() may return this one (ONNX export)
     labels_: list[str] | None = None
     manifest_: dict | None = None
+    label_type_: str = "str"  # "int" when fit() got integer labels: predict() gives ints back
 
     # ---------------------------------------------------------------- to implement
     def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
@@ -63,9 +65,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def classes_(self) -> np.ndarray:
-        """`labels_` as scikit-learn's scorers expect it (the columns of `predict_proba`)."""
+        """The labels as fit() got them (str or int), in the order of `predict_proba`'s columns."""
         self._check_fitted()
-        return np.asarray(self.labels_)
+        return np.asarray([int(y) for y in self.labels_] if self.label_type_ == "int" else self.labels_)
 
     def hyperparameters(self) -> dict:
         """What a run records: the head's name and the parameters as fitted (defaults resolved)."""
@@ -90,17 +92,22 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if self.labels_ is None:
             raise ConvtuneError("this classifier is not trained yet: call fit() or convtune.load()")
 
-    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[str]:
-        """The most probable label of each text."""
+    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list:
+        """The most probable label of each text: strings, or ints if fit() was given ints."""
         proba = self.predict_proba(texts, batch_size)
-        return [self.labels_[i] for i in proba.argmax(axis=1)]
+        classes = self.classes_.tolist()  # Python str / int, not numpy scalars
+        return [classes[i] for i in proba.argmax(axis=1)]
+
+    def _predict_labels(self, texts: Sequence[str]) -> list[str]:
+        """Predicted labels as stored (strings), for comparing with a TextSet's labels."""
+        return [self.labels_[i] for i in self.predict_proba(texts).argmax(axis=1)]
 
     def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
         """Metrics on labelled texts: accuracy, macro-F1, per class, confusion matrix, report."""
         self._check_fitted()
         data = as_set(texts, labels, "evaluation data")
         check_labels(data, self.labels_, "evaluation data")
-        pred = self.predict(data.texts)
+        pred = self._predict_labels(data.texts)
         out = compute_metrics(data.labels, pred, self.labels_)
         out["report"] = text_report(data.labels, pred, self.labels_)
         return out
@@ -125,7 +132,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if cls is not TextClassifier and not issubclass(target, cls) and cls.kind not in target.loads_as:
             raise ConvtuneError(f"{path} holds a {kind} model; load it with convtune.load()")
         try:
-            return target._load_from(Path(path), manifest)
+            clf = target._load_from(Path(path), manifest)
+            # An ONNX export keeps its source model's manifest under "source".
+            clf.label_type_ = manifest.get("label_type") or manifest.get("source", {}).get("label_type", "str")
+            return clf
         except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile, SafetensorError) as e:
             # A hand-edited, truncated or missing file in the directory (convtune.json, weights,
             # vocabulary): one line naming the directory, not a traceback.
@@ -155,6 +165,12 @@ def as_texts(texts: Sequence[str]) -> list[str]:
     if bad is not None:
         raise ConvtuneError(f"text {bad} is not a string ({type(texts[bad]).__name__})")
     return texts
+
+
+def label_type(labels: Sequence) -> str:
+    """"int" if every label is an integer (Python or numpy; not bool), else "str"."""
+    ints = all(isinstance(y, numbers.Integral) and not isinstance(y, bool) for y in labels)
+    return "int" if ints and len(labels) else "str"
 
 
 def train_dev(texts, labels, dev_texts, dev_labels, seed: int) -> tuple[TextSet, TextSet, list[str]]:

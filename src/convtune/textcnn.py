@@ -26,7 +26,7 @@ from . import __version__
 from .baselines import looks_chinese
 from .batching import tokenize
 from .errors import ConvtuneError
-from .estimator import TextClassifier, as_texts, train_dev
+from .estimator import TextClassifier, as_texts, label_type, train_dev
 from .heads import CNNHead, CNNHeadConfig
 from .inference import predict_logits, set_threads, softmax
 from .models import check_head_config
@@ -100,13 +100,14 @@ class TextCNNClassifier(TextClassifier):
     def fit(self, texts, labels, dev_texts=None, dev_labels=None) -> TextCNNClassifier:
         set_threads()
         train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, self.train_config.seed)
+        self.label_type_ = label_type(labels)
         chars = self.analyzer == "char" or (self.analyzer == "auto" and looks_chinese(train.texts))
         self.tokenizer_ = SimpleTokenizer.build(train.texts, chars, self.min_count)
         seed_everything(self.train_config.seed)
         self.model_ = TextCNN(len(self.tokenizer_.vocab), len(self.labels_), self.embed_dim, self.cnn_config)
         self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,
                            self.max_length)
-        self.manifest_ = {"kind": self.kind, "convtune_version": __version__,
+        self.manifest_ = {"kind": self.kind, "convtune_version": __version__, "label_type": self.label_type_,
                           "model": {"head": "textcnn", "labels": self.labels_, "embed_dim": self.embed_dim,
                                     "max_length": self.max_length, "chars": chars,
                                     "head_config": asdict(self.cnn_config)},
