@@ -92,3 +92,13 @@ def test_exporter_failure_is_one_line(tiny_model_dir, toy_labelled_csv, tmp_path
     err = capsys.readouterr().err
     assert "ONNX export of" in err and "operator foo" in err and "long details" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_export_keeps_integer_labels(tiny_encoder, tmp_path):
+    texts, labels = toy_texts(60)
+    ints = [1 if y == "pos" else 0 for y in labels]
+    src = tmp_path / "src"
+    Classifier(encoder=str(tiny_encoder), epochs=1, bf16="off", max_length=16).fit(texts, ints).save(src)
+    export_onnx(src, tmp_path / "onnx", ParityData(texts[:20], [str(y) for y in ints[:20]], "toy"))
+    pred = load(tmp_path / "onnx").predict(texts[:5])
+    assert all(type(p) is int for p in pred) and pred == load(src).predict(texts[:5])
