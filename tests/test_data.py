@@ -171,3 +171,14 @@ def test_predict_input_with_unquoted_comma_is_refused(tmp_path):
     assert next(texts) == "Hello, quoted"
     with pytest.raises(ConvtuneError, match="line 3 has 2 fields, the header 1"):
         next(texts)
+
+
+def test_semicolon_csv_is_read(tmp_path):
+    # Spreadsheets in many European locales save "CSV" with semicolons.
+    p = tmp_path / "d.csv"
+    p.write_text('text;label\n"good, really";pos\nbad;neg\n')
+    data = read_table(p)
+    assert data.texts == ["good, really", "bad"] and data.labels == ["pos", "neg"]
+    from convtune.predict_io import iter_texts
+
+    assert list(iter_texts(str(p), None, "utf-8")) == ["good, really", "bad"]

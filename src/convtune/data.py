@@ -122,15 +122,24 @@ def _rows_from_file(path: Path, encoding: str) -> list[dict]:
                 raise ConvtuneError(f"{path}:{n}: expected a JSON object per line")
             rows.append(row)
         return rows
-    delimiter = "\t" if suffix in (".tsv", ".tab") else ","
-    return [r for r in csv_rows(content.replace("\r\n", "\n").split("\n"), delimiter, path)
+    lines = content.replace("\r\n", "\n").split("\n")
+    return [r for r in csv_rows(lines, delimiter_for(suffix, lines[0]), path)
             if any((v or "").strip() for v in r.values())]
+
+
+def delimiter_for(suffix: str, header: str) -> str:
+    """Tab for .tsv / .tab; for .csv a comma, or a semicolon when the header has semicolons and
+    no comma (spreadsheets in many European locales write those)."""
+    if suffix in (".tsv", ".tab"):
+        return "\t"
+    return ";" if ";" in header and "," not in header else ","
 
 
 def csv_rows(lines: Iterable[str], delimiter: str, path: Path) -> Iterator[dict]:
     """csv.DictReader rows, refusing rows with more fields than the header: an unquoted comma
     (or tab) in a text would otherwise shift or silently cut the columns."""
     kind = "TSV" if delimiter == "\t" else "CSV"
+    separator = {"\t": "tabs", ",": "commas", ";": "semicolons"}[delimiter]
     reader = csv.DictReader(lines, delimiter=delimiter)
     try:
         if not any(name.strip() for name in reader.fieldnames or []):
@@ -139,7 +148,7 @@ def csv_rows(lines: Iterable[str], delimiter: str, path: Path) -> Iterator[dict]
             if None in row:
                 raise ConvtuneError(
                     f"{path}: line {reader.line_num} has {len(reader.fieldnames) + len(row[None])} fields, the "
-                    f"header {len(reader.fieldnames)}; quote texts that contain {'tabs' if kind == 'TSV' else 'commas'}")
+                    f"header {len(reader.fieldnames)}; quote texts that contain {separator}")
             yield row
     except csv.Error as e:
         raise ConvtuneError(f"{path}: malformed {kind} ({e})") from None

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .data import TEXT_COLUMNS, csv_rows
+from .data import TEXT_COLUMNS, csv_rows, delimiter_for
 from .errors import ConvtuneError
 from .progress import progress
 
@@ -40,7 +40,9 @@ def iter_texts(path: str, text_col: str | None, encoding: str) -> Iterator[str]:
                             raise ConvtuneError(f"{p}:{n}: not JSON") from None
                         yield _text_of(row, text_col, p, n)
             elif suffix in (".csv", ".tsv", ".tab"):
-                for n, row in enumerate(csv_rows(f, "\t" if suffix != ".csv" else ",", p), 1):
+                header = f.readline()
+                f.seek(0)
+                for n, row in enumerate(csv_rows(f, delimiter_for(suffix, header), p), 1):
                     yield _text_of(row, text_col, p, n)
             else:
                 for line in f:
