@@ -197,6 +197,7 @@ def test_scikit_learn_contract(tiny_encoder):
     assert clf.get_params()["lr"] is None and clf.get_params()["head_config"] is head
     assert clf.hyperparameters()["lr"] == DEFAULT_LR and clf.hyperparameters()["head_config"]["kernel_sizes"] == [2, 3, 4]
     assert list(clf.classes_) == clf.labels_
+    assert repr(clf) == f"Classifier(encoder={str(tiny_encoder)!r}, head_config={{'num_filters': 8}}, epochs=1, bf16='off')"
     assert clf.set_params(epochs=2) is clf and clf.train_config.epochs == 2 and clf.model_ is None
     with pytest.raises(ValueError, match="unknown parameters for Classifier: bogus"):
         clf.set_params(bogus=1)

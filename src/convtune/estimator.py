@@ -63,6 +63,16 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.__init__(**(current | params))
         return self
 
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        # scikit-learn's repr cannot tell set training options from defaults (they arrive as
+        # **kwargs), so compare with a default-constructed estimator instead.
+        try:
+            defaults = type(self)().get_params()
+        except TypeError:  # not constructible without arguments (an ONNX export)
+            return super().__repr__(N_CHAR_MAX)
+        changed = {k: v for k, v in self.get_params().items() if k not in defaults or defaults[k] != v}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
     @property
     def classes_(self) -> np.ndarray:
         """The labels as fit() got them (str or int), in the order of `predict_proba`'s columns."""
