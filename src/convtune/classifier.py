@@ -20,8 +20,9 @@ from .batching import tokenize
 from .encoders import DEFAULT_ENCODER, default_lr, resolve_encoder
 from .errors import ConvtuneError
 from .estimator import TextClassifier, as_texts, label_type, train_dev
+from .heads import check_head_config
 from .inference import predict_logits, set_threads, softmax, use_bf16
-from .models import ModelConfig, build_model, check_head_config
+from .models import ModelConfig, build_model
 from .serialization import load_model, save_model
 from .train import TrainConfig, TrainResult, fit, seed_everything
 

@@ -238,9 +238,7 @@ def _int_list(s: str) -> list[int]:
         values = [int(x) for x in s.split(",") if x.strip()]
     except ValueError:
         raise ConvtuneError(f"--kernel-sizes wants comma-separated integers, not {s!r}") from None
-    if not values or min(values) < 1:
-        raise ConvtuneError("--kernel-sizes needs at least one positive width")
-    return values
+    return values  # CNNHeadConfig checks them (at least one, all >= 1)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:

@@ -104,13 +104,12 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list:
         """The most probable label of each text: strings, or ints if fit() was given ints."""
-        proba = self.predict_proba(texts, batch_size)
-        classes = self.classes_.tolist()  # Python str / int, not numpy scalars
-        return [classes[i] for i in proba.argmax(axis=1)]
+        labels = self._predict_labels(texts, batch_size)
+        return [int(y) for y in labels] if self.label_type_ == "int" else labels
 
-    def _predict_labels(self, texts: Sequence[str]) -> list[str]:
+    def _predict_labels(self, texts: Sequence[str], batch_size: int | None = None) -> list[str]:
         """Predicted labels as stored (strings), for comparing with a TextSet's labels."""
-        return [self.labels_[i] for i in self.predict_proba(texts).argmax(axis=1)]
+        return [self.labels_[i] for i in self.predict_proba(texts, batch_size).argmax(axis=1)]
 
     def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
         """Metrics on labelled texts: accuracy, macro-F1, per class, confusion matrix, report."""

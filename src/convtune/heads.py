@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import ConvtuneError
+
 
 def check_dropout(p: float) -> None:
     if not 0.0 <= p < 1.0:
@@ -164,7 +166,21 @@ def head_config(kind: str, config: dict | None = None):
     return HEADS[kind][1](**(config or {}))
 
 
+def check_head_config(kind: str, options: dict, name: str | None = None):
+    """`head_config`, with a bad option as one ConvtuneError line (raised before any data or model
+    is read). `name` is the head as the user called it (default: `kind`)."""
+    try:
+        return head_config(kind, options)
+    except (TypeError, ValueError) as e:
+        raise ConvtuneError(f"{name or kind} head: {e}") from None
+
+
 def build_head(kind: str, hidden_size: int, num_classes: int, config: dict | None = None) -> nn.Module:
     """A head from its name and a plain config dict (as saved in convtune.json)."""
     cfg = head_config(kind, config)  # checks `kind` first
-    return HEADS[kind][0](hidden_size, num_classes, cfg)
+    return head_from_config(kind, hidden_size, num_classes, cfg)
+
+
+def head_from_config(kind: str, hidden_size: int, num_classes: int, config) -> nn.Module:
+    """A head from its name and an already checked config dataclass."""
+    return HEADS[kind][0](hidden_size, num_classes, config)

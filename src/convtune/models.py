@@ -15,7 +15,7 @@ from torch import nn
 
 from .encoders import is_decoder, load_encoder, token_limit
 from .errors import ConvtuneError
-from .heads import ScalarMix, build_head, head_config
+from .heads import ScalarMix, check_head_config, head_from_config
 
 DEFAULT_MAX_LENGTH = 128  # tokens per text when the user gives none (capped at the encoder's limit)
 
@@ -76,15 +76,6 @@ class TransformerClassifier(nn.Module):
         return self.classify(h.float() if self.frozen else h, attention_mask)
 
 
-def check_head_config(kind: str, options: dict, name: str | None = None):
-    """The head's config dataclass; a bad option is one ConvtuneError line, raised before any
-    data or model is read. `name` is the head as the user called it (default: `kind`)."""
-    try:
-        return head_config(kind, options)
-    except (TypeError, ValueError) as e:
-        raise ConvtuneError(f"{name or kind} head: {e}") from None
-
-
 def build_model(config: ModelConfig, encoder_dir: str | Path):
     """(model, tokenizer) for a config, with the encoder read from a local directory."""
     encoder, tokenizer = load_encoder(encoder_dir)
@@ -97,8 +88,8 @@ def build_model(config: ModelConfig, encoder_dir: str | Path):
     head_cfg = dict(config.head_config)
     if config.head == "linear" and "pooling" not in head_cfg and is_decoder(encoder.config):
         head_cfg["pooling"] = "last"  # a decoder's [CLS] equivalent is its last real token
-    check_head_config(config.head, head_cfg)
-    head = build_head(config.head, encoder.config.hidden_size, len(config.labels), head_cfg)
+    head = head_from_config(config.head, encoder.config.hidden_size, len(config.labels),
+                            check_head_config(config.head, head_cfg))
     config.head_config = asdict(head.config)
     model = TransformerClassifier(encoder, head, frozen=config.mode == "frozen", layers=config.layers)
     return model, tokenizer

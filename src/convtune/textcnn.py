@@ -27,9 +27,8 @@ from .baselines import looks_chinese
 from .batching import tokenize
 from .errors import ConvtuneError
 from .estimator import TextClassifier, as_texts, label_type, train_dev
-from .heads import CNNHead, CNNHeadConfig
+from .heads import CNNHead, CNNHeadConfig, check_head_config
 from .inference import predict_logits, set_threads, softmax
-from .models import check_head_config
 from .serialization import CONFIG_NAME, FORMAT_VERSION, write_json
 from .train import TrainConfig, fit, seed_everything
 
@@ -135,7 +134,7 @@ class TextCNNClassifier(TextClassifier):
         vocab = json.loads((directory / "vocabulary.json").read_text(encoding="utf-8"))
         clf = cls(embed_dim=m["embed_dim"], max_length=m["max_length"], head_config=m["head_config"])
         clf.tokenizer_ = SimpleTokenizer(vocab, m["chars"])
-        clf.model_ = TextCNN(len(vocab), len(m["labels"]), m["embed_dim"], CNNHeadConfig(**m["head_config"]))
+        clf.model_ = TextCNN(len(vocab), len(m["labels"]), m["embed_dim"], clf.cnn_config)
         try:
             clf.model_.load_state_dict(load_file(str(directory / "textcnn.safetensors")))
         except (OSError, RuntimeError) as e:

@@ -89,10 +89,8 @@ def seed_everything(seed: int) -> None:
 
 def class_weights(labels: list[int], num_classes: int, mode: str) -> torch.Tensor | None:
     """Inverse-frequency weights (scikit-learn's 'balanced') or None."""
-    if mode == "none":
+    if mode == "none":  # TrainConfig has already refused anything but none / balanced
         return None
-    if mode != "balanced":
-        raise ValueError(f"class_weight must be none or balanced, not {mode!r}")
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     return torch.tensor(len(labels) / (num_classes * np.maximum(counts, 1)), dtype=torch.float32)
 
