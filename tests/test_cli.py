@@ -97,7 +97,7 @@ def test_bad_head_option_is_one_line(toy_csv, tiny_encoder, tmp_path, capsys):
     (["--lr", "-1"], "lr must be > 0"), (["--head-lr", "0"], "head_lr must be > 0"),
     (["--patience", "0"], "patience must be"), (["--warmup-ratio", "2"], "warmup_ratio must be in"),
     (["--label-smoothing", "1.5"], "label_smoothing must be in"), (["--filters", "0"], "filters per width"),
-    (["--dropout", "1"], "dropout must be in"), (["--head", "textcnn", "--filters", "-1"], "textcnn head: filters"),
+    (["--dropout", "1"], "dropout must be in"), (["--ema", "1"], "ema must be in"), (["--head", "textcnn", "--filters", "-1"], "textcnn head: filters"),
     (["--head", "linear", "--pooling", "max"], "linear head: pooling"),
 ])
 def test_bad_numbers_fail_before_the_data_is_read(option, match, tmp_path, capsys):
@@ -188,6 +188,7 @@ def test_train_help_states_the_real_defaults():
         "--dropout": f"default {h.dropout:g} (textcnn: {th.dropout:g})",
         "--max-length": f"default {DEFAULT_MAX_LENGTH}, or the encoder's limit if smaller; textcnn: {cnn.max_length}",
         "--label-smoothing": f"(default {t.label_smoothing:g})",
+        "--ema": f"(default {t.ema:g}: off)",
     }
     for option, text in expected.items():
         assert text in help_[option], (option, help_[option])

@@ -75,6 +75,8 @@ def _train_optim_options(g) -> None:
     g.add_argument("--patience", type=int, help="default 3 (textcnn: 3)")
     g.add_argument("--class-weight", default="none", choices=["none", "balanced"])
     g.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing in [0, 1] (default 0)")
+    g.add_argument("--ema", type=float, help="dev checks and the saved model use an exponential moving "
+                   "average of the weights with this decay, e.g. 0.99 (default 0: off)")
     g.add_argument("--freeze-embeddings", action="store_true",
                    help="fine-tuning: keep the token embeddings fixed (less memory with big vocabularies, e.g. me5-small)")
 
@@ -192,7 +194,8 @@ def make_estimator(a: argparse.Namespace):
     train = {k: v for k, v in {
         "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "head_lr": a.head_lr,
         "weight_decay": a.weight_decay, "warmup_ratio": a.warmup_ratio, "patience": a.patience,
-        "class_weight": a.class_weight, "label_smoothing": a.label_smoothing, "seed": a.seed, "bf16": a.bf16,
+        "class_weight": a.class_weight, "label_smoothing": a.label_smoothing, "ema": a.ema,
+        "seed": a.seed, "bf16": a.bf16,
         "freeze_embeddings": True if a.freeze_embeddings else None}.items() if v is not None}
     head = {k: v for k, v in {
         "kernel_sizes": _int_list(a.kernel_sizes) if a.kernel_sizes else None, "num_filters": a.filters,

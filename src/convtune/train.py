@@ -11,7 +11,8 @@ import math
 import numbers
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -41,6 +42,7 @@ class TrainConfig:
     patience: int = 3               # epochs without a dev macro-F1 gain before stopping
     class_weight: str = "none"      # none | balanced
     label_smoothing: float = 0.0    # cross-entropy target smoothing (torch's label_smoothing), 0 = off
+    ema: float = 0.0                # decay of an exponential moving average of the weights, 0 = off
     seed: int = 42
     bf16: str = "auto"              # auto | on | off: bf16 autocast where the CPU has it
     eval_batch_size: int = 64
@@ -58,7 +60,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConvtuneError(f"{name} must be > 0, not {value!r}")
-        ranges = {"weight_decay": (0.0, math.inf), "warmup_ratio": (0.0, 1.0), "label_smoothing": (0.0, 1.0)}
+        ranges = {"weight_decay": (0.0, math.inf), "warmup_ratio": (0.0, 1.0), "label_smoothing": (0.0, 1.0),
+                  "ema": (0.0, 0.9999)}
         for name, (low, high) in ranges.items():
             if not low <= getattr(self, name) <= high:
                 raise ConvtuneError(f"{name} must be in [{low}, {high}], not {getattr(self, name)!r}")
@@ -118,6 +121,43 @@ def linear_schedule(optimizer, warmup: int, total: int) -> torch.optim.lr_schedu
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+class WeightAverage:
+    """Exponential moving average of the trainable weights; does nothing when decay is 0.
+
+    Dev evaluation and the kept best epoch use the average, while training goes on from the raw
+    weights. The decay warms up as min(decay, (1 + t) / (10 + t)) after t updates, so the random
+    head initialisation fades within the first steps instead of dominating epoch 1.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay, self.updates = decay, 0
+        self.params = [p for p in model.parameters() if p.requires_grad] if decay > 0 else []
+        self.shadow = [p.detach().clone() for p in self.params]  # float32, like the weights
+
+    @torch.no_grad()
+    def update(self) -> None:
+        if not self.params:
+            return
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - decay)
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """Inside the block the model holds the averaged weights; the raw ones come back after."""
+        if not self.params:
+            yield
+            return
+        raw = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            torch._foreach_copy_([p.data for p in self.params], self.shadow)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_([p.data for p in self.params], raw)
+
+
 Forward = Callable[[list[int]], torch.Tensor]  # batch indices -> logits (B, C)
 
 
@@ -142,8 +182,8 @@ def _forwards(model, store, enc: Encoded, dev_enc: Encoded, pad_id: int, config:
 
 
 def _train_epoch(model, forward: Forward, batches: list[list[int]], y: torch.Tensor, weight,
-                 optimizer, scheduler, config: TrainConfig, bf16: bool, epoch: int,
-                 result: TrainResult) -> float:
+                 optimizer, scheduler, average: WeightAverage, config: TrainConfig, bf16: bool,
+                 epoch: int, result: TrainResult) -> float:
     """One pass over `batches`; returns the mean training loss."""
     model.train()
     bar = progress(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch")
@@ -157,11 +197,19 @@ def _train_epoch(model, forward: Forward, batches: list[list[int]], y: torch.Ten
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optimizer.step()
         scheduler.step()
+        average.update()
         losses.append(loss.item())
         result.step_losses.append((epoch - 1 + (step + 1) / len(batches), losses[-1]))
         if step % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
     return float(np.mean(losses))
+
+
+def _log_epoch(result: TrainResult, epoch: int, loss: float, m: dict, seconds: float) -> None:
+    result.history.append({"epoch": epoch, "train_loss": loss, "dev_accuracy": m["accuracy"],
+                           "dev_macro_f1": m["macro_f1"], "seconds": round(seconds, 2)})
+    tqdm.write(f"epoch {epoch}: train loss {loss:.4f}  dev accuracy {m['accuracy']:.4f}  "
+               f"dev macro-F1 {m['macro_f1']:.4f}")
 
 
 def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels: list[str],
@@ -186,25 +234,24 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     total = config.epochs * len(train_batches(enc.lengths(), config.batch_size, config.seed, 0, rank, world_size))
     optimizer = make_optimizer(model, config)
     scheduler = linear_schedule(optimizer, math.ceil(config.warmup_ratio * total), total)
-    frozen = getattr(model, "frozen", False)
+    frozen, average = getattr(model, "frozen", False), WeightAverage(model, config.ema)
     best_f1, best_state, stale = -1.0, None, 0
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
         batches = train_batches(enc.lengths(), config.batch_size, config.seed, epoch, rank, world_size)
-        loss = _train_epoch(model, forward, batches, y, weight, optimizer, scheduler, config, bf16, epoch, result)
+        loss = _train_epoch(model, forward, batches, y, weight, optimizer, scheduler, average, config, bf16,
+                            epoch, result)
         model.eval()
-        dev_pred = batched_logits(dev_forward, dev_enc.lengths(), config.eval_batch_size, bf16, "dev").argmax(1)
-        m = compute_metrics(dev.labels, [labels[i] for i in dev_pred], labels)
-        result.history.append({"epoch": epoch, "train_loss": loss, "dev_accuracy": m["accuracy"],
-                               "dev_macro_f1": m["macro_f1"],
-                               "seconds": round(time.perf_counter() - epoch_start, 2)})
-        tqdm.write(f"epoch {epoch}: train loss {loss:.4f}  dev accuracy {m['accuracy']:.4f}  "
-                   f"dev macro-F1 {m['macro_f1']:.4f}")
-        if m["macro_f1"] > best_f1:
+        with average.applied():  # a no-op without --ema; with it, dev sees (and we keep) the average
+            dev_pred = batched_logits(dev_forward, dev_enc.lengths(), config.eval_batch_size, bf16, "dev").argmax(1)
+            m = compute_metrics(dev.labels, [labels[i] for i in dev_pred], labels)
+            improved = m["macro_f1"] > best_f1
+            if improved:  # a frozen encoder never changes: keep only the trainable part
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
+                              if not (frozen and k.startswith("encoder."))}
+        _log_epoch(result, epoch, loss, m, time.perf_counter() - epoch_start)
+        if improved:
             best_f1, stale, result.best_epoch = m["macro_f1"], 0, epoch
-            # A frozen encoder never changes: keep only the trainable part.
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
-                          if not (frozen and k.startswith("encoder."))}
         else:
             stale += 1
             if stale >= config.patience:

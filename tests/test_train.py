@@ -1,0 +1,69 @@
+"""The training loop's parts: the weight average (--ema) on its own and inside fit."""
+
+import pytest
+import torch
+
+from convtune import Classifier, train
+from convtune.errors import ConvtuneError
+
+from .conftest import toy_texts
+
+
+def test_weight_average_follows_the_formula_and_restores_the_raw_weights():
+    model = torch.nn.Linear(3, 2)
+    frozen = torch.nn.Parameter(torch.ones(2), requires_grad=False)
+    model.register_parameter("fixed", frozen)  # not trainable: not averaged
+    start = model.weight.detach().clone()
+    average = train.WeightAverage(model, decay=0.5)
+    expected = start.clone()
+    for t in range(1, 4):
+        with torch.no_grad():
+            model.weight.add_(1.0)
+        average.update()
+        decay = min(0.5, (1 + t) / (10 + t))  # the warm-up caps the decay at 2/11, 3/12, 0.5
+        expected = decay * expected + (1 - decay) * model.weight.detach()
+    raw = model.weight.detach().clone()
+    with average.applied():
+        torch.testing.assert_close(model.weight.detach(), expected)
+        assert not torch.equal(model.weight.detach(), raw)
+    torch.testing.assert_close(model.weight.detach(), raw)  # training goes on from the raw weights
+    assert len(average.shadow) == 2  # weight and bias; the frozen parameter is left out
+
+
+def test_weight_average_off_changes_nothing():
+    model = torch.nn.Linear(3, 2)
+    average = train.WeightAverage(model, decay=0.0)
+    before = model.weight.detach().clone()
+    average.update()
+    with average.applied():
+        assert torch.equal(model.weight.detach(), before)
+    assert average.shadow == []
+
+
+def test_fit_keeps_the_averaged_weights(tiny_encoder, monkeypatch):
+    # One epoch: the kept model is the average at the end of it, not the last raw weights.
+    made = []
+
+    class Recording(train.WeightAverage):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(train, "WeightAverage", Recording)
+    texts, labels = toy_texts(64)
+    dev_texts, dev_labels = toy_texts(16, seed=1)
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, batch_size=16, lr=3e-3, head_lr=1e-2,
+                     max_length=16, bf16="off", seed=0, ema=0.9,
+                     head_config={"kernel_sizes": [2], "num_filters": 4}).fit(texts, labels, dev_texts, dev_labels)
+    (average,) = made
+    kept = [p.detach() for p in clf.model_.parameters() if p.requires_grad]
+    assert len(kept) == len(average.shadow)
+    for p, s in zip(kept, average.shadow):
+        torch.testing.assert_close(p, s)
+    assert clf.manifest_["train"]["ema"] == 0.9  # saved with the model
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0])
+def test_ema_out_of_range_is_refused(decay):
+    with pytest.raises(ConvtuneError, match="ema must be in"):
+        train.TrainConfig(ema=decay)
