@@ -120,6 +120,13 @@ def test_predict_to_missing_folder_is_one_line(run_dir, capsys):
     assert "folder does not exist" in capsys.readouterr().err
 
 
+def test_empty_text_on_the_command_line_is_refused(capsys):
+    # `convtune predict DIR "$TEXT"` with TEXT unset used to print a confident label for "".
+    assert main(["predict", "some-dir", "fine", "  "]) == 2
+    err = capsys.readouterr().err
+    assert "text 2 of the command line is empty" in err and err.count("\n") == 1
+
+
 def test_interrupted_predict_resumes(run_dir, monkeypatch, capsys):
     import convtune.predict_io as pio
     from convtune.classifier import Classifier

@@ -74,6 +74,11 @@ def predict_command(a) -> int:
 
     if not a.texts and not a.input:
         raise ConvtuneError("give texts to classify, or --input FILE")
+    # An empty argument is usually an unset shell variable; the server refuses it too (422).
+    # Empty cells in an --input file still get a row each, so the output lines up with the input.
+    empty = next((i for i, t in enumerate(a.texts) if not t.strip()), None)
+    if empty is not None:
+        raise ConvtuneError(f"text {empty + 1} of the command line is empty")
     if a.input and not Path(a.input).is_file():
         raise ConvtuneError(f"{a.input}: no such file")
     if a.output and not Path(a.output).resolve().parent.is_dir():
