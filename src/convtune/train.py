@@ -140,7 +140,8 @@ class WeightAverage:
             return
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - decay)
+        for average, p in zip(self.shadow, self.params):
+            average.lerp_(p.detach(), 1.0 - decay)
 
     @contextmanager
     def applied(self) -> Iterator[None]:
@@ -149,13 +150,16 @@ class WeightAverage:
             yield
             return
         raw = [p.detach().clone() for p in self.params]
-        with torch.no_grad():
-            torch._foreach_copy_([p.data for p in self.params], self.shadow)
+        self._load(self.shadow)
         try:
             yield
         finally:
-            with torch.no_grad():
-                torch._foreach_copy_([p.data for p in self.params], raw)
+            self._load(raw)
+
+    @torch.no_grad()
+    def _load(self, values: list[torch.Tensor]) -> None:
+        for p, v in zip(self.params, values):
+            p.copy_(v)
 
 
 Forward = Callable[[list[int]], torch.Tensor]  # batch indices -> logits (B, C)
