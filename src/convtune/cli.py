@@ -74,8 +74,8 @@ def _train_optim_options(g) -> None:
     g.add_argument("--warmup-ratio", type=float, help="default 0.1")
     g.add_argument("--patience", type=int, help="default 3 (textcnn: 3)")
     g.add_argument("--class-weight", default="none", choices=["none", "balanced"])
-    g.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing in [0, 1] (default 0)")
-    g.add_argument("--ema", type=float, help="dev checks and the saved model use an exponential moving "
+    g.add_argument("--label-smoothing", type=float, metavar="X", help="cross-entropy label smoothing in [0, 1] (default 0)")
+    g.add_argument("--ema", type=float, metavar="DECAY", help="dev checks and the saved model use an exponential moving "
                    "average of the weights with this decay, e.g. 0.99 (default 0: off)")
     g.add_argument("--freeze-embeddings", action="store_true",
                    help="fine-tuning: keep the token embeddings fixed (less memory with big vocabularies, e.g. me5-small)")
