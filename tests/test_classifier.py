@@ -95,7 +95,7 @@ def test_bad_inputs(tiny_encoder, trained):
     with pytest.raises(ConvtuneError, match="single string"):
         trained.predict("good")
     with pytest.raises(ConvtuneError, match="unknown encoder"):
-        Classifier(encoder="no-such-encoder").fit(["a", "b"], ["x", "y"])
+        Classifier(encoder="no-such-encoder").fit(*toy_texts(40))
     with pytest.raises(ConvtuneError, match="unknown head"):
         Classifier(head="rnn")
 

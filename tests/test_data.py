@@ -11,9 +11,10 @@ from convtune.data import (
     label_list,
     make_splits,
     read_table,
+    read_text_file,
     stratified_split,
 )
-from convtune.datasets import BUILTIN, load_splits, read_builtin
+from convtune.datasets import BUILTIN, load_splits, read_builtin, read_spec
 from convtune.errors import ConvtuneError
 
 from .conftest import require_shared_data
@@ -182,3 +183,22 @@ def test_semicolon_csv_is_read(tmp_path):
     from convtune.predict_io import iter_texts
 
     assert list(iter_texts(str(p), None, "utf-8")) == ["good, really", "bad"]
+
+
+def test_too_few_texts_to_split_is_one_clear_line(tmp_path):
+    # Two texts split 80/10/10 left dev empty, and training failed later with "no texts given".
+    f = tmp_path / "two.csv"
+    f.write_text("text,label\nhello there,ham\nwin cash now,spam\n")
+    with pytest.raises(ConvtuneError, match="2 texts are too few to split off a dev set"):
+        load_splits(str(f))
+    from convtune.baselines import TfidfClassifier
+
+    with pytest.raises(ConvtuneError, match="too few to split off a dev set"):  # the Python API too
+        TfidfClassifier().fit(["a b", "c d", "e f"], ["x", "y", "x"])
+
+
+def test_folder_and_unknown_name_are_named_as_such(tmp_path):
+    with pytest.raises(ConvtuneError, match="a folder, not a file"):
+        read_text_file(tmp_path)
+    with pytest.raises(ConvtuneError, match="neither a file nor a built-in data set"):
+        read_spec("no_such_set")  # evaluate's path used to say "no such file"

@@ -67,11 +67,17 @@ class Splits:
 
 # --------------------------------------------------------------------------- readers
 
-def read_text_file(path: str | Path, encoding: str = "utf-8") -> str:
-    """Read a whole file, turning missing / empty / undecodable files into one-line errors."""
+def require_file(path: str | Path) -> Path:
+    """The path, if it names a file; else a one-line error (a folder is not "no such file")."""
     p = Path(path)
     if not p.is_file():
-        raise ConvtuneError(f"{p}: no such file")
+        raise ConvtuneError(f"{p}: {'a folder, not a file' if p.is_dir() else 'no such file'}")
+    return p
+
+
+def read_text_file(path: str | Path, encoding: str = "utf-8") -> str:
+    """Read a whole file, turning missing / empty / undecodable files into one-line errors."""
+    p = require_file(path)
     raw = p.read_bytes()
     if not raw.strip():
         raise ConvtuneError(f"{p}: file is empty")
@@ -227,6 +233,16 @@ def stratified_split(data: TextSet, fractions: tuple[float, ...], seed: int) -> 
     return out
 
 
+def carve(data: TextSet, fractions: tuple[float, ...], names: tuple[str, ...], seed: int) -> list[TextSet]:
+    """`stratified_split` into the named parts, refusing a split that leaves one empty."""
+    parts = stratified_split(data, fractions, seed)
+    empty = next((name for name, part in zip(names, parts) if not len(part)), None)
+    if empty is not None:  # e.g. 2 texts split 80/10/10: the dev part used to fail later as "no texts given"
+        raise ConvtuneError(f"{len(data)} texts are too few to split off a {empty} set; "
+                            f"give more data or a separate {empty} set")
+    return parts
+
+
 def subsample(data: TextSet, n: int | None, seed: int) -> TextSet:
     """A stratified subset of about n items (the whole set if n is None or not smaller)."""
     if n is not None and n < 2:  # 0 used to mean "no limit" by accident
@@ -248,10 +264,10 @@ def make_splits(name: str, train: TextSet, dev: TextSet | None, test: TextSet | 
         train, dropped = deduplicate(train)
         record["duplicates_dropped"] = dropped
     if dev is None and test is None:
-        train, dev, test = stratified_split(train, (0.8, 0.1, 0.1), seed)
+        train, dev, test = carve(train, (0.8, 0.1, 0.1), ("train", "dev", "test"), seed)
         record["method"] = "de-duplicated, stratified 80/10/10"
     elif dev is None:
-        train, dev = stratified_split(train, (0.9, 0.1), seed)
+        train, dev = carve(train, (0.9, 0.1), ("train", "dev"), seed)
         record["method"] = "official test; dev = stratified 10% of train"
     elif test is None:
         record["method"] = "official train/dev; no test split"

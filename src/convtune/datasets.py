@@ -176,7 +176,13 @@ def read_spec(spec: str, text_col: str | None = None, label_col: str | None = No
     if spec in BUILTIN:
         train, _dev, test = read_builtin(spec)
         return test if test is not None else train
+    _check_spec(spec)
     return read_table(spec, text_col, label_col, encoding)
+
+
+def _check_spec(spec: str) -> None:
+    if not Path(spec).exists():
+        raise ConvtuneError(f"{spec!r} is neither a file nor a built-in data set (see `convtune datasets`)")
 
 
 def load_splits(spec: str, dev: str | None = None, test: str | None = None, *, seed: int = 42,
@@ -187,9 +193,7 @@ def load_splits(spec: str, dev: str | None = None, test: str | None = None, *, s
         tr, dv, te = read_builtin(spec)
         name = spec
     else:
-        if not Path(spec).exists():
-            raise ConvtuneError(
-                f"{spec!r} is neither a file nor a built-in data set (see `convtune datasets`)")
+        _check_spec(spec)
         tr, dv, te = read_table(spec, text_col, label_col, encoding), None, None
         name = Path(spec).name
     if dev is not None:

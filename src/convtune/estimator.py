@@ -17,7 +17,7 @@ import numpy as np
 from safetensors import SafetensorError
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from .data import TextSet, check_labels, label_list, stratified_split
+from .data import TextSet, carve, check_labels, label_list
 from .errors import ConvtuneError
 from .metrics import compute_metrics, text_report
 from .serialization import atomic_dir, read_manifest
@@ -187,7 +187,7 @@ def train_dev(texts, labels, dev_texts, dev_labels, seed: int) -> tuple[TextSet,
     train = as_set(texts, labels, "training data")
     label_map = label_list(train)
     if dev_texts is None:
-        train, dev = stratified_split(train, (0.9, 0.1), seed)
+        train, dev = carve(train, (0.9, 0.1), ("training", "dev"), seed)
     else:
         dev = as_set(dev_texts, dev_labels, "dev data")
         check_labels(dev, label_map, "dev data")

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .data import TEXT_COLUMNS, csv_rows, delimiter_for
+from .data import TEXT_COLUMNS, csv_rows, delimiter_for, require_file
 from .errors import ConvtuneError
 from .progress import progress
 
@@ -25,9 +25,7 @@ CHUNK = 4096  # texts per prediction chunk
 
 def iter_texts(path: str, text_col: str | None, encoding: str) -> Iterator[str]:
     """Texts of a CSV / TSV / JSONL (one column) or .txt (one per line) file, lazily."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConvtuneError(f"{p}: no such file")
+    p = require_file(path)
     suffix = p.suffix.lower()
     try:
         with p.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as f:
@@ -79,8 +77,8 @@ def predict_command(a) -> int:
     empty = next((i for i, t in enumerate(a.texts) if not t.strip()), None)
     if empty is not None:
         raise ConvtuneError(f"text {empty + 1} of the command line is empty")
-    if a.input and not Path(a.input).is_file():
-        raise ConvtuneError(f"{a.input}: no such file")
+    if a.input:
+        require_file(a.input)
     if a.output and not Path(a.output).resolve().parent.is_dir():
         raise ConvtuneError(f"{a.output}: its folder does not exist")
     clf = load(a.model_dir)
