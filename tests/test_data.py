@@ -202,3 +202,11 @@ def test_folder_and_unknown_name_are_named_as_such(tmp_path):
         read_text_file(tmp_path)
     with pytest.raises(ConvtuneError, match="neither a file nor a built-in data set"):
         read_spec("no_such_set")  # evaluate's path used to say "no such file"
+
+
+def test_a_text_longer_than_the_csv_modules_field_limit_is_read(tmp_path):
+    # csv refuses fields over 131,072 characters; the file said "malformed CSV" for a long document.
+    f = tmp_path / "long.csv"
+    f.write_text('text,label\n"' + "word " * 40_000 + '",a\nshort,b\n')
+    data = read_table(f)
+    assert len(data.texts[0]) == 200_000 and data.labels == ["a", "b"]

@@ -14,6 +14,7 @@ import csv
 import hashlib
 import json
 import random
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -145,6 +146,9 @@ def csv_rows(lines: Iterable[str], delimiter: str, path: Path) -> Iterator[dict]
     """csv.DictReader rows, refusing rows with more fields than the header: an unquoted comma
     (or tab) in a text would otherwise shift or silently cut the columns."""
     kind = "TSV" if delimiter == "\t" else "CSV"
+    # The csv module refuses fields over 128 KiB as "malformed"; a long document is not malformed
+    # (the tokenizer truncates it), so lift the limit (process-wide, as the module only allows).
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     separator = {"\t": "tabs", ",": "commas", ";": "semicolons"}[delimiter]
     reader = csv.DictReader(lines, delimiter=delimiter)
     try:
