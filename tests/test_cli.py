@@ -206,3 +206,14 @@ def test_predict_batch_size_must_be_positive(capsys):
     with pytest.raises(SystemExit) as e:
         main(["predict", "some-dir", "hi", "--batch-size", "-1"])
     assert e.value.code == 2 and "whole number >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option,match", [
+    (["--port", "99999"], "port number from 1 to 65535"), (["--workers", "0"], "whole number >= 1"),
+    (["--max-texts", "-3"], "whole number >= 1"), (["--batch-wait-ms", "nan"], "number >= 0"),
+])
+def test_bad_serve_options_are_usage_errors(option, match, capsys):
+    # --port 99999 used to end in an OverflowError traceback from bind().
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "some-dir", *option])
+    assert e.value.code == 2 and match in capsys.readouterr().err

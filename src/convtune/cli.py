@@ -100,6 +100,23 @@ def _positive_int(s: str) -> int:
     return int(s)
 
 
+def _port(s: str) -> int:
+    """argparse type: a TCP port, 1-65535 (99999 used to end in a traceback from bind)."""
+    if not s.strip().isdigit() or not 1 <= int(s) <= 65535:
+        raise argparse.ArgumentTypeError(f"wants a port number from 1 to 65535, not {s!r}")
+    return int(s)
+
+
+def _non_negative_float(s: str) -> float:
+    try:
+        value = float(s)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"wants a number >= 0, not {s!r}")
+    return value
+
+
 def _evaluate_parser(sub) -> None:
     e = sub.add_parser("evaluate", help="evaluate a saved model on labelled data")
     e.add_argument("model_dir")
@@ -176,13 +193,14 @@ def _serve_parser(sub) -> None:
     v = sub.add_parser("serve", help="REST server: POST /predict, GET /health, GET /info")
     v.add_argument("model_dir")
     v.add_argument("--host", default="127.0.0.1", help="default loopback only; 0.0.0.0 exposes it")
-    v.add_argument("--port", type=int, default=8000)
-    v.add_argument("--workers", type=int, default=1, help="processes, each with its own model copy")
-    v.add_argument("--max-texts", type=int, default=256, help="texts per request")
-    v.add_argument("--max-chars", type=int, default=10000, help="characters per text")
-    v.add_argument("--max-body", type=int, default=1_000_000, help="request body bytes")
-    v.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long to gather requests into one batch")
-    v.add_argument("--max-batch", type=int, default=64, help="texts per model call")
+    v.add_argument("--port", type=_port, default=8000)
+    v.add_argument("--workers", type=_positive_int, default=1, help="processes, each with its own model copy")
+    v.add_argument("--max-texts", type=_positive_int, default=256, help="texts per request")
+    v.add_argument("--max-chars", type=_positive_int, default=10000, help="characters per text")
+    v.add_argument("--max-body", type=_positive_int, default=1_000_000, help="request body bytes")
+    v.add_argument("--batch-wait-ms", type=_non_negative_float, default=5.0,
+                   help="how long to gather requests into one batch")
+    v.add_argument("--max-batch", type=_positive_int, default=64, help="texts per model call")
 
 
 def make_estimator(a: argparse.Namespace):
