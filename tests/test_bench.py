@@ -35,3 +35,23 @@ def test_peer_classifier_init_follows_the_seed_not_earlier_rng_use(tiny_encoder)
     other = peer_model(tiny_encoder, ["ham", "spam"], seed=4).classifier.weight
     assert torch.equal(first, again)
     assert not torch.equal(first, other)
+
+
+def test_a_bad_job_argument_is_one_line_from_the_child(tmp_path):
+    # A data set name the child cannot resolve used to surface as a RuntimeError holding the
+    # child's traceback; now the child's own one-line message comes back as a ConvtuneError.
+    from convtune.errors import ConvtuneError
+
+    with pytest.raises(ConvtuneError, match="bench job peer_train: 'no_such_set' is neither a file"):
+        run_bench(data="no_such_set", out_dir=str(tmp_path / "b"), log=lambda m: None)
+    assert not (tmp_path / "b").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("verb,option", [("bench", ["--epochs", "0"]), ("bench", ["--train-limit", "1"]),
+                                         ("compare", ["--max-length", "0"]), ("compare", ["--seeds", "0"])])
+def test_bench_and_compare_numbers_are_usage_errors(verb, option, capsys):
+    from convtune.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([verb, "--data", "sst2", *option, "--out", "x"])
+    assert e.value.code == 2 and "wants" in capsys.readouterr().err

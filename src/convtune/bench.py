@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ConvtuneError
+
 # --------------------------------------------------------------------------- jobs (child side)
 
 def _peak_mb() -> float:
@@ -171,7 +173,11 @@ JOBS = {"peer_train": job_peer_train, "convtune_train": job_convtune_train,
 
 
 def _child_main(job: str, args_json: str) -> None:
-    out = JOBS[job](json.loads(args_json))
+    try:
+        out = JOBS[job](json.loads(args_json))
+    except ConvtuneError as e:  # the parent repeats it as one line, not as a child's traceback
+        print(f"BENCH-ERROR {e}")
+        sys.exit(2)
     out["peak_rss_mb"] = _peak_mb()
     print("BENCH-RESULT " + json.dumps(out))
 
@@ -185,6 +191,9 @@ def run_job(job: str, args: dict, log) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     log(f"[{job}] {time.perf_counter() - start:.0f} s")
     lines = [x for x in proc.stdout.splitlines() if x.startswith("BENCH-RESULT ")]
+    errors = [x.removeprefix("BENCH-ERROR ") for x in proc.stdout.splitlines() if x.startswith("BENCH-ERROR ")]
+    if errors:
+        raise ConvtuneError(f"bench job {job}: {errors[-1]}")
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
         raise RuntimeError(f"bench job {job} failed (exit {proc.returncode}): " + " | ".join(tail))

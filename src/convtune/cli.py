@@ -100,6 +100,13 @@ def _positive_int(s: str) -> int:
     return int(s)
 
 
+def _train_limit(s: str) -> int:
+    """argparse type: a subset size of at least 2 texts (bench children used to die on 1)."""
+    if not s.strip().isdigit() or int(s) < 2:
+        raise argparse.ArgumentTypeError(f"wants at least 2 texts, not {s!r}")
+    return int(s)
+
+
 def _port(s: str) -> int:
     """argparse type: a TCP port, 1-65535 (99999 used to end in a traceback from bind)."""
     if not s.strip().isdigit() or not 1 <= int(s) <= 65535:
@@ -149,14 +156,14 @@ def _compare_parser(sub) -> None:
     g.add_argument("--heads", default="cnn,cnn+pool,linear,textcnn,tfidf-svm",
                    help="comma-separated: cnn, cnn+pool, linear, textcnn, tfidf-svm, tfidf-nb")
     g.add_argument("--modes", default="finetune,frozen", help="for the transformer heads")
-    g.add_argument("--seeds", type=int, default=3)
+    g.add_argument("--seeds", type=_positive_int, default=3)
     g.add_argument("--split-seed", type=int, default=42)
     g.add_argument("--encoder", default="minilm-l6")
-    g.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3, as in the documented comparisons)")
-    g.add_argument("--frozen-epochs", type=int, default=10, help="frozen mode epochs (cheap: cached states)")
-    g.add_argument("--patience", type=int, default=2, help="default 2, as in the documented comparisons")
-    g.add_argument("--max-length", type=int, default=128)
-    g.add_argument("--train-limit", type=int)
+    g.add_argument("--epochs", type=_positive_int, default=3, help="fine-tuning epochs (default 3, as in the documented comparisons)")
+    g.add_argument("--frozen-epochs", type=_positive_int, default=10, help="frozen mode epochs (cheap: cached states)")
+    g.add_argument("--patience", type=_positive_int, default=2, help="default 2, as in the documented comparisons")
+    g.add_argument("--max-length", type=_positive_int, default=128)
+    g.add_argument("--train-limit", type=_train_limit)
     g.add_argument("--out", required=True)
     g.add_argument("--overwrite", action="store_true")
 
@@ -165,13 +172,13 @@ def _bench_parser(sub) -> None:
     b = sub.add_parser("bench", help="convtune vs Trainer + pipeline, side by side (needs accelerate)")
     b.add_argument("--data", default="sst2")
     b.add_argument("--encoder", default="minilm-l6")
-    b.add_argument("--epochs", type=int, default=3)
-    b.add_argument("--frozen-epochs", type=int, default=10)
+    b.add_argument("--epochs", type=_positive_int, default=3)
+    b.add_argument("--frozen-epochs", type=_positive_int, default=10)
     b.add_argument("--batch-size", type=_positive_int, default=32)
     b.add_argument("--lr", type=float, default=None, help="default: the encoder's own (see train --lr)")
-    b.add_argument("--max-length", type=int, default=128)
+    b.add_argument("--max-length", type=_positive_int, default=128)
     b.add_argument("--seed", type=int, default=42)
-    b.add_argument("--train-limit", type=int)
+    b.add_argument("--train-limit", type=_train_limit)
     b.add_argument("--pipeline-batch-size", type=_positive_int, default=32)
     b.add_argument("--out", default="bench", help="where results.md / results.json go")
 
