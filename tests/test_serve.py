@@ -94,11 +94,17 @@ def test_concurrent_requests_are_batched_and_answered_in_order(server):
 def test_serve_rejects_bad_limits_and_directories_in_one_line(tiny_model_dir, tmp_path, capsys):
     from convtune.cli import main
 
-    assert main(["serve", str(tiny_model_dir), "--max-texts", "0"]) == 2
+    with pytest.raises(SystemExit) as e:  # a usage error now, caught by argparse
+        main(["serve", str(tiny_model_dir), "--max-texts", "0"])
+    assert e.value.code == 2 and "--max-texts: wants a whole number >= 1" in capsys.readouterr().err
     assert main(["serve", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "--max-texts must be positive" in err and "not a convtune model directory" in err
-    assert "Traceback" not in err
+    assert "not a convtune model directory" in err and "Traceback" not in err
+    from convtune.errors import ConvtuneError
+    from convtune.serve import ServeConfig
+
+    with pytest.raises(ConvtuneError, match="--max-texts must be positive"):  # the Python way in
+        ServeConfig(max_texts=0)
 
 
 def test_model_failure_is_a_json_500_and_the_server_keeps_serving(tiny_model_dir):
