@@ -94,6 +94,8 @@ def test_bad_inputs(tiny_encoder, trained):
         trained.evaluate(["good"], ["neutral"])
     with pytest.raises(ConvtuneError, match="single string"):
         trained.predict("good")
+    with pytest.raises(ConvtuneError, match="expected a list of texts, got NoneType"):
+        trained.predict_proba(None)
     with pytest.raises(ConvtuneError, match="unknown encoder"):
         Classifier(encoder="no-such-encoder").fit(*toy_texts(40))
     with pytest.raises(ConvtuneError, match="unknown head"):

@@ -167,7 +167,10 @@ def as_texts(texts: Sequence[str]) -> list[str]:
     """A non-empty list of strings, or a one-line error."""
     if isinstance(texts, str):
         raise ConvtuneError("expected a list of texts, got a single string")
-    texts = list(texts)
+    try:
+        texts = list(texts)
+    except TypeError:  # None, a number: say what was expected rather than "not iterable"
+        raise ConvtuneError(f"expected a list of texts, got {type(texts).__name__}") from None
     if not texts:
         raise ConvtuneError("no texts given")
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
