@@ -79,6 +79,26 @@ def table(results: dict[str, list[dict]], seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def dev_choice(results: dict[str, list[dict]], seeds: list[int]) -> str:
+    """What a search over these recipes would give: on each split the recipe with the best dev
+    macro-F1 (ties: the default, else the first listed), scored on that split's test part."""
+    default = "5 epochs,patience 3 (default)"
+    lines = ["## Choosing the recipe on each split's dev set", "",
+             "| split | chosen on dev | dev macro-F1 | recipes tied on dev | test macro-F1 |", "|---|---|---|---|---|"]
+    tests = []
+    for seed in seeds:
+        by = {name: next(r for r in rows if r["seed"] == seed) for name, rows in results.items()
+              if rows[0]["dev_macro_f1"] is not None}
+        best = max(r["dev_macro_f1"] for r in by.values())
+        tied = [name for name, r in by.items() if r["dev_macro_f1"] == best]
+        name = default if default in tied else tied[0]
+        tests.append(by[name]["test_macro_f1"])
+        lines.append(f"| {seed} | {name} | {best:.4f} | {len(tied)} | {tests[-1]:.4f} |")
+    summary = f"{statistics.mean(tests):.4f} ± {statistics.stdev(tests):.4f} over {len(seeds)} splits"
+    lines += ["", f"Test macro-F1 of the dev choice: {summary}."]
+    return "\n".join(lines)
+
+
 def merge(runs: list[str], out: Path) -> None:
     """One table over several runs of this script (different split seeds), for the recipes
     that were run on every one of their splits."""
@@ -89,7 +109,7 @@ def merge(runs: list[str], out: Path) -> None:
     merged = {name: rows for name, rows in merged.items() if sorted(r["seed"] for r in rows) == seeds}
     md = (f"# SMS recipes over {len(seeds)} split seeds\n\n`python {' '.join(sys.argv)}` (no training: "
           f"merges {', '.join(f'`{r}.json`' for r in runs)}; recipes run on every split)\n\n"
-          f"{table(merged, seeds)}\n")
+          f"{table(merged, seeds)}\n\n{dev_choice(merged, seeds)}\n")
     out.with_suffix(".md").write_text(md)
     print(md)
 
