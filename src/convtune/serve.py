@@ -155,6 +155,19 @@ def model_info(clf, model_dir: Path, cfg: ServeConfig) -> dict:
             "training": training, "limits": asdict(cfg)}
 
 
+def _json_errors(app) -> None:
+    """Every error answers JSON {"error": {"code", "message"}}; the server keeps serving."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, e: ApiError):
+        return JSONResponse({"error": {"code": e.code, "message": e.message}}, status_code=e.status)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, e: Exception):
+        # The model failed on a well-formed request: say so in JSON, keep serving.
+        return JSONResponse({"error": {"code": "internal", "message": f"{type(e).__name__}: {e}"}}, status_code=500)
+
+
 def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
     """The FastAPI app serving the model in ``model_dir`` (loaded now, before the first request)."""
     from .estimator import load
@@ -177,15 +190,7 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
     app = FastAPI(title="convtune", version=info["convtune_version"], lifespan=lifespan,
                   description=f"{info['head']} head over {info['encoder']}; labels: {', '.join(clf.labels_)}")
     app.state.batcher = batcher
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, e: ApiError):
-        return JSONResponse({"error": {"code": e.code, "message": e.message}}, status_code=e.status)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, e: Exception):
-        # The model failed on a well-formed request: say so in JSON, keep serving.
-        return JSONResponse({"error": {"code": "internal", "message": f"{type(e).__name__}: {e}"}}, status_code=500)
+    _json_errors(app)
 
     @app.get("/health")
     async def health():
