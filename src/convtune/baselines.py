@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .errors import ConvtuneError
-from .estimator import TextClassifier, as_texts, label_type, train_dev
+from .estimator import TextClassifier, as_texts
 from .inference import softmax
 from .serialization import CONFIG_NAME, FORMAT_VERSION, write_json
 
@@ -66,8 +66,7 @@ class TfidfClassifier(TextClassifier):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         start = time.perf_counter()
-        train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, self.seed)
-        self.label_type_ = label_type(labels)
+        train, dev = self._fit_data(texts, labels, dev_texts, dev_labels, self.seed)
         params = self._vectorizer_params(train.texts)
         self.vectorizer_ = TfidfVectorizer(**{**params, "ngram_range": tuple(params["ngram_range"])})
         X = self.vectorizer_.fit_transform(train.texts)

@@ -19,7 +19,7 @@ from . import __version__
 from .batching import tokenize
 from .encoders import DEFAULT_ENCODER, default_lr, resolve_encoder
 from .errors import ConvtuneError
-from .estimator import TextClassifier, as_texts, label_type, train_dev
+from .estimator import TextClassifier, as_texts
 from .heads import check_head_config
 from .inference import predict_logits, set_threads, softmax, use_bf16
 from .models import ModelConfig, build_model
@@ -68,8 +68,7 @@ class Classifier(TextClassifier):
             dev_labels: Sequence[str] | None = None) -> Classifier:
         """Train on (texts, labels); early-stop on the dev set (10% of train if none given)."""
         set_threads()
-        train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, self.train_config.seed)
-        self.label_type_ = label_type(labels)
+        train, dev = self._fit_data(texts, labels, dev_texts, dev_labels, self.train_config.seed)
         config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
                              head_config=dict(self.head_config or {}), mode=self.mode,
                              max_length=self.max_length, layers=self.layers)

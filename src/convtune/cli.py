@@ -93,25 +93,18 @@ def _train_run_options(g) -> None:
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
-def _positive_int(s: str) -> int:
-    """argparse type: a whole number >= 1 (argparse prints the usage and this message)."""
-    if not s.strip().isdigit() or int(s) < 1:
-        raise argparse.ArgumentTypeError(f"wants a whole number >= 1, not {s!r}")
-    return int(s)
+def _whole_number(low: int, high: int | None = None, wants: str = ""):
+    """An argparse type for whole numbers in [low, high]; argparse prints the usage and `wants`."""
+    def parse(s: str) -> int:
+        if not s.strip().isdigit() or int(s) < low or (high is not None and int(s) > high):
+            raise argparse.ArgumentTypeError(f"wants {wants}, not {s!r}")
+        return int(s)
+    return parse
 
 
-def _train_limit(s: str) -> int:
-    """argparse type: a subset size of at least 2 texts (bench children used to die on 1)."""
-    if not s.strip().isdigit() or int(s) < 2:
-        raise argparse.ArgumentTypeError(f"wants at least 2 texts, not {s!r}")
-    return int(s)
-
-
-def _port(s: str) -> int:
-    """argparse type: a TCP port, 1-65535 (99999 used to end in a traceback from bind)."""
-    if not s.strip().isdigit() or not 1 <= int(s) <= 65535:
-        raise argparse.ArgumentTypeError(f"wants a port number from 1 to 65535, not {s!r}")
-    return int(s)
+_positive_int = _whole_number(1, wants="a whole number >= 1")
+_train_limit = _whole_number(2, wants="at least 2 texts")  # bench children used to die on 1
+_port = _whole_number(1, 65535, wants="a port number from 1 to 65535")  # 99999: a traceback from bind
 
 
 def _non_negative_float(s: str) -> float:

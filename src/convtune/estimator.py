@@ -54,6 +54,13 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         raise NotImplementedError
 
     # ---------------------------------------------------------------- shared
+    def _fit_data(self, texts, labels, dev_texts, dev_labels, seed: int) -> tuple[TextSet, TextSet]:
+        """fit()'s first step for every model: checked (train, dev); sets `labels_` (the label map)
+        and `label_type_` (ints given, ints predicted)."""
+        train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, seed)
+        self.label_type_ = label_type(labels)
+        return train, dev
+
     def set_params(self, **params) -> TextClassifier:
         """Change constructor arguments (re-initialises: a fitted model is dropped)."""
         current = self.get_params()

@@ -26,7 +26,7 @@ from . import __version__
 from .baselines import looks_chinese
 from .batching import tokenize
 from .errors import ConvtuneError
-from .estimator import TextClassifier, as_texts, label_type, train_dev
+from .estimator import TextClassifier, as_texts
 from .heads import CNNHead, CNNHeadConfig, check_head_config
 from .inference import predict_logits, set_threads, softmax
 from .serialization import CONFIG_NAME, FORMAT_VERSION, write_json
@@ -98,8 +98,7 @@ class TextCNNClassifier(TextClassifier):
 
     def fit(self, texts, labels, dev_texts=None, dev_labels=None) -> TextCNNClassifier:
         set_threads()
-        train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, self.train_config.seed)
-        self.label_type_ = label_type(labels)
+        train, dev = self._fit_data(texts, labels, dev_texts, dev_labels, self.train_config.seed)
         chars = self.analyzer == "char" or (self.analyzer == "auto" and looks_chinese(train.texts))
         self.tokenizer_ = SimpleTokenizer.build(train.texts, chars, self.min_count)
         seed_everything(self.train_config.seed)
