@@ -55,3 +55,18 @@ def test_bench_and_compare_numbers_are_usage_errors(verb, option, capsys):
     with pytest.raises(SystemExit) as e:
         main([verb, "--data", "sst2", *option, "--out", "x"])
     assert e.value.code == 2 and "wants" in capsys.readouterr().err
+
+
+def test_bench_jobs_take_given_dev_and_test_files(tmp_path):
+    # bench/sms_reference_split.py runs the peer on three fixed files; without the dev / test
+    # keys the job would re-split the train file and score another test set.
+    from convtune.bench import _splits
+
+    files = {}
+    for part, n in (("train", 20), ("dev", 6), ("test", 4)):
+        rows = [{"text": f"{part} text {i}", "label": "ab"[i % 2]} for i in range(n)]
+        files[part] = tmp_path / f"{part}.jsonl"
+        files[part].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s = _splits({"data": str(files["train"]), "dev": str(files["dev"]), "test": str(files["test"]), "seed": 1})
+    assert (len(s.train), len(s.dev), len(s.test)) == (20, 6, 4)
+    assert s.test.texts[0] == "test text 0"

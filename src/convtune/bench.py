@@ -35,7 +35,7 @@ def _splits(a: dict):
     from .data import subsample
     from .datasets import load_splits
 
-    s = load_splits(a["data"], seed=a["seed"])
+    s = load_splits(a["data"], a.get("dev"), a.get("test"), seed=a["seed"])
     s.train = subsample(s.train, a.get("train_limit"), a["seed"])
     return s
 
