@@ -206,3 +206,33 @@ def test_conversion_that_loses_a_race_keeps_the_winners_copy(tmp_path, monkeypat
     assert ep.materialise("me5", final) == final
     assert '"winner": true' in (final / "config.json").read_text()
     assert [p.name for p in final.parent.iterdir()] == ["me5-small-x"]     # no partial left behind
+
+
+def test_a_tokenizer_without_its_vocabulary_is_refused(tiny_encoder, tmp_path):
+    # transformers 5 builds a 5-token BertTokenizer when vocab.txt is gone; every word became
+    # [UNK] and a saved model predicted confidently from nothing.
+    import shutil
+
+    from convtune.encoders import load_encoder
+
+    d = shutil.copytree(tiny_encoder, tmp_path / "enc")
+    for name in ("vocab.txt", "tokenizer.json"):
+        (d / name).unlink(missing_ok=True)
+    with pytest.raises(ConvtuneError, match="tokenizer has only 5 of the .* tokens.*files missing"):
+        load_encoder(d)
+
+
+def test_a_tokenizer_larger_than_the_embeddings_is_refused(tiny_encoder, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from convtune.encoders import load_encoder
+
+    d = shutil.copytree(tiny_encoder, tmp_path / "enc")
+    tok = AutoTokenizer.from_pretrained(d)
+    tok.add_tokens(["brandnewword", "anotherone"])
+    tok.save_pretrained(d)
+    with pytest.raises(ConvtuneError, match="do not match"):
+        load_encoder(d)
+    assert load_encoder(tiny_encoder)[1] is not None  # the intact directory still loads

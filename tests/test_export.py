@@ -102,3 +102,13 @@ def test_export_keeps_integer_labels(tiny_encoder, tmp_path):
     export_onnx(src, tmp_path / "onnx", ParityData(texts[:20], [str(y) for y in ints[:20]], "toy"))
     pred = load(tmp_path / "onnx").predict(texts[:5])
     assert all(type(p) is int for p in pred) and pred == load(src).predict(texts[:5])
+
+
+def test_an_export_without_its_vocabulary_is_refused(exported, tmp_path):
+    import shutil
+
+    d = shutil.copytree(exported, tmp_path / "damaged")
+    for name in ("vocab.txt", "tokenizer.json"):
+        (d / name).unlink(missing_ok=True)
+    with pytest.raises(ConvtuneError, match="tokenizer files missing"):
+        Classifier.load(d)

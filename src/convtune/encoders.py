@@ -149,11 +149,28 @@ def load_encoder(path: str | Path):
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConvtuneError(f"cannot load encoder from {path}: {first}") from None
+    check_vocabulary(path, len(tokenizer), model.get_input_embeddings().num_embeddings)
     if tokenizer.pad_token_id is None:
         # Decoder models (GPT-style) have no pad token: pad with EOS, on the right.
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     return model, tokenizer
+
+
+def check_vocabulary(path: Path, tokens: int, rows: int) -> None:
+    """Refuse a tokenizer that cannot belong to these embeddings.
+
+    Without its vocabulary file (vocab.txt / tokenizer.json deleted or never copied),
+    transformers builds a BERT tokenizer of the 5 special tokens and every word becomes [UNK]:
+    the model then predicts confidently from nothing. A tokenizer larger than the embedding
+    table would fail later with an index error in the middle of training or prediction.
+    """
+    if tokens > rows:
+        raise ConvtuneError(f"cannot load encoder from {path}: its tokenizer has {tokens} tokens but the "
+                            f"embedding table has {rows} rows (tokenizer and weights do not match)")
+    if tokens < rows // 2:
+        raise ConvtuneError(f"cannot load encoder from {path}: its tokenizer has only {tokens} of the "
+                            f"{rows} tokens the embeddings were trained for (tokenizer files missing?)")
 
 
 # Position ids start after the padding index in these families (RoBERTa's convention), so a

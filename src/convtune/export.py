@@ -132,7 +132,8 @@ def export_onnx(model_dir: str | Path, out: str | Path, data: ParityData, int8: 
             if (Path(model_dir) / record).is_file():
                 shutil.copy2(Path(model_dir) / record, tmp / record)
         exported = {"kind": "onnx", "format_version": manifest["format_version"],
-                    "onnx": {"file": ONNX_NAME, "int8": int8, "opset": 17},
+                    "onnx": {"file": ONNX_NAME, "int8": int8, "opset": 17,  # rows: checked against the tokenizer
+                             "vocab_rows": clf.model_.encoder.get_input_embeddings().num_embeddings},
                     "source": {k: v for k, v in manifest.items() if k != "format_version"}}
         parity = check_parity(clf, OnnxClassifier._load_from(tmp, exported), data, int8)
         exported["onnx"]["parity"] = parity

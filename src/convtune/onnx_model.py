@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .batching import collate, tokenize
+from .encoders import check_vocabulary
 from .errors import ConvtuneError
 from .estimator import TextClassifier, as_texts
 from .inference import batched_logits, softmax, usable_cores
@@ -69,6 +70,9 @@ class OnnxClassifier(TextClassifier):
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
         except Exception as e:  # ORT raises its own exception types for a bad graph
             raise ConvtuneError(f"cannot load exported model {path}: {str(e).splitlines()[0]}") from None
+        rows = manifest.get("onnx", {}).get("vocab_rows")  # exports before the ninth session lack it
+        if rows is not None:
+            check_vocabulary(path, len(tokenizer), rows)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "right"
