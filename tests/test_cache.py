@@ -25,7 +25,39 @@ def test_store_roundtrip_and_reload(tmp_path):
     again.close()
     info = cache_info(tmp_path)
     assert info[0]["texts"] == 2
-    assert clear_cache(tmp_path) > 0 and not tmp_path.exists()
+    assert clear_cache(tmp_path) > 0 and not (tmp_path / "enc-L8").exists() and tmp_path.is_dir()
+
+
+def test_clear_removes_only_what_stores_wrote(tmp_path, capsys):
+    # `cache clear` used to shutil.rmtree the root: `--cache-dir .` (or "~", or "/") deleted
+    # whatever was there. Now only store files go, and store folders once they are empty.
+    from convtune.cli import main
+
+    root = tmp_path / "home"
+    store = StateStore(root, "enc-abc-L8", hidden_size=4)
+    store.write_shard([text_key([1])], [np.ones((2, 4), np.float32)])
+    store.close()
+    other = StateStore(root, "enc-def-L16-k2", hidden_size=4).dir
+    (other / "notes.txt").write_text("mine")                  # a user's file inside a store folder
+    (root / "thesis.tex").write_text("do not delete")         # a user's files next to the stores
+    (root / "project").mkdir()
+    (root / "project" / "meta.json").write_text('{"hidden_size": 4, "dtype": "float16"}')
+    (root / "project" / "shard-0123456789ab.f16").write_bytes(b"data")  # not a store name
+    (root / "encoders").mkdir()                               # converted encoders are kept
+    assert main(["cache", "clear", "--cache-dir", str(root)]) == 0
+    assert "cleared 2 store(s)" in capsys.readouterr().out
+    assert not store.dir.exists()
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+    assert (root / "thesis.tex").read_text() == "do not delete"
+    assert sorted(p.name for p in (root / "project").iterdir()) == ["meta.json", "shard-0123456789ab.f16"]
+    assert (root / "encoders").is_dir()
+    assert cache_info(root) == []
+
+
+def test_cache_info_on_a_file_or_missing_folder_lists_nothing(tmp_path):
+    (tmp_path / "f").write_text("x")
+    assert cache_info(tmp_path / "f") == [] and cache_info(tmp_path / "none") == []
+    assert clear_cache(tmp_path / "f") == 0 and (tmp_path / "f").exists()
 
 
 def test_unindexed_shard_is_ignored(tmp_path):

@@ -65,8 +65,14 @@ def test_save_refuses_existing_and_overwrites_atomically(trained, tmp_path):
     (out / "keep.txt").write_text("x")
     with pytest.raises(ConvtuneError, match="already exists"):
         trained.save(out)
-    trained.save(out, overwrite=True)
-    assert (out / "convtune.json").exists() and not (out / "keep.txt").exists()
+    with pytest.raises(ConvtuneError, match="is not a convtune output"):  # --out . --overwrite
+        trained.save(out, overwrite=True)
+    assert (out / "keep.txt").read_text() == "x"
+    (out / "keep.txt").unlink()
+    trained.save(out)
+    (out / "extra.txt").write_text("y")
+    trained.save(out, overwrite=True)                                    # an older model: replaced
+    assert (out / "convtune.json").exists() and not (out / "extra.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary leftovers
 
 

@@ -14,10 +14,11 @@ memory stays small even when the store is larger than RAM.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import shutil
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,11 +144,30 @@ class StateStore:
         self._fds.clear()
 
 
+# What a StateStore writes, and nothing else: `cache clear` deletes only these names.
+_STORE_DIR = re.compile(r".+-L\d+(-k\d+)?")
+_STORE_FILE = re.compile(r"meta\.json|\.meta\.[0-9a-f]+|\.?shard-[0-9a-f]+\.(f16|idx\.npz|f16\.tmp|idx\.tmp\.npz)")
+
+
+def _is_store(d: Path) -> bool:
+    """A directory a StateStore made: a store key as its name and the store's meta.json."""
+    if not (d.is_dir() and _STORE_DIR.fullmatch(d.name) and (d / "meta.json").is_file()):
+        return False
+    try:
+        meta = json.loads((d / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and {"hidden_size", "dtype"} <= meta.keys()
+
+
+def _stores(root: Path) -> list[Path]:
+    return sorted(d for d in root.glob("*") if _is_store(d)) if root.is_dir() else []
+
+
 def cache_info(root: Path | None = None) -> list[dict]:
     """Each store under the cache root with its text count and size."""
-    root = root or default_cache_root()
     out = []
-    for d in sorted(p for p in root.glob("*") if p.is_dir()):
+    for d in _stores(root or default_cache_root()):
         n = 0
         for idx in d.glob("shard-*.idx.npz"):
             with np.load(idx) as z:
@@ -158,11 +178,21 @@ def cache_info(root: Path | None = None) -> list[dict]:
 
 
 def clear_cache(root: Path | None = None) -> int:
-    """Delete every store under the cache root; returns the bytes freed."""
-    root = root or default_cache_root()
-    freed = sum(s["bytes"] for s in cache_info(root))
-    if root.exists():
-        shutil.rmtree(root)
+    """Delete the token-state stores under the cache root; returns the bytes freed.
+
+    Only the files a StateStore writes are removed, and a store's directory only once that
+    leaves it empty; the root itself and anything else in it stay. It used to remove the
+    whole root, so a mistyped `--cache-dir` (".", a home directory, "/") deleted what was there.
+    Converted encoders (`<root>/encoders`) are not token states and are kept.
+    """
+    freed = 0
+    for d in _stores(root or default_cache_root()):
+        for p in d.iterdir():
+            if p.is_file() and not p.is_symlink() and _STORE_FILE.fullmatch(p.name):
+                freed += p.stat().st_size
+                p.unlink()
+        with contextlib.suppress(OSError):  # a file the store did not write keeps its folder
+            d.rmdir()
     return freed
 
 

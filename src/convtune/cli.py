@@ -352,7 +352,8 @@ def cmd_cache(a: argparse.Namespace) -> int:
 
     root = Path(a.cache_dir) if a.cache_dir else default_cache_root()
     if a.action == "clear":
-        print(f"cleared {root}: {clear_cache(root) / 1e6:.1f} MB freed")
+        count = len(cache_info(root))
+        print(f"cleared {count} store(s) under {root}: {clear_cache(root) / 1e6:.1f} MB freed")
         return 0
     stores = cache_info(root)
     for s in stores:

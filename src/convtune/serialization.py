@@ -24,6 +24,7 @@ from .errors import ConvtuneError
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "convtune.json"
+OWN_OUTPUT_FILES = (CONFIG_NAME, "results.json")  # a saved model / run; a compare report
 HEAD_NAME = "head.safetensors"
 ENCODER_DIR = "encoder"
 
@@ -31,8 +32,14 @@ ENCODER_DIR = "encoder"
 def _refuse_existing(final: Path, overwrite: bool) -> None:
     if final.exists() and not final.is_dir():  # --overwrite replaces run directories, never files
         raise ConvtuneError(f"{final} is a file; the output must be a directory (choose another --out)")
-    if final.exists() and any(final.iterdir()) and not overwrite:
-        raise ConvtuneError(f"{final} already exists and is not empty; pass --overwrite or another --out")
+    if final.exists() and any(final.iterdir()):
+        if not overwrite:
+            raise ConvtuneError(f"{final} already exists and is not empty; pass --overwrite or another --out")
+        # --overwrite deletes the old directory: only ever one convtune wrote (`--out .` or a
+        # home directory with --overwrite would otherwise be deleted after training).
+        if not any((final / name).is_file() for name in OWN_OUTPUT_FILES):
+            raise ConvtuneError(f"{final} is not a convtune output (no {' or '.join(OWN_OUTPUT_FILES)}); "
+                                "--overwrite replaces only those; choose another --out")
 
 
 @contextlib.contextmanager
