@@ -217,3 +217,16 @@ def test_bad_serve_options_are_usage_errors(option, match, capsys):
     with pytest.raises(SystemExit) as e:
         main(["serve", "some-dir", *option])
     assert e.value.code == 2 and match in capsys.readouterr().err
+
+
+def test_predict_reads_a_pipe_with_input_dash(run_dir, monkeypatch, capsys):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("good film\n\nawful plot\r\n".encode())))
+    assert main(["predict", str(run_dir / "run"), "--input", "-"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == ["good film", "awful plot"]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9\n")))
+    assert main(["predict", str(run_dir / "run"), "--input", "-"]) == 2
+    assert "standard input: not valid utf-8" in capsys.readouterr().err

@@ -130,7 +130,8 @@ def _predict_parser(sub) -> None:
     r = sub.add_parser("predict", help="label texts with a saved model")
     r.add_argument("model_dir")
     r.add_argument("texts", nargs="*", help="texts to classify")
-    r.add_argument("--input", help="CSV/TSV/JSONL (text column) or plain .txt (one text a line)")
+    r.add_argument("--input", help="CSV/TSV/JSONL (text column) or plain .txt (one text a line); "
+                   "- reads one text a line from standard input")
     r.add_argument("--output", help="CSV / JSONL file for the predictions (default: stdout, JSONL)")
     r.add_argument("--text-col")
     r.add_argument("--encoding", default="utf-8")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -21,10 +22,25 @@ from .errors import ConvtuneError
 from .progress import progress
 
 CHUNK = 4096  # texts per prediction chunk
+STDIN = "-"   # --input - reads plain lines from a pipe
+
+
+def _stdin_lines(encoding: str) -> Iterator[str]:
+    """`--input -`: one text a line from standard input (a pipe), blank lines skipped."""
+    stream = io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, newline="")
+    try:
+        for line in stream:
+            if line.strip():
+                yield line.rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ConvtuneError(f"standard input: not valid {encoding}; pass --encoding") from None
 
 
 def iter_texts(path: str, text_col: str | None, encoding: str) -> Iterator[str]:
-    """Texts of a CSV / TSV / JSONL (one column) or .txt (one per line) file, lazily."""
+    """Texts of a CSV / TSV / JSONL (one column) or .txt (one per line) file, lazily; "-": stdin."""
+    if path == STDIN:
+        yield from _stdin_lines(encoding)
+        return
     p = require_file(path)
     suffix = p.suffix.lower()
     try:
@@ -77,7 +93,7 @@ def predict_command(a) -> int:
     empty = next((i for i, t in enumerate(a.texts) if not t.strip()), None)
     if empty is not None:
         raise ConvtuneError(f"text {empty + 1} of the command line is empty")
-    if a.input:
+    if a.input and a.input != STDIN:
         require_file(a.input)
     if a.output and not Path(a.output).resolve().parent.is_dir():
         raise ConvtuneError(f"{a.output}: its folder does not exist")
@@ -102,7 +118,9 @@ def _rows(clf, batch: list[str], batch_size: int) -> list[dict]:
 def _job_id(model_dir: str, source: str | None, texts: list[str]) -> dict:
     """What a resumed run must match: the same model and the same, unchanged input."""
     job = {"model": str(Path(model_dir).resolve())}
-    if source:
+    if source == STDIN:  # a pipe cannot be read again: never resume, start over
+        job["input"] = ["stdin", os.urandom(8).hex()]
+    elif source:
         st = Path(source).stat()
         job["input"] = [str(Path(source).resolve()), st.st_size, st.st_mtime_ns]
     else:
