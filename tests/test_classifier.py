@@ -94,8 +94,10 @@ def test_bad_inputs(tiny_encoder, trained):
         clf.predict(["x"])
     with pytest.raises(ConvtuneError, match="only one class"):
         clf.fit(["a", "b"], ["x", "x"])
-    with pytest.raises(ConvtuneError, match="text 1 is empty"):
+    with pytest.raises(ConvtuneError, match=r"texts\[1\] is empty"):
         clf.fit(["good", "  "], ["a", "b"])
+    with pytest.raises(ConvtuneError, match=r"texts\[1\] is not a string \(int\)"):
+        trained.predict(["good", 5])
     with pytest.raises(ConvtuneError, match="labels not in the training data"):
         trained.evaluate(["good"], ["neutral"])
     with pytest.raises(ConvtuneError, match="single string"):

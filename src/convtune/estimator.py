@@ -182,7 +182,7 @@ def as_texts(texts: Sequence[str]) -> list[str]:
         raise ConvtuneError("no texts given")
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
-        raise ConvtuneError(f"text {bad} is not a string ({type(texts[bad]).__name__})")
+        raise ConvtuneError(f"texts[{bad}] is not a string ({type(texts[bad]).__name__})")
     return texts
 
 
@@ -211,5 +211,5 @@ def as_set(texts, labels, what: str) -> TextSet:
         raise ConvtuneError(f"{what}: {len(texts)} texts but {0 if labels is None else len(labels)} labels")
     empty = next((i for i, t in enumerate(texts) if not t.strip()), None)
     if empty is not None:
-        raise ConvtuneError(f"{what}: text {empty} is empty")
+        raise ConvtuneError(f"{what}: texts[{empty}] is empty")  # a 0-based index, as in Python
     return TextSet(texts, [str(y) for y in labels])

@@ -135,7 +135,7 @@ def parse_predict_body(raw: bytes, cfg: ServeConfig) -> list[str]:
         if len(t) > cfg.max_chars:
             raise ApiError(413, "text_too_long", f"text {i} has {len(t)} characters; the limit is {cfg.max_chars}")
         if not t.strip():
-            raise ApiError(422, "empty_text", f"text {i} is empty")
+            raise ApiError(422, "empty_text", f"texts[{i}] is empty")
     return texts
 
 
