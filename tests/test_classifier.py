@@ -68,8 +68,12 @@ def test_save_refuses_existing_and_overwrites_atomically(trained, tmp_path):
     with pytest.raises(ConvtuneError, match="is not a convtune output"):  # --out . --overwrite
         trained.save(out, overwrite=True)
     assert (out / "keep.txt").read_text() == "x"
-    (out / "keep.txt").unlink()
-    trained.save(out)
+    (out / "results.json").write_text("{}")                               # e.g. a bench folder
+    with pytest.raises(ConvtuneError, match="is not a convtune output"):
+        trained.save(out, overwrite=True)
+    (out / "report.md").write_text("# old compare report")               # a compare report: replaced
+    trained.save(out, overwrite=True)
+    assert not (out / "keep.txt").exists() and not (out / "report.md").exists()
     (out / "extra.txt").write_text("y")
     trained.save(out, overwrite=True)                                    # an older model: replaced
     assert (out / "convtune.json").exists() and not (out / "extra.txt").exists()

@@ -24,7 +24,9 @@ from .errors import ConvtuneError
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "convtune.json"
-OWN_OUTPUT_FILES = (CONFIG_NAME, "results.json")  # a saved model / run; a compare report
+# What marks a directory convtune wrote, so that --overwrite may delete it: a saved model (or
+# an export), or a compare report (both of its files: a bench folder also holds results.json).
+OWN_OUTPUT_MARKS = ((CONFIG_NAME,), ("report.md", "results.json"))
 HEAD_NAME = "head.safetensors"
 ENCODER_DIR = "encoder"
 
@@ -37,8 +39,8 @@ def _refuse_existing(final: Path, overwrite: bool) -> None:
             raise ConvtuneError(f"{final} already exists and is not empty; pass --overwrite or another --out")
         # --overwrite deletes the old directory: only ever one convtune wrote (`--out .` or a
         # home directory with --overwrite would otherwise be deleted after training).
-        if not any((final / name).is_file() for name in OWN_OUTPUT_FILES):
-            raise ConvtuneError(f"{final} is not a convtune output (no {' or '.join(OWN_OUTPUT_FILES)}); "
+        if not any(all((final / name).is_file() for name in mark) for mark in OWN_OUTPUT_MARKS):
+            raise ConvtuneError(f"{final} is not a convtune output (no {CONFIG_NAME}, no compare report); "
                                 "--overwrite replaces only those; choose another --out")
 
 

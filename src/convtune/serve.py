@@ -133,7 +133,7 @@ def parse_predict_body(raw: bytes, cfg: ServeConfig) -> list[str]:
         raise ApiError(413, "too_many_texts", f"{len(texts)} texts; at most {cfg.max_texts} per request")
     for i, t in enumerate(texts):
         if len(t) > cfg.max_chars:
-            raise ApiError(413, "text_too_long", f"text {i} has {len(t)} characters; the limit is {cfg.max_chars}")
+            raise ApiError(413, "text_too_long", f"texts[{i}] has {len(t)} characters; the limit is {cfg.max_chars}")
         if not t.strip():
             raise ApiError(422, "empty_text", f"texts[{i}] is empty")
     return texts
