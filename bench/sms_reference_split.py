@@ -97,8 +97,9 @@ def over_seeds(seeds: list[int], out: Path) -> None:
         print(rows[-1], flush=True)
     tests = [r["test_macro_f1"] for r in rows]
     summary = {"mean_dev_macro_f1": statistics.mean(r["dev_macro_f1"] for r in rows),
-               "mean_test_macro_f1": statistics.mean(tests), "sd_test_macro_f1": statistics.stdev(tests) if len(tests) > 1 else 0.0,
-                "splits_at_least_0.985": sum(t >= 0.985 for t in tests)}
+               "mean_test_macro_f1": statistics.mean(tests),
+               "sd_test_macro_f1": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+               "splits_at_least_0.985": sum(t >= 0.985 for t in tests)}
     out.with_suffix(".json").write_text(json.dumps({"command": "python " + " ".join(sys.argv), "rows": rows,
                                                     "summary": summary}, indent=1))
     lines = [f"| {r['seed']} | {r['test_also_in_train']} | {r['dev_macro_f1']:.4f} | {r['test_macro_f1']:.4f} |"
