@@ -112,3 +112,14 @@ def test_an_export_without_its_vocabulary_is_refused(exported, tmp_path):
         (d / name).unlink(missing_ok=True)
     with pytest.raises(ConvtuneError, match="tokenizer files missing"):
         Classifier.load(d)
+
+
+def test_export_onto_its_own_model_is_refused(tiny_model_dir, toy_labelled_csv, tmp_path, capsys):
+    # With --overwrite the export used to replace (delete) the model it was exporting.
+    import shutil
+
+    model = shutil.copytree(tiny_model_dir, tmp_path / "m")
+    argv = ["export", str(model), "--data", str(toy_labelled_csv), "--out", str(model) + "/", "--overwrite"]
+    assert main(argv) == 2
+    assert "is the model being exported" in capsys.readouterr().err
+    assert Classifier.load(model).labels_                                     # still a PyTorch model

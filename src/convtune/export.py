@@ -114,6 +114,8 @@ def export_onnx(model_dir: str | Path, out: str | Path, data: ParityData, int8: 
     from .classifier import Classifier
     from .onnx_model import OnnxClassifier
 
+    if Path(out).resolve() == Path(model_dir).resolve():  # --overwrite would delete the source model
+        raise ConvtuneError(f"{out} is the model being exported; choose another --out")
     manifest = read_manifest(model_dir)
     if manifest.get("kind", "transformer") != "transformer":
         raise ConvtuneError(f"{model_dir}: only transformer models export to ONNX (this is {manifest['kind']!r})")
