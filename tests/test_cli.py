@@ -230,3 +230,11 @@ def test_predict_reads_a_pipe_with_input_dash(run_dir, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9\n")))
     assert main(["predict", str(run_dir / "run"), "--input", "-"]) == 2
     assert "standard input: not valid utf-8" in capsys.readouterr().err
+
+
+def test_predict_output_onto_its_input_is_refused(run_dir, capsys):
+    data = run_dir / "data.csv"
+    before = data.read_bytes()
+    assert main(["predict", str(run_dir / "run"), "--input", str(data), "--text-col", "review",
+                 "--output", str(data)]) == 2
+    assert "is the --input file" in capsys.readouterr().err and data.read_bytes() == before

@@ -97,6 +97,8 @@ def predict_command(a) -> int:
         require_file(a.input)
     if a.output and not Path(a.output).resolve().parent.is_dir():
         raise ConvtuneError(f"{a.output}: its folder does not exist")
+    if a.output and a.input and a.input != STDIN and Path(a.output).resolve() == Path(a.input).resolve():
+        raise ConvtuneError(f"{a.output} is the --input file; the predictions would replace it (choose another --output)")
     clf = load(a.model_dir)
     texts: Iterable[str] = a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding)
     if a.output:
