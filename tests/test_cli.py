@@ -223,7 +223,7 @@ def test_predict_reads_a_pipe_with_input_dash(run_dir, monkeypatch, capsys):
     import io
     import sys
 
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("good film\n\nawful plot\r\n".encode())))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"good film\n\nawful plot\r\n")))
     assert main(["predict", str(run_dir / "run"), "--input", "-"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["text"] for r in rows] == ["good film", "awful plot"]
