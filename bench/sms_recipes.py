@@ -39,21 +39,22 @@ RECIPES = {
 }
 
 
-def run_peer(recipe: dict, seed: int, data: str) -> dict:
+def run_peer(recipe: dict, seed: int, data: str, dev: str | None = None, test: str | None = None) -> dict:
     """The Trainer peer on the same split (no dev selection: it keeps its last epoch)."""
     from convtune.bench import job_peer_train
 
     with tempfile.TemporaryDirectory(prefix="sms-peer-") as work:
-        r = job_peer_train({"data": data, "seed": seed, "encoder": "minilm-l6", "lr": None, "max_length": 128,
-                            "batch_size": 32, "epochs": recipe["epochs"], "workdir": work})
+        r = job_peer_train({"data": data, "dev": dev, "test": test, "seed": seed, "encoder": "minilm-l6", "lr": None,
+                            "max_length": 128, "batch_size": 32, "epochs": recipe["epochs"], "workdir": work})
     return {"seed": seed, "best_epoch": recipe["epochs"], "seconds": round(r["train_seconds"], 1),
             "dev_macro_f1": None, "test_macro_f1": r["test_macro_f1"], "test_accuracy": r["test_accuracy"]}
 
 
-def run(recipe: dict, seed: int, data: str) -> dict:
+def run(recipe: dict, seed: int, data: str, dev: str | None = None, test: str | None = None) -> dict:
+    """One recipe on one split: `data` split by `seed`, or the given dev / test files."""
     if recipe.get("peer"):
-        return run_peer(recipe, seed, data)
-    splits = load_splits(data, seed=seed)
+        return run_peer(recipe, seed, data, dev, test)
+    splits = load_splits(data, dev, test, seed=seed)
     clf = Classifier(seed=seed, **recipe)
     start = time.perf_counter()
     clf.fit(splits.train.texts, splits.train.labels, splits.dev.texts, splits.dev.labels)

@@ -26,13 +26,13 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from sklearn.model_selection import train_test_split
+from sms_recipes import run, run_peer  # the same two jobs, here on given files
 
-from convtune.classifier import Classifier
-from convtune.datasets import builtin_path, load_splits
+from convtune.data import dedupe_key
+from convtune.datasets import builtin_path
 
 
 def reference_parts(seed: int) -> dict[str, list[tuple[str, str]]]:
@@ -51,8 +51,8 @@ def reference_parts(seed: int) -> dict[str, list[tuple[str, str]]]:
 
 def leaked(parts: dict[str, list[tuple[str, str]]], name: str) -> int:
     """Texts of `name` that equal a training text once whitespace is normalised (convtune's key)."""
-    train = {" ".join(t.split()) for t, _ in parts["train"]}
-    return sum(" ".join(t.split()) in train for t, _ in parts[name])
+    train = {dedupe_key(t) for t, _ in parts["train"]}
+    return sum(dedupe_key(t) in train for t, _ in parts[name])
 
 
 def write_jsonl(rows: list[tuple[str, str]], path: Path) -> str:
@@ -61,24 +61,14 @@ def write_jsonl(rows: list[tuple[str, str]], path: Path) -> str:
 
 
 def run_convtune(files: dict[str, str], seed: int) -> dict:
-    s = load_splits(files["train"], files["dev"], files["test"], seed=seed)
-    clf = Classifier(seed=seed)
-    start = time.perf_counter()
-    clf.fit(s.train.texts, s.train.labels, s.dev.texts, s.dev.labels)
-    seconds = time.perf_counter() - start
-    dev, test = clf.evaluate(s.dev.texts, s.dev.labels), clf.evaluate(s.test.texts, s.test.labels)
-    return {"train_seconds": round(seconds, 1), "best_epoch": clf.result_.best_epoch,
-            "dev_macro_f1": dev["macro_f1"], "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"]}
+    r = run({}, seed, files["train"], files["dev"], files["test"])  # the default recipe
+    return {"train_seconds": r["seconds"], "best_epoch": r["best_epoch"], "dev_macro_f1": r["dev_macro_f1"],
+            "test_accuracy": r["test_accuracy"], "test_macro_f1": r["test_macro_f1"]}
 
 
-def run_peer(files: dict[str, str], seed: int, work: str) -> dict:
-    from convtune.bench import job_peer_train
-
-    r = job_peer_train({"data": files["train"], "dev": files["dev"], "test": files["test"], "seed": seed,
-                        "encoder": "minilm-l6", "lr": None, "max_length": 128, "batch_size": 32,
-                        "epochs": 3, "workdir": work})
-    return {"train_seconds": round(r["train_seconds"], 1), "test_accuracy": r["test_accuracy"],
-            "test_macro_f1": r["test_macro_f1"]}
+def run_trainer_peer(files: dict[str, str], seed: int) -> dict:
+    r = run_peer({"peer": True, "epochs": 3}, seed, files["train"], files["dev"], files["test"])
+    return {"train_seconds": r["seconds"], "test_accuracy": r["test_accuracy"], "test_macro_f1": r["test_macro_f1"]}
 
 
 def row(name: str, r: dict) -> str:
@@ -129,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
                   "also_in_train": {k: leaked(parts, k) for k in ("dev", "test")}}
         result["convtune default"] = run_convtune(files, a.seed)
         print(result, flush=True)
-        result["peer: Trainer, linear, 3 epochs"] = run_peer(files, a.seed, work)
+        result["peer: Trainer, linear, 3 epochs"] = run_trainer_peer(files, a.seed)
     out = Path(a.out)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     rows = [row(name, r) for name, r in result.items() if isinstance(r, dict) and "test_macro_f1" in r]

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from .errors import ConvtuneError
 from .estimator import TextClassifier, as_texts
 from .inference import softmax
@@ -119,7 +118,7 @@ class TfidfClassifier(TextClassifier):
         return softmax(scores)
 
     def _manifest(self, params: dict) -> dict:
-        return {"kind": self.kind, "convtune_version": __version__, "label_type": self.label_type_,
+        return {**self._manifest_head(),
                 "model": {"head": f"tfidf-{self.model}", "labels": self.labels_, "vectorizer": params,
                           "C": self.C, "alpha": self.alpha, "seed": self.seed},
                 "training": {"train_seconds": self.train_seconds_}}

@@ -160,14 +160,16 @@ def _is_store(d: Path) -> bool:
     return isinstance(meta, dict) and {"hidden_size", "dtype"} <= meta.keys()
 
 
-def _stores(root: Path) -> list[Path]:
+def store_dirs(root: Path | None = None) -> list[Path]:
+    """The store folders under the cache root (nothing else there counts as cache)."""
+    root = root or default_cache_root()
     return sorted(d for d in root.glob("*") if _is_store(d)) if root.is_dir() else []
 
 
 def cache_info(root: Path | None = None) -> list[dict]:
     """Each store under the cache root with its text count and size."""
     out = []
-    for d in _stores(root or default_cache_root()):
+    for d in store_dirs(root):
         n = 0
         for idx in d.glob("shard-*.idx.npz"):
             with np.load(idx) as z:
@@ -186,7 +188,7 @@ def clear_cache(root: Path | None = None) -> int:
     Converted encoders (`<root>/encoders`) are not token states and are kept.
     """
     freed = 0
-    for d in _stores(root or default_cache_root()):
+    for d in store_dirs(root):
         for p in d.iterdir():
             if p.is_file() and not p.is_symlink() and _STORE_FILE.fullmatch(p.name):
                 freed += p.stat().st_size

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from .batching import tokenize
 from .encoders import DEFAULT_ENCODER, default_lr, resolve_encoder
 from .errors import ConvtuneError
@@ -103,8 +102,7 @@ class Classifier(TextClassifier):
 
     def _manifest(self, config: ModelConfig, encoder_dir: Path) -> dict:
         r = self.result_
-        return {"kind": self.kind, "convtune_version": __version__, "label_type": self.label_type_,
-                "model": config.to_dict(),
+        return {**self._manifest_head(), "model": config.to_dict(),
                 "train": self.train_config_.to_dict(), "encoder_source": str(encoder_dir),
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
                              "bf16": r.bf16, "cache_seconds": r.cache_seconds, "history": r.history}}

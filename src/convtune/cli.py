@@ -349,11 +349,11 @@ def cmd_encoders(a: argparse.Namespace) -> int:
 def cmd_cache(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .cache import cache_info, clear_cache, default_cache_root
+    from .cache import cache_info, clear_cache, default_cache_root, store_dirs
 
     root = Path(a.cache_dir) if a.cache_dir else default_cache_root()
     if a.action == "clear":
-        count = len(cache_info(root))
+        count = len(store_dirs(root))  # cache_info would also read every index just to count
         print(f"cleared {count} store(s) under {root}: {clear_cache(root) / 1e6:.1f} MB freed")
         return 0
     stores = cache_info(root)

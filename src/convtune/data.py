@@ -196,12 +196,17 @@ def read_table(path: str | Path, text_col: str | None = None, label_col: str | N
 
 # --------------------------------------------------------------------------- cleaning and splits
 
+def dedupe_key(text: str) -> str:
+    """What makes two texts duplicates: the same words with any whitespace between them."""
+    return " ".join(text.split())
+
+
 def deduplicate(data: TextSet) -> tuple[TextSet, int]:
     """Drop repeated texts (first occurrence wins); return the set and how many were dropped."""
     seen: set[str] = set()
     texts, labels = [], []
     for t, y in zip(data.texts, data.labels):
-        key = " ".join(t.split())
+        key = dedupe_key(t)
         if key in seen:
             continue
         seen.add(key)

@@ -17,6 +17,7 @@ import numpy as np
 from safetensors import SafetensorError
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from . import __version__
 from .data import TextSet, carve, check_labels, label_list
 from .errors import ConvtuneError
 from .metrics import compute_metrics, text_report
@@ -60,6 +61,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, seed)
         self.label_type_ = label_type(labels)
         return train, dev
+
+    def _manifest_head(self) -> dict:
+        """The keys every fitted model's convtune.json starts with; load() dispatches on "kind"."""
+        return {"kind": self.kind, "convtune_version": __version__, "label_type": self.label_type_}
 
     def set_params(self, **params) -> TextClassifier:
         """Change constructor arguments (re-initialises: a fitted model is dropped)."""

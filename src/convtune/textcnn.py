@@ -22,7 +22,6 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import __version__
 from .baselines import looks_chinese
 from .batching import tokenize
 from .errors import ConvtuneError
@@ -105,7 +104,7 @@ class TextCNNClassifier(TextClassifier):
         self.model_ = TextCNN(len(self.tokenizer_.vocab), len(self.labels_), self.embed_dim, self.cnn_config)
         self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,
                            self.max_length)
-        self.manifest_ = {"kind": self.kind, "convtune_version": __version__, "label_type": self.label_type_,
+        self.manifest_ = {**self._manifest_head(),
                           "model": {"head": "textcnn", "labels": self.labels_, "embed_dim": self.embed_dim,
                                     "max_length": self.max_length, "chars": chars,
                                     "head_config": asdict(self.cnn_config)},
