@@ -210,7 +210,8 @@ def test_predict_batch_size_must_be_positive(capsys):
 
 @pytest.mark.parametrize("option,match", [
     (["--port", "99999"], "port number from 1 to 65535"), (["--workers", "0"], "whole number >= 1"),
-    (["--max-texts", "-3"], "whole number >= 1"), (["--batch-wait-ms", "nan"], "number >= 0"),
+    (["--max-texts", "-3"], "whole number >= 1"), (["--batch-wait-ms", "nan"], "milliseconds from 0 to 10000"),
+    (["--batch-wait-ms", "inf"], "milliseconds from 0 to 10000"),
 ])
 def test_bad_serve_options_are_usage_errors(option, match, capsys):
     # --port 99999 used to end in an OverflowError traceback from bind().

@@ -100,7 +100,6 @@ def test_make_splits_records_how():
     (b"", "empty"),
     (b"text,label\n", "no data rows"),
     (b"body,label\nhello,a\n", "cannot tell which column holds the text"),
-    (b"text,label\nhello,a\n   ,b\n", "row 2 has an empty text"),
     (b"text,label\nhello,\n", "row 1 has no label"),
     (b"text,label\ncaf\xe9,a\n", "not valid utf-8"),
     # An unquoted comma shifts the label into the text's place: refuse, do not drop the rest.
@@ -210,3 +209,90 @@ def test_a_text_longer_than_the_csv_modules_field_limit_is_read(tmp_path):
     f.write_text('text,label\n"' + "word " * 40_000 + '",a\nshort,b\n')
     data = read_table(f)
     assert len(data.texts[0]) == 200_000 and data.labels == ["a", "b"]
+
+
+# ---------------------------------------------------------------- hardening (issue 17)
+
+def test_empty_texts_are_skipped_with_one_warning_or_refused_with_strict(tmp_path, capsys):
+    # The public CR set has 4 blank sentences among 3,020; the whole file used to be refused.
+    p = tmp_path / "cr.csv"
+    p.write_text("text,label\ngood,pos\n   ,neg\nbad,neg\n,pos\nfine,pos\n")
+    data = read_table(p)
+    assert data.texts == ["good", "bad", "fine"] and data.labels == ["pos", "neg", "pos"]
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "skipped 2 row(s) with an empty text" in err and "rows 2, 4" in err
+    with pytest.raises(ConvtuneError, match="data row 2 has an empty text"):
+        read_table(p, strict=True)
+    blank = tmp_path / "blank.csv"
+    blank.write_text("text,label\n  ,a\n,b\n")
+    with pytest.raises(ConvtuneError, match="every data row has an empty text"):
+        read_table(blank)
+
+
+def test_cli_train_strict_refuses_empty_texts(tmp_path, capsys):
+    from convtune.cli import main
+
+    p = tmp_path / "d.csv"
+    p.write_text("text,label\ngood,pos\n ,neg\n")
+    assert main(["train", "--data", str(p), "--head", "tfidf-svm", "--strict", "--out", str(tmp_path / "o")]) == 2
+    assert "data row 2 has an empty text" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_lone_surrogate_in_a_jsonl_file_is_one_line(tmp_path):
+    # Valid JSON ("\ud800"), not valid text: the tokenizer used to fail with a TypeError traceback.
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"text": "good", "label": "pos"}\n{"text": "bad \\ud800 text", "label": "neg"}\n')
+    with pytest.raises(ConvtuneError, match=r"data row 2: the text holds a lone surrogate U\+D800"):
+        read_table(p)
+
+
+def test_deeply_nested_jsonl_is_one_line(tmp_path):
+    p = tmp_path / "deep.jsonl"
+    p.write_text('{"text": "a", "label": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(ConvtuneError, match="nested too deeply"):
+        read_table(p)
+
+
+@pytest.mark.parametrize("head, says", [
+    ("text,label\n".encode("utf-16"), "UTF-16 text (it starts with a byte-order mark); pass --encoding utf-16"),
+    (b"\x1f\x8b\x08\x00\x00\x00\x00\x00", "gzip-compressed; decompress it first"),
+    (b"PK\x03\x04\x14\x00", "a zip archive"),
+    (b"text,label\n\x00\x01\x02", "binary file"),
+])
+def test_files_that_are_not_utf8_text_say_what_they_are(tmp_path, head, says):
+    p = tmp_path / "data.csv"
+    p.write_bytes(head + b"rest of the file")
+    with pytest.raises(ConvtuneError) as e:
+        read_table(p)
+    assert says in str(e.value) and "latin-1" not in str(e.value)
+
+
+def test_utf16_reads_when_asked(tmp_path):
+    p = tmp_path / "data.csv"
+    p.write_bytes("text,label\nhello,a\nworld,b\n".encode("utf-16"))
+    assert read_table(p, encoding="utf-16").texts == ["hello", "world"]
+
+
+def test_label_order_does_not_depend_on_the_hash_seed():
+    import subprocess
+    import sys
+
+    code = ("from convtune.data import TextSet, label_list;"
+            "print(label_list(TextSet(['a'] * 6, ['1.0', '1', '2', '01', '2.0', '10'])))")
+    orders = {subprocess.run([sys.executable, "-c", code], env={"PYTHONHASHSEED": str(seed), "PATH": ""},
+                             capture_output=True, text=True, check=True).stdout for seed in range(8)}
+    assert orders == {"['01', '1', '1.0', '2', '2.0', '10']\n"}
+
+
+def test_labels_with_nan_sort_as_text():
+    assert label_list(TextSet(["a"] * 3, ["nan", "2", "10"])) == ["10", "2", "nan"]
+
+
+def test_rare_classes_get_one_warning(capsys):
+    from convtune.estimator import train_dev
+
+    texts = [f"t{i}" for i in range(8)]
+    train_dev(texts, ["a", "a", "a", "b", "b", "b", "c", "d"], texts[:2], ["a", "b"], seed=0)
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "2 of 4 classes have fewer than 2 training examples" in err

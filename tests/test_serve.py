@@ -103,7 +103,7 @@ def test_serve_rejects_bad_limits_and_directories_in_one_line(tiny_model_dir, tm
     from convtune.errors import ConvtuneError
     from convtune.serve import ServeConfig
 
-    with pytest.raises(ConvtuneError, match="--max-texts must be positive"):  # the Python way in
+    with pytest.raises(ConvtuneError, match="--max-texts must be a whole number >= 1"):  # the Python way in
         ServeConfig(max_texts=0)
 
 

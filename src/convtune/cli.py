@@ -44,6 +44,7 @@ def _train_data_options(g) -> None:
     g.add_argument("--label-col")
     g.add_argument("--encoding", default="utf-8", help="input file encoding (default utf-8)")
     g.add_argument("--train-limit", type=int, help="train on a stratified subset of this size")
+    g.add_argument("--strict", action="store_true", help="refuse files with empty texts (default: skip them, warn)")
 
 
 def _train_model_options(g) -> None:
@@ -83,7 +84,7 @@ def _train_optim_options(g) -> None:
 
 def _train_run_options(g) -> None:
     """Seed, precision, cache and output."""
-    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--seed", type=_seed, default=42)
     g.add_argument("--bf16", choices=["auto", "on", "off"],
                    help="bf16 autocast (default auto: where the CPU has native bf16; textcnn: off)")
     g.add_argument("--cache-dir", default="auto",
@@ -105,15 +106,16 @@ def _whole_number(low: int, high: int | None = None, wants: str = ""):
 _positive_int = _whole_number(1, wants="a whole number >= 1")
 _train_limit = _whole_number(2, wants="at least 2 texts")  # bench children used to die on 1
 _port = _whole_number(1, 65535, wants="a port number from 1 to 65535")  # 99999: a traceback from bind
+_seed = _whole_number(0, 2**32 - 1, wants="a whole number from 0 to 4294967295")  # numpy's seed range
 
 
-def _non_negative_float(s: str) -> float:
+def _wait_ms(s: str) -> float:
     try:
         value = float(s)
     except ValueError:
         value = -1.0
-    if not value >= 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"wants a number >= 0, not {s!r}")
+    if not 0 <= value <= 10_000:  # also refuses nan; inf made requests wait forever
+        raise argparse.ArgumentTypeError(f"wants milliseconds from 0 to 10000, not {s!r}")
     return value
 
 
@@ -124,6 +126,7 @@ def _evaluate_parser(sub) -> None:
     e.add_argument("--text-col")
     e.add_argument("--label-col")
     e.add_argument("--encoding", default="utf-8")
+    e.add_argument("--strict", action="store_true", help="refuse a file with empty texts (default: skip them, warn)")
 
 
 def _predict_parser(sub) -> None:
@@ -133,6 +136,7 @@ def _predict_parser(sub) -> None:
     r.add_argument("--input", help="CSV/TSV/JSONL (text column) or plain .txt (one text a line); "
                    "- reads one text a line from standard input")
     r.add_argument("--output", help="CSV / JSONL file for the predictions (default: stdout, JSONL)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     r.add_argument("--text-col")
     r.add_argument("--encoding", default="utf-8")
     r.add_argument("--batch-size", type=_positive_int, default=64)
@@ -151,7 +155,7 @@ def _compare_parser(sub) -> None:
                    help="comma-separated: cnn, cnn+pool, linear, textcnn, tfidf-svm, tfidf-nb")
     g.add_argument("--modes", default="finetune,frozen", help="for the transformer heads")
     g.add_argument("--seeds", type=_positive_int, default=3)
-    g.add_argument("--split-seed", type=int, default=42)
+    g.add_argument("--split-seed", type=_seed, default=42)
     g.add_argument("--encoder", default="minilm-l6")
     g.add_argument("--epochs", type=_positive_int, default=3, help="fine-tuning epochs (default 3, as in the documented comparisons)")
     g.add_argument("--frozen-epochs", type=_positive_int, default=10, help="frozen mode epochs (cheap: cached states)")
@@ -171,7 +175,7 @@ def _bench_parser(sub) -> None:
     b.add_argument("--batch-size", type=_positive_int, default=32)
     b.add_argument("--lr", type=float, default=None, help="default: the encoder's own (see train --lr)")
     b.add_argument("--max-length", type=_positive_int, default=128)
-    b.add_argument("--seed", type=int, default=42)
+    b.add_argument("--seed", type=_seed, default=42)
     b.add_argument("--train-limit", type=_train_limit)
     b.add_argument("--pipeline-batch-size", type=_positive_int, default=32)
     b.add_argument("--out", default="bench", help="where results.md / results.json go")
@@ -199,7 +203,7 @@ def _serve_parser(sub) -> None:
     v.add_argument("--max-texts", type=_positive_int, default=256, help="texts per request")
     v.add_argument("--max-chars", type=_positive_int, default=10000, help="characters per text")
     v.add_argument("--max-body", type=_positive_int, default=1_000_000, help="request body bytes")
-    v.add_argument("--batch-wait-ms", type=_non_negative_float, default=5.0,
+    v.add_argument("--batch-wait-ms", type=_wait_ms, default=5.0,
                    help="how long to gather requests into one batch")
     v.add_argument("--max-batch", type=_positive_int, default=64, help="texts per model call")
 
@@ -246,7 +250,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     clf = make_estimator(a)  # bad options fail before any data is read
     splits = load_splits(a.data, a.dev, a.test, seed=a.seed, text_col=a.text_col,
-                         label_col=a.label_col, encoding=a.encoding)
+                         label_col=a.label_col, encoding=a.encoding, strict=a.strict)
     m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit)
     final = m.get("test", m["dev"])
     best = f", best epoch {m['best_epoch']}" if m.get("best_epoch") else ""
@@ -274,7 +278,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         splits = model_splits(a.model_dir, a.data)
         data = splits.test or splits.dev
     else:
-        data = read_spec(a.data, a.text_col, a.label_col, a.encoding)
+        data = read_spec(a.data, a.text_col, a.label_col, a.encoding, strict=a.strict)
     m = evaluate_run(a.model_dir, data, a.data)
     print(m["report"])
     print(f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  ({m['size']} texts)")

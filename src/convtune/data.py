@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import random
 import sys
 from collections import Counter
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConvtuneError
+from .errors import ConvtuneError, text_problem, warn
 
 # Column names tried, in order, when the user does not name the text / label column.
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "message", "title")
@@ -76,12 +77,36 @@ def require_file(path: str | Path) -> Path:
     return p
 
 
+# What a file that is not text starts with: say what it is instead of "not valid utf-8".
+_MAGIC = ((b"\x1f\x8b", "gzip-compressed; decompress it first (gunzip)"),
+          (b"PK\x03\x04", "a zip archive; unpack it first"),
+          (b"\xff\xfe\x00\x00", "UTF-32 text (it starts with a byte-order mark); pass --encoding utf-32"),
+          (b"\xff\xfe", "UTF-16 text (it starts with a byte-order mark); pass --encoding utf-16"),
+          (b"\xfe\xff", "UTF-16 text (it starts with a byte-order mark); pass --encoding utf-16"))
+
+
+def file_kind_problem(head: bytes, encoding: str) -> str | None:
+    """What is wrong with reading a file that starts with `head` as `encoding` text, if anything:
+    compressed or archived, a UTF-16 / UTF-32 byte-order mark, NUL bytes (a binary file)."""
+    if encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32")):
+        return None
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return f"is {what}"
+    if b"\x00" in head:
+        return "is a binary file, not text (it holds NUL bytes)"
+    return None
+
+
 def read_text_file(path: str | Path, encoding: str = "utf-8") -> str:
     """Read a whole file, turning missing / empty / undecodable files into one-line errors."""
     p = require_file(path)
     raw = p.read_bytes()
     if not raw.strip():
         raise ConvtuneError(f"{p}: file is empty")
+    problem = file_kind_problem(raw[:4096], encoding)
+    if problem is not None:
+        raise ConvtuneError(f"{p} {problem}")
     try:
         return raw.decode("utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding)
     except UnicodeDecodeError as e:
@@ -90,6 +115,16 @@ def read_text_file(path: str | Path, encoding: str = "utf-8") -> str:
         ) from None
     except LookupError:
         raise ConvtuneError(f"unknown encoding {encoding!r}") from None
+
+
+def json_line(line: str, where: str):
+    """One JSONL line parsed, or a one-line error (also for nesting too deep to parse)."""
+    try:
+        return json.loads(line)
+    except RecursionError:
+        raise ConvtuneError(f"{where}: JSON nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, or an integer of over 4,300 digits
+        raise ConvtuneError(f"{where}: not a JSON object ({getattr(e, 'msg', str(e))[:120]})") from None
 
 
 def split_lines(text: str) -> list[str]:
@@ -121,10 +156,7 @@ def _rows_from_file(path: Path, encoding: str) -> list[dict]:
         for n, line in enumerate(split_lines(content), 1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConvtuneError(f"{path}:{n}: not a JSON object ({e.msg})") from None
+            row = json_line(line, f"{path}:{n}")
             if not isinstance(row, dict):
                 raise ConvtuneError(f"{path}:{n}: expected a JSON object per line")
             rows.append(row)
@@ -165,10 +197,12 @@ def csv_rows(lines: Iterable[str], delimiter: str, path: Path) -> Iterator[dict]
 
 
 def read_table(path: str | Path, text_col: str | None = None, label_col: str | None = None,
-               encoding: str = "utf-8", require_labels: bool = True) -> TextSet:
+               encoding: str = "utf-8", require_labels: bool = True, strict: bool = False) -> TextSet:
     """Read a labelled CSV / TSV / JSONL file into a `TextSet`.
 
-    Empty texts and missing labels are errors that name the offending row.
+    Rows with an empty text are skipped with one warning that counts them (real data sets have
+    a few: CR has 4 blank sentences in 3,020), or refused with `strict`. A missing label, a
+    text that is not a string or not valid Unicode is an error that names the row.
     """
     p = Path(path)
     rows = _rows_from_file(p, encoding)
@@ -177,21 +211,40 @@ def read_table(path: str | Path, text_col: str | None = None, label_col: str | N
     columns = list(rows[0].keys())
     tcol = _pick_column(columns, text_col, TEXT_COLUMNS, "text", p)
     lcol = _pick_column(columns, label_col, LABEL_COLUMNS, "label", p) if require_labels else None
-    texts, labels = [], []
+    texts, labels, empty = [], [], []
     for n, row in enumerate(rows, 1):
-        text = row.get(tcol)
-        if text is not None and not isinstance(text, str):  # JSONL: a number or a list is a wrong column
-            raise ConvtuneError(f"{p}: data row {n}: column {tcol!r} holds {type(text).__name__} "
-                                f"{str(text)[:40]!r}, not a text; pass --text-col")
-        if text is None or not text.strip():
-            raise ConvtuneError(f"{p}: data row {n} has an empty text in column {tcol!r}")
+        text = _row_text(row.get(tcol), tcol, p, n)
+        if text is None:
+            if strict:
+                raise ConvtuneError(f"{p}: data row {n} has an empty text in column {tcol!r}")
+            empty.append(n)
+            continue
         texts.append(text)
         if lcol is not None:
             label = row.get(lcol)
             if label is None or str(label).strip() == "":
                 raise ConvtuneError(f"{p}: data row {n} has no label in column {lcol!r}")
             labels.append(str(label).strip())
+    if not texts:
+        raise ConvtuneError(f"{p}: every data row has an empty text in column {tcol!r}")
+    if empty:
+        warn(f"{p}: skipped {len(empty)} row(s) with an empty text in column {tcol!r} "
+             f"(data rows {', '.join(map(str, empty[:5]))}{' ...' if len(empty) > 5 else ''}); "
+             "pass --strict to refuse them")
     return TextSet(texts, labels)
+
+
+def _row_text(text, column: str, path: Path, n: int) -> str | None:
+    """A row's text, None if empty; a number, a list or a lone surrogate is a one-line error."""
+    if text is not None and not isinstance(text, str):  # JSONL: a number or a list is a wrong column
+        raise ConvtuneError(f"{path}: data row {n}: column {column!r} holds {type(text).__name__} "
+                            f"{str(text)[:40]!r}, not a text; pass --text-col")
+    if text is None or not text.strip():
+        return None
+    problem = text_problem(text)
+    if problem is not None:
+        raise ConvtuneError(f"{path}: data row {n}: the text {problem}")
+    return text
 
 
 # --------------------------------------------------------------------------- cleaning and splits
@@ -286,15 +339,37 @@ def make_splits(name: str, train: TextSet, dev: TextSet | None, test: TextSet | 
 
 
 def label_list(train: TextSet) -> list[str]:
-    """The label map: sorted distinct training labels (numeric labels sort numerically)."""
-    labels = set(train.labels)
-    if len(labels) < 2:
+    """The label map: sorted distinct training labels (numeric labels sort numerically).
+
+    Labels that name the same number ("1" and "1.0") are ordered by their text, so the order
+    never depends on set iteration (PYTHONHASHSEED).
+    """
+    counts = Counter(train.labels)
+    if len(counts) < 2:
         raise ConvtuneError(
-            f"training data has only one class ({next(iter(labels), 'none')!r}); need at least two")
+            f"training data has only one class ({next(iter(counts), 'none')!r}); need at least two")
+    return sort_labels(counts)
+
+
+def warn_rare_classes(train: TextSet) -> None:
+    """One warning line for classes with fewer than 2 training examples: predictable, hardly learnable."""
+    counts = Counter(train.labels)
+    rare = sort_labels(lab for lab, n in counts.items() if n < 2)
+    if rare:
+        warn(f"{len(rare)} of {len(counts)} classes have fewer than 2 training examples "
+             f"(e.g. {', '.join(map(repr, rare[:3]))}); they can hardly be learned")
+
+
+def sort_labels(labels: Iterable[str]) -> list[str]:
+    """Numeric order when every label is a finite number (ties by text), else text order."""
+    labels = list(labels)
     try:
-        return sorted(labels, key=float)
+        keys = {lab: float(lab) for lab in labels}
     except ValueError:
         return sorted(labels)
+    if not all(math.isfinite(k) for k in keys.values()):  # "nan" / "inf" have no place in an order
+        return sorted(labels)
+    return sorted(labels, key=lambda lab: (keys[lab], lab))
 
 
 def check_labels(data: TextSet, labels: list[str], where: str) -> None:

@@ -171,13 +171,14 @@ def read_builtin(name: str) -> tuple[TextSet, TextSet | None, TextSet | None]:
 
 
 def read_spec(spec: str, text_col: str | None = None, label_col: str | None = None,
-              encoding: str = "utf-8") -> TextSet:
-    """One labelled set from a SPEC: a file path, or a built-in name (its test split, else train)."""
+              encoding: str = "utf-8", strict: bool = False) -> TextSet:
+    """One labelled set from a SPEC: a file path, or a built-in name (its test split, else train).
+    A file's rows with an empty text are skipped with a warning, or refused with `strict`."""
     if spec in BUILTIN:
         train, _dev, test = read_builtin(spec)
         return test if test is not None else train
     _check_spec(spec)
-    return read_table(spec, text_col, label_col, encoding)
+    return read_table(spec, text_col, label_col, encoding, strict=strict)
 
 
 def _check_spec(spec: str) -> None:
@@ -187,19 +188,20 @@ def _check_spec(spec: str) -> None:
 
 def load_splits(spec: str, dev: str | None = None, test: str | None = None, *, seed: int = 42,
                 text_col: str | None = None, label_col: str | None = None,
-                encoding: str = "utf-8") -> Splits:
-    """Resolve SPECs into train / dev / test, splitting what is missing with the seed."""
+                encoding: str = "utf-8", strict: bool = False) -> Splits:
+    """Resolve SPECs into train / dev / test, splitting what is missing with the seed.
+    Files' rows with an empty text are skipped with a warning, or refused with `strict`."""
     if spec in BUILTIN:
         tr, dv, te = read_builtin(spec)
         name = spec
     else:
         _check_spec(spec)
-        tr, dv, te = read_table(spec, text_col, label_col, encoding), None, None
+        tr, dv, te = read_table(spec, text_col, label_col, encoding, strict=strict), None, None
         name = Path(spec).name
     if dev is not None:
-        dv = read_table(dev, text_col, label_col, encoding)
+        dv = read_table(dev, text_col, label_col, encoding, strict=strict)
     if test is not None:
-        te = read_table(test, text_col, label_col, encoding)
+        te = read_table(test, text_col, label_col, encoding, strict=strict)
     return make_splits(name, tr, dv, te, seed)
 
 

@@ -136,6 +136,7 @@ def load_encoder(path: str | Path):
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     path = Path(path)
+    require_safetensors(path)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False, local_files_only=True)
         kwargs = {}
@@ -144,7 +145,7 @@ def load_encoder(path: str | Path):
         if config.model_type in ("bert", "roberta", "xlm-roberta", "electra", "camembert", "mpnet"):
             kwargs["add_pooling_layer"] = False
         model = AutoModel.from_pretrained(path, config=config, trust_remote_code=False,
-                                          local_files_only=True, use_safetensors=None, **kwargs)
+                                          local_files_only=True, use_safetensors=True, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -155,6 +156,21 @@ def load_encoder(path: str | Path):
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     return model, tokenizer
+
+
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def require_safetensors(path: Path) -> None:
+    """Refuse a model folder without safetensors weights: a pickle file (pytorch_model.bin) can
+    run code when it is read, and `weights_only` unpicklers have had holes; we never read one."""
+    if any(path.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for pattern in PICKLE_WEIGHTS for p in path.glob(pattern))
+    if pickles:
+        raise ConvtuneError(f"cannot load encoder from {path}: it holds only pickle weights ({pickles[0]}); "
+                            "convtune reads safetensors only (convert them where you trust the file)")
+    raise ConvtuneError(f"cannot load encoder from {path}: no model.safetensors in it")
 
 
 def check_vocabulary(path: Path, tokens: int, rows: int) -> None:

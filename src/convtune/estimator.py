@@ -18,8 +18,8 @@ from safetensors import SafetensorError
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from . import __version__
-from .data import TextSet, carve, check_labels, label_list
-from .errors import ConvtuneError
+from .data import TextSet, carve, check_labels, label_list, warn_rare_classes
+from .errors import ConvtuneError, text_problem
 from .metrics import compute_metrics, text_report
 from .serialization import atomic_dir, read_manifest
 
@@ -188,6 +188,11 @@ def as_texts(texts: Sequence[str]) -> list[str]:
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
         raise ConvtuneError(f"texts[{bad}] is not a string ({type(texts[bad]).__name__})")
+    # An empty text is predicted (a file's empty cell keeps its row); a lone surrogate cannot be.
+    for i, t in enumerate(texts):
+        problem = text_problem(t)
+        if problem is not None and t.strip():
+            raise ConvtuneError(f"texts[{i}] {problem}")
     return texts
 
 
@@ -201,6 +206,7 @@ def train_dev(texts, labels, dev_texts, dev_labels, seed: int) -> tuple[TextSet,
     """(train, dev, label map) for fit(): checked inputs, dev = stratified 10% of train if not given."""
     train = as_set(texts, labels, "training data")
     label_map = label_list(train)
+    warn_rare_classes(train)
     if dev_texts is None:
         train, dev = carve(train, (0.9, 0.1), ("training", "dev"), seed)
     else:
@@ -214,7 +220,8 @@ def as_set(texts, labels, what: str) -> TextSet:
     texts = as_texts(texts)
     if labels is None or len(labels) != len(texts):
         raise ConvtuneError(f"{what}: {len(texts)} texts but {0 if labels is None else len(labels)} labels")
-    empty = next((i for i, t in enumerate(texts) if not t.strip()), None)
-    if empty is not None:
-        raise ConvtuneError(f"{what}: texts[{empty}] is empty")  # a 0-based index, as in Python
+    for i, t in enumerate(texts):
+        problem = text_problem(t)
+        if problem is not None:
+            raise ConvtuneError(f"{what}: texts[{i}] {problem}")  # a 0-based index, as in Python
     return TextSet(texts, [str(y) for y in labels])

@@ -16,9 +16,20 @@ from torch import nn
 from .errors import ConvtuneError
 
 
+# Far past any useful head, and far below what would exhaust memory: `--filters 1000000000`
+# or `num_filters: 1e9` in an edited convtune.json is refused before anything is allocated.
+MAX_FILTERS = 4096
+MAX_KERNEL = 64
+MAX_WIDTHS = 16
+
+
 def check_dropout(p: float) -> None:
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), not {p}")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), not {p!r}")
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -31,11 +42,13 @@ class CNNHeadConfig:
     dropout: float = 0.1
 
     def __post_init__(self):
-        widths = list(self.kernel_sizes)
-        if not widths or not all(isinstance(k, int) and k >= 1 for k in widths):
-            raise ValueError(f"kernel sizes must be positive integers, not {widths}")
-        if self.num_filters < 1:
-            raise ValueError(f"filters per width must be at least 1, not {self.num_filters}")
+        widths = list(self.kernel_sizes) if isinstance(self.kernel_sizes, (list, tuple)) else None
+        if not widths or len(widths) > MAX_WIDTHS or not all(_whole(k) and 1 <= k <= MAX_KERNEL for k in widths):
+            raise ValueError(f"kernel sizes must be 1 to {MAX_WIDTHS} whole numbers from 1 to {MAX_KERNEL}, "
+                             f"not {str(self.kernel_sizes)[:60]}")
+        if not _whole(self.num_filters) or not 1 <= self.num_filters <= MAX_FILTERS:
+            raise ValueError(f"filters per width must be a whole number from 1 to {MAX_FILTERS}, "
+                             f"not {self.num_filters!r}")
         if self.pooling not in ("max", "mean", "both"):
             raise ValueError(f"pooling must be max, mean or both, not {self.pooling!r}")
         check_dropout(self.dropout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,18 +15,54 @@ from sklearn.metrics import (
 )
 
 
+# Past this many classes metrics.json holds no dense confusion matrix (10,000 classes would be
+# 10^8 counts, gigabytes as JSON) but the sub-matrix of the classes with the most errors.
+DENSE_CONFUSION_MAX = 100
+TOP_CONFUSION_CLASSES = 40   # classes in that sub-matrix, and the most a confusion plot draws
+ANNOTATE_MAX = 30            # classes up to which a confusion plot writes the count in each cell
+
+
+def scores(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict:
+    """Accuracy and macro-F1 only: the per-epoch dev check (cheap for any number of classes)."""
+    return {"accuracy": float(accuracy_score(y_true, y_pred)),
+            "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))}
+
+
 def compute_metrics(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict:
-    """Accuracy, macro-F1, per-class P/R/F1/support and the confusion matrix (rows = truth)."""
+    """Accuracy, macro-F1, per-class P/R/F1/support and the confusion matrix (rows = truth).
+
+    With more than DENSE_CONFUSION_MAX classes, "confusion_matrix" is None and "confusion_top"
+    holds the rows and columns of the TOP_CONFUSION_CLASSES classes with the most errors.
+    """
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    return {
-        "size": len(y_true),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "per_class": {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                            "support": int(s[i])} for i, lab in enumerate(labels)},
-        "labels": list(labels),
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-    }
+    out = {"size": len(y_true), **scores(y_true, y_pred, labels),
+           "per_class": {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                               "support": int(s[i])} for i, lab in enumerate(labels)},
+           "labels": list(labels), "confusion_matrix": None}
+    if len(labels) <= DENSE_CONFUSION_MAX:
+        out["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    else:
+        out["confusion_top"] = top_confusion(y_true, y_pred, labels, TOP_CONFUSION_CLASSES)
+    return out
+
+
+def top_confusion(y_true: list[str], y_pred: list[str], labels: list[str], k: int) -> dict:
+    """The confusion sub-matrix of the k classes with the most errors (as truth or prediction),
+    counted pair by pair: memory grows with the texts, not with the classes squared."""
+    pairs = Counter(zip(y_true, y_pred))
+    errors: Counter = Counter()
+    for (t, q), n in pairs.items():
+        if t != q:
+            errors[t] += n
+            errors[q] += n
+    order = {lab: i for i, lab in enumerate(labels)}
+    chosen = sorted(sorted(errors, key=lambda lab: (-errors[lab], order.get(lab, 0)))[:k], key=order.get)
+    index = {lab: i for i, lab in enumerate(chosen)}
+    matrix = [[0] * len(chosen) for _ in chosen]
+    for (t, q), n in pairs.items():
+        if t in index and q in index:
+            matrix[index[t]][index[q]] += n
+    return {"labels": chosen, "matrix": matrix, "classes": len(labels)}
 
 
 def text_report(y_true: list[str], y_pred: list[str], labels: list[str]) -> str:
@@ -60,26 +97,50 @@ def _pyplot():
     return plt
 
 
+def _most_confused(m: np.ndarray, labels: list[str], k: int) -> tuple[np.ndarray, list[str]]:
+    """The k rows / columns with the most off-diagonal counts, in label order."""
+    off = m - np.diag(np.diag(m))
+    keep = np.sort(np.argsort(-(off.sum(0) + off.sum(1)), kind="stable")[:k])
+    return m[np.ix_(keep, keep)], [labels[i] for i in keep]
+
+
 def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> None:
-    """Confusion matrix as a PNG, counts in the cells, rows = true label."""
+    """Confusion matrix as a PNG, rows = true label; counts in the cells up to ANNOTATE_MAX
+    classes. Past TOP_CONFUSION_CLASSES classes only the most confused ones are drawn, so the
+    figure stays readable and quick whatever the number of classes."""
     plt = _pyplot()
     m = np.asarray(matrix)
-    size = max(4.0, 0.6 * len(labels) + 2)
+    if len(labels) > TOP_CONFUSION_CLASSES:
+        m, labels = _most_confused(m, labels, TOP_CONFUSION_CLASSES)
+        title = f"{title}\n({len(labels)} most confused classes)"
+    size = min(12.0, max(4.0, 0.6 * len(labels) + 2))
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
     im = ax.imshow(m, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
+    ticks = 8 if len(labels) <= ANNOTATE_MAX else 6
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=ticks)
+    ax.set_yticks(range(len(labels)), labels, fontsize=ticks)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center",
-                    color="white" if m[i, j] > m.max() / 2 else "black", fontsize=8)
+    if len(labels) <= ANNOTATE_MAX:
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                ax.text(j, i, str(m[i, j]), ha="center", va="center",
+                        color="white" if m[i, j] > m.max() / 2 else "black", fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_confusion_of(m: dict, path: Path, title: str) -> None:
+    """`plot_confusion` of a `compute_metrics` result: the dense matrix, or its top sub-matrix."""
+    if m.get("confusion_matrix") is not None:
+        plot_confusion(m["confusion_matrix"], m["labels"], path, title)
+    else:
+        top = m["confusion_top"]
+        plot_confusion(top["matrix"], top["labels"], path,
+                       f"{title}\n({len(top['labels'])} of {top['classes']} classes, the most confused)")
 
 
 def plot_training(history: list[dict], step_losses: list[tuple[float, float]], path: Path) -> None:

@@ -16,6 +16,7 @@ from torch import nn
 from .encoders import is_decoder, load_encoder, token_limit
 from .errors import ConvtuneError
 from .heads import ScalarMix, check_head_config, head_from_config
+from .serialization import check_weight_shapes
 
 DEFAULT_MAX_LENGTH = 128  # tokens per text when the user gives none (capped at the encoder's limit)
 
@@ -76,8 +77,12 @@ class TransformerClassifier(nn.Module):
         return self.classify(h.float() if self.frozen else h, attention_mask)
 
 
-def build_model(config: ModelConfig, encoder_dir: str | Path):
-    """(model, tokenizer) for a config, with the encoder read from a local directory."""
+def build_model(config: ModelConfig, encoder_dir: str | Path, head_weights: Path | None = None):
+    """(model, tokenizer) for a config, with the encoder read from a local directory.
+
+    `head_weights` (a saved head.safetensors) is checked against the config's shapes before
+    the head is allocated, so an edited config fails in one line instead of in the allocator.
+    """
     encoder, tokenizer = load_encoder(encoder_dir)
     limit = token_limit(encoder.config, tokenizer)
     if config.max_length is None:  # the default adapts to small encoders; an explicit value must fit
@@ -85,11 +90,25 @@ def build_model(config: ModelConfig, encoder_dir: str | Path):
     elif limit is not None and config.max_length > limit:  # longer inputs would index past the position table
         raise ConvtuneError(f"max_length {config.max_length} is more than encoder {config.encoder!r} "
                             f"can read ({limit} tokens); use --max-length {limit} or less")
+    depth = getattr(encoder.config, "num_hidden_layers", None)
+    if depth is not None and config.layers > depth:  # hidden_states[-k:] would silently give fewer
+        raise ConvtuneError(f"layers: last-{config.layers} asked, but encoder {config.encoder!r} has "
+                            f"{depth} layers; use --layers last-{depth} or less")
     head_cfg = dict(config.head_config)
     if config.head == "linear" and "pooling" not in head_cfg and is_decoder(encoder.config):
         head_cfg["pooling"] = "last"  # a decoder's [CLS] equivalent is its last real token
-    head = head_from_config(config.head, encoder.config.hidden_size, len(config.labels),
-                            check_head_config(config.head, head_cfg))
+    head_cfg = check_head_config(config.head, head_cfg)
+    hidden = encoder.config.hidden_size
+
+    def trainable_part() -> nn.Module:  # what head.safetensors holds: head.* and head_mix.*
+        part = nn.Module()
+        part.head = head_from_config(config.head, hidden, len(config.labels), head_cfg)
+        part.head_mix = ScalarMix(config.layers) if config.layers > 1 else None
+        return part
+
+    if head_weights is not None:
+        check_weight_shapes(trainable_part, head_weights)
+    head = head_from_config(config.head, hidden, len(config.labels), head_cfg)
     config.head_config = asdict(head.config)
     model = TransformerClassifier(encoder, head, frozen=config.mode == "frozen", layers=config.layers)
     return model, tokenizer

@@ -17,6 +17,7 @@ from .encoders import check_vocabulary
 from .errors import ConvtuneError
 from .estimator import TextClassifier, as_texts
 from .inference import batched_logits, softmax, usable_cores
+from .serialization import inside
 
 
 class OnnxClassifier(TextClassifier):
@@ -60,7 +61,7 @@ class OnnxClassifier(TextClassifier):
         from transformers import AutoTokenizer
 
         path = Path(path)
-        model_file = path / manifest.get("onnx", {}).get("file", "model.onnx")
+        model_file = inside(path, manifest.get("onnx", {}).get("file", "model.onnx"))
         if not model_file.is_file():
             raise ConvtuneError(f"{path}: exported model has no {model_file.name}")
         opts = ort.SessionOptions()

@@ -17,8 +17,9 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .data import TEXT_COLUMNS, csv_rows, delimiter_for, require_file
-from .errors import ConvtuneError
+from .data import TEXT_COLUMNS, csv_rows, delimiter_for, file_kind_problem, json_line, require_file
+from .errors import ConvtuneError, text_problem
+from .serialization import fsync_dir, model_fingerprint
 from .progress import progress
 
 CHUNK = 4096  # texts per prediction chunk
@@ -42,17 +43,17 @@ def iter_texts(path: str, text_col: str | None, encoding: str) -> Iterator[str]:
         yield from _stdin_lines(encoding)
         return
     p = require_file(path)
+    with p.open("rb") as f:
+        problem = file_kind_problem(f.read(4096), encoding)
+    if problem is not None:
+        raise ConvtuneError(f"{p} {problem}")
     suffix = p.suffix.lower()
     try:
         with p.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as f:
             if suffix in (".jsonl", ".ndjson"):
                 for n, line in enumerate(f, 1):
                     if line.strip():
-                        try:
-                            row = json.loads(line)
-                        except json.JSONDecodeError:
-                            raise ConvtuneError(f"{p}:{n}: not JSON") from None
-                        yield _text_of(row, text_col, p, n)
+                        yield _text_of(json_line(line, f"{p}:{n}"), text_col, p, n)
             elif suffix in (".csv", ".tsv", ".tab"):
                 header = f.readline()
                 f.seek(0)
@@ -74,13 +75,30 @@ def _text_of(row, text_col: str | None, path: Path, n: int) -> str:
     if col is None or col not in row:
         raise ConvtuneError(f"{path}: no text column (have: {', '.join(map(str, row))}); pass --text-col")
     value = row[col]
-    return "" if value is None else str(value)
+    text = "" if value is None else str(value)
+    problem = text_problem(text) if text.strip() else None  # an empty cell keeps its (empty) row
+    if problem is not None:
+        raise ConvtuneError(f"{path}:{n}: the text {problem}")
+    return text
 
 
 def chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
     it = iter(items)
     while batch := list(itertools.islice(it, size)):
         yield batch
+
+
+def _check_output(a) -> None:
+    """Refuse an --output that would lose data, before the model is loaded or a text is read."""
+    out = Path(a.output)
+    if out.is_dir():
+        raise ConvtuneError(f"{out} is a folder; --output names the file to write")
+    if not out.resolve().parent.is_dir():
+        raise ConvtuneError(f"{a.output}: its folder does not exist")
+    if a.input and a.input != STDIN and out.resolve() == Path(a.input).resolve():
+        raise ConvtuneError(f"{a.output} is the --input file; the predictions would replace it (choose another --output)")
+    if out.exists() and not a.overwrite:  # as train refuses an existing --out
+        raise ConvtuneError(f"{out} already exists; pass --overwrite to replace it, or another --output")
 
 
 def predict_command(a) -> int:
@@ -95,10 +113,8 @@ def predict_command(a) -> int:
         raise ConvtuneError(f"text {empty + 1} of the command line is empty")
     if a.input and a.input != STDIN:
         require_file(a.input)
-    if a.output and not Path(a.output).resolve().parent.is_dir():
-        raise ConvtuneError(f"{a.output}: its folder does not exist")
-    if a.output and a.input and a.input != STDIN and Path(a.output).resolve() == Path(a.input).resolve():
-        raise ConvtuneError(f"{a.output} is the --input file; the predictions would replace it (choose another --output)")
+    if a.output:
+        _check_output(a)
     clf = load(a.model_dir)
     texts: Iterable[str] = a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding)
     if a.output:
@@ -118,8 +134,9 @@ def _rows(clf, batch: list[str], batch_size: int) -> list[dict]:
 
 
 def _job_id(model_dir: str, source: str | None, texts: list[str]) -> dict:
-    """What a resumed run must match: the same model and the same, unchanged input."""
-    job = {"model": str(Path(model_dir).resolve())}
+    """What a resumed run must match: the same model (its content: a model retrained into the
+    same directory is another model) and the same, unchanged input."""
+    job = {"model": str(Path(model_dir).resolve()), "model_sha256": model_fingerprint(model_dir)}
     if source == STDIN:  # a pipe cannot be read again: never resume, start over
         job["input"] = ["stdin", os.urandom(8).hex()]
     elif source:
@@ -157,6 +174,22 @@ def _write_file(clf, texts: Iterable[str], out: Path, batch_size: int, job: dict
     if done:
         print(f"resuming {out} after {done} texts", file=sys.stderr)
         texts = itertools.islice(texts, done, None)
+    try:
+        _append_chunks(clf, texts, tmp, marker, job, done, keep, batch_size, jsonl)
+    except ConvtuneError:  # bad input, not an interruption: a rerun must not resume into it
+        tmp.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+        raise
+    tmp.replace(out)
+    fsync_dir(out.resolve().parent)  # the rename itself reaches the disk
+    marker.unlink(missing_ok=True)
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def _append_chunks(clf, texts: Iterable[str], tmp: Path, marker: Path, job: dict, done: int, keep: int,
+                   batch_size: int, jsonl: bool) -> None:
+    """Predict chunk by chunk into `tmp` from byte `keep` on; after each chunk, flush and record
+    in `marker` how many texts and bytes are complete."""
     with tmp.open("r+" if done else "w", encoding="utf-8", newline="") as f, \
             progress(unit="text", desc="predict", initial=done) as bar:
         f.truncate(keep)
@@ -177,6 +210,3 @@ def _write_file(clf, texts: Iterable[str], out: Path, batch_size: int, job: dict
             marker_tmp = marker.with_suffix(".tmp")
             marker_tmp.write_text(json.dumps({"job": job, "texts": done, "bytes": f.tell()}))
             marker_tmp.replace(marker)
-    tmp.replace(out)
-    marker.unlink(missing_ok=True)
-    print(f"wrote {out}", file=sys.stderr)

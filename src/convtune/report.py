@@ -66,6 +66,8 @@ def write_pictures(runs: list[dict], rows: list[dict], out: Path) -> list[str]:
     names.append("accuracy_vs_time.png")
     for r in rows:
         rs = [x for x in runs if x["config"] == r["config"]]
+        if any(x["confusion_matrix"] is None for x in rs):  # too many classes for a dense matrix
+            continue
         total = np.sum([x["confusion_matrix"] for x in rs], axis=0).tolist()
         name = f"confusion_{safe_name(r['config'])}.png"
         plot_confusion(total, rs[0]["labels"], out / name, f"{r['config']} (summed over {len(rs)} seeds)")

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .data import Splits, check_labels, label_list, subsample
 from .estimator import TextClassifier, load
-from .metrics import plot_confusion, plot_training
+from .metrics import plot_confusion_of, plot_training
 from .serialization import atomic_dir, write_json
 
 
@@ -45,8 +45,8 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
             m = clf.evaluate(data.texts, data.labels)
             reports[part] = m.pop("report")
             metrics[part] = m
-            plot_confusion(m["confusion_matrix"], clf.labels_, tmp / f"confusion_matrix{'' if part == 'test' else '_dev'}.png",
-                           f"{splits.name} {part}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
+            plot_confusion_of(m, tmp / f"confusion_matrix{'' if part == 'test' else '_dev'}.png",
+                              f"{splits.name} {part}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
         metrics["wall_seconds"] = round(time.perf_counter() - wall, 2)
         clf.save_into(tmp)
         write_json(tmp / "metrics.json", metrics)

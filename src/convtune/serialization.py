@@ -12,8 +12,11 @@ interrupted save never leaves a directory that looks complete.
 from __future__ import annotations
 
 import contextlib
+import glob
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -44,17 +47,60 @@ def _refuse_existing(final: Path, overwrite: bool) -> None:
                                 "--overwrite replaces only those; choose another --out")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_partials(final: Path) -> None:
+    """Delete what killed writers of `final` left: `.NAME.partial-PID-*` / `.NAME.old-PID`
+    folders whose process is gone (kill -9 and power cuts skip every clean-up)."""
+    for p in final.parent.glob(f".{glob.escape(final.name)}.*"):
+        m = re.fullmatch(rf"\.{re.escape(final.name)}\.(?:partial-(\d+)-\w+|old-(\d+))", p.name)
+        if m and p.is_dir() and not _pid_alive(int(m.group(1) or m.group(2))):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def fsync_tree(directory: Path) -> None:
+    """Flush every file under `directory`, then the folders themselves, to the disk: a rename is
+    only as durable as what it renames (without this a power cut can leave empty files)."""
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(root))
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | Path, overwrite: bool = False):
     """Yield a temporary directory that becomes `final` only if the block succeeds.
 
     Without `overwrite`, a `final` that another process filled while the block ran is left
-    alone (ConvtuneError); whatever fails, the temporary directory does not stay behind.
+    alone (ConvtuneError); whatever fails, the temporary directory does not stay behind. The
+    result is flushed to disk before it is renamed into place, and partial directories that
+    killed runs left beside `final` are removed first.
     """
     final = Path(final)
     _refuse_existing(final, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    remove_stale_partials(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-{os.getpid()}-", dir=final.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a saved model should read like any directory
@@ -62,10 +108,12 @@ def atomic_dir(final: str | Path, overwrite: bool = False):
     try:
         yield tmp
         _refuse_existing(final, overwrite)
+        fsync_tree(tmp)
         if final.exists():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             final.rename(old)
         tmp.rename(final)
+        fsync_dir(final.parent)
     except BaseException:
         if old is not None and not final.exists():
             old.rename(final)               # put the previous directory back
@@ -80,8 +128,18 @@ def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def require_finite(state: dict, where: str) -> None:
+    """Refuse weights holding NaN or infinity: such a model answers NaN (invalid JSON) for every text."""
+    import torch
+
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise ConvtuneError(f"{where}: weight {bad} holds NaN or infinite values")
+
+
 def save_model(directory: Path, model, tokenizer, manifest: dict) -> None:
     """Write encoder, tokenizer, head and manifest into an existing (temporary) directory."""
+    require_finite(model.state_dict(), "refusing to save the model")
     enc_dir = directory / ENCODER_DIR
     model.encoder.save_pretrained(enc_dir)
     tokenizer.save_pretrained(enc_dir)
@@ -99,12 +157,57 @@ def read_manifest(directory: str | Path) -> dict:
         raise ConvtuneError(f"{directory}: not a convtune model directory (no {CONFIG_NAME})")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConvtuneError(f"{path}: unreadable ({e})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise ConvtuneError(f"{path}: unreadable ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(manifest, dict):
+        raise ConvtuneError(f"{path}: unreadable (not a JSON object)")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ConvtuneError(f"{path}: format version {version} is not supported (this convtune reads {FORMAT_VERSION})")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        what = f"{version!r} (a {type(version).__name__}, not a number)" if not isinstance(version, int) else version
+        raise ConvtuneError(f"{path}: format version {what} is not supported (this convtune reads {FORMAT_VERSION})")
     return manifest
+
+
+def inside(directory: str | Path, name: str) -> Path:
+    """`directory / name`, refused unless it stays inside `directory` (a manifest names files
+    by relative path; `../x` or an absolute path would read files from anywhere)."""
+    base = Path(directory).resolve()
+    path = (base / name).resolve() if isinstance(name, str) and name.strip() else base
+    if not path.is_relative_to(base) or path == base:
+        raise ConvtuneError(f"{directory}: {CONFIG_NAME} names {name!r}, which is not a file inside the model directory")
+    return path
+
+
+def model_fingerprint(directory: str | Path) -> str:
+    """A hash of a saved model's content (every file but evaluate's eval-*.json): it changes
+    when the model is retrained or re-exported into the same directory."""
+    h = hashlib.sha256()
+    base = Path(directory)
+    for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith("eval-")):
+        h.update(str(path.relative_to(base)).encode() + b"\0")
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()
+
+
+def check_weight_shapes(build, weights: Path) -> None:
+    """Compare the tensors in a safetensors file with what `build()` makes, before allocating
+    anything: `build` runs on the meta device, and the file's header gives its shapes. An
+    edited config (num_filters: 1e9) is one line instead of an allocation of gigabytes."""
+    import torch
+    from safetensors import safe_open
+
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+    with safe_open(str(weights), framework="pt") as f:
+        found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    wrong = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
+    missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+    if wrong or missing or unexpected:
+        detail = "; ".join(f"{k}: file {found[k]}, config {expected[k]}" for k in wrong[:2])
+        raise ConvtuneError(f"{weights}: weights do not match the config (missing {missing[:3]}, "
+                            f"unexpected {unexpected[:3]}{', ' + detail if detail else ''})")
 
 
 def load_model(directory: str | Path, manifest: dict | None = None):
@@ -114,9 +217,11 @@ def load_model(directory: str | Path, manifest: dict | None = None):
     directory = Path(directory)
     manifest = manifest or read_manifest(directory)
     config = ModelConfig(**manifest["model"])
-    model, tokenizer = build_model(config, directory / ENCODER_DIR)
+    model, tokenizer = build_model(config, directory / ENCODER_DIR, head_weights=directory / HEAD_NAME)
     try:
-        result = model.load_state_dict(load_file(str(directory / HEAD_NAME)), strict=False)
+        state = load_file(str(directory / HEAD_NAME))
+        require_finite(state, str(directory / HEAD_NAME))
+        result = model.load_state_dict(state, strict=False)
     except (OSError, RuntimeError) as e:
         # torch's message starts "Error(s) in loading state_dict ...:"; the next line says what.
         detail = " ".join(line.strip() for line in str(e).splitlines()[:2])
@@ -125,5 +230,6 @@ def load_model(directory: str | Path, manifest: dict | None = None):
     if missing or result.unexpected_keys:
         raise ConvtuneError(f"{directory / HEAD_NAME}: weights do not match the config "
                             f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})")
+    require_finite(model.encoder.state_dict(), str(directory / ENCODER_DIR))
     model.eval()
     return model, tokenizer, manifest

@@ -27,9 +27,12 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, StrictStr
+from pydantic import BaseModel
 
-from .errors import ConvtuneError
+from .errors import ConvtuneError, text_problem
+
+
+MAX_BATCH_WAIT_MS = 10_000.0  # waiting longer for company than this only delays every answer
 
 
 @dataclass
@@ -42,14 +45,38 @@ class ServeConfig:
 
     def __post_init__(self):
         for name, value in asdict(self).items():
-            if value < 0 or (value == 0 and name != "batch_wait_ms"):
-                raise ConvtuneError(f"serve: --{name.replace('_', '-')} must be positive, not {value}")
+            flag = f"--{name.replace('_', '-')}"
+            if name == "batch_wait_ms":
+                # inf used to be accepted: requests then waited forever and SIGTERM could not stop the server
+                if not 0 <= value <= MAX_BATCH_WAIT_MS:
+                    raise ConvtuneError(f"serve: {flag} must be between 0 and {MAX_BATCH_WAIT_MS:g}, not {value}")
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConvtuneError(f"serve: {flag} must be a whole number >= 1, not {value!r}")
 
 
-class PredictRequest(BaseModel):
-    """POST /predict body (documented in the OpenAPI schema; parsed by parse_predict_body)."""
+def predict_schema(cfg: ServeConfig) -> dict:
+    """The JSON Schema of a POST /predict body, with this server's limits (served in OpenAPI)."""
+    text = {"type": "string", "minLength": 1, "maxLength": cfg.max_chars, "pattern": r"\S"}
+    return {"type": "object", "required": ["texts"],
+            "properties": {"texts": {"type": "array", "items": text, "minItems": 1, "maxItems": cfg.max_texts}}}
 
-    texts: list[StrictStr]
+
+class Prediction(BaseModel):
+    label: str
+    probabilities: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
 
 
 class ApiError(Exception):
@@ -85,21 +112,29 @@ class Batcher:
                     break
                 items.append(item)
                 size += len(item[0])
-            texts = [t for batch, _ in items for t in batch]
-            try:
-                proba = await loop.run_in_executor(self.pool, self.predict_proba, texts)
-            except Exception as e:  # the model failed: every waiting request gets the error
-                for _, fut in items:
-                    if not fut.done():
-                        fut.set_exception(e)
-                continue
-            self.batches += 1
-            self.requests += len(items)
-            start = 0
-            for batch, fut in items:
-                if not fut.done():          # a client that went away is simply skipped
-                    fut.set_result(proba[start: start + len(batch)])
-                start += len(batch)
+            await self._answer(loop, items)
+
+    async def _answer(self, loop, items: list) -> None:
+        """One model call for all `items`; if it fails, one call per request, so that a text
+        the model cannot take fails only the request that sent it."""
+        texts = [t for batch, _ in items for t in batch]
+        try:
+            proba = await loop.run_in_executor(self.pool, self.predict_proba, texts)
+        except Exception as e:
+            if len(items) == 1:
+                if not items[0][1].done():
+                    items[0][1].set_exception(e)
+                return
+            for item in items:
+                await self._answer(loop, [item])
+            return
+        self.batches += 1
+        self.requests += len(items)
+        start = 0
+        for batch, fut in items:
+            if not fut.done():          # a client that went away is simply skipped
+                fut.set_result(proba[start: start + len(batch)])
+            start += len(batch)
 
 
 async def read_capped_body(request: Request, limit: int) -> bytes:
@@ -120,8 +155,10 @@ def parse_predict_body(raw: bytes, cfg: ServeConfig) -> list[str]:
     """The texts of a /predict body, or an ApiError saying what is wrong."""
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ApiError(400, "malformed_json", f"body is not valid JSON: {e}") from None
+    except RecursionError:  # e.g. 1,000 nested lists: Python's parser gives up, the request is bad
+        raise ApiError(400, "malformed_json", "body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as e:  # ValueError: also an integer of over 4,300 digits
+        raise ApiError(400, "malformed_json", f"body is not valid JSON: {str(e)[:200]}") from None
     if not isinstance(body, dict) or "texts" not in body:
         raise ApiError(422, "missing_texts", 'body must be a JSON object with a "texts" list')
     texts = body["texts"]
@@ -134,8 +171,9 @@ def parse_predict_body(raw: bytes, cfg: ServeConfig) -> list[str]:
     for i, t in enumerate(texts):
         if len(t) > cfg.max_chars:
             raise ApiError(413, "text_too_long", f"texts[{i}] has {len(t)} characters; the limit is {cfg.max_chars}")
-        if not t.strip():
-            raise ApiError(422, "empty_text", f"texts[{i}] is empty")
+        problem = text_problem(t)
+        if problem is not None:
+            raise ApiError(422, "empty_text" if not t.strip() else "invalid_text", f"texts[{i}] {problem}")
     return texts
 
 
@@ -161,6 +199,11 @@ def _json_errors(app) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):
         return JSONResponse({"error": {"code": e.code, "message": e.message}}, status_code=e.status)
+
+    @app.exception_handler(ConvtuneError)
+    async def bad_text(request: Request, e: ConvtuneError):
+        # The model refused this request's texts (a check in the library): the request is at fault.
+        return JSONResponse({"error": {"code": "invalid_text", "message": str(e)}}, status_code=422)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, e: Exception):
@@ -200,8 +243,12 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
     async def get_info():
         return info
 
-    @app.post("/predict", openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": PredictRequest.model_json_schema()}}}})
+    errors = {status: {"model": ErrorResponse, "description": what} for status, what in (
+        (400, "malformed JSON"), (413, "too many texts, a text or the body too long"),
+        (422, "wrong types, an empty list, an empty or invalid text"), (500, "the model failed"))}
+
+    @app.post("/predict", response_model=PredictResponse, responses=errors, openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": predict_schema(cfg)}}}})
     async def predict(request: Request):
         """Each text's label and every class's probability, in input order."""
         texts = parse_predict_body(await read_capped_body(request, cfg.max_body), cfg)

@@ -28,7 +28,7 @@ from .errors import ConvtuneError
 from .estimator import TextClassifier, as_texts
 from .heads import CNNHead, CNNHeadConfig, check_head_config
 from .inference import predict_logits, set_threads, softmax
-from .serialization import CONFIG_NAME, FORMAT_VERSION, write_json
+from .serialization import CONFIG_NAME, FORMAT_VERSION, check_weight_shapes, require_finite, write_json
 from .train import TrainConfig, fit, seed_everything
 
 PAD, UNK = "<pad>", "<unk>"
@@ -122,6 +122,7 @@ class TextCNNClassifier(TextClassifier):
     def save_into(self, directory: Path) -> None:
         self._check_fitted()
         d = Path(directory)
+        require_finite(self.model_.state_dict(), "refusing to save the model")
         (d / "vocabulary.json").write_text(json.dumps(self.tokenizer_.vocab, ensure_ascii=False), encoding="utf-8")
         save_file({k: v.contiguous() for k, v in self.model_.state_dict().items()}, str(d / "textcnn.safetensors"))
         write_json(d / CONFIG_NAME, dict(self.manifest_, format_version=FORMAT_VERSION))
@@ -132,9 +133,13 @@ class TextCNNClassifier(TextClassifier):
         vocab = json.loads((directory / "vocabulary.json").read_text(encoding="utf-8"))
         clf = cls(embed_dim=m["embed_dim"], max_length=m["max_length"], head_config=m["head_config"])
         clf.tokenizer_ = SimpleTokenizer(vocab, m["chars"])
+        weights = directory / "textcnn.safetensors"
+        check_weight_shapes(lambda: TextCNN(len(vocab), len(m["labels"]), m["embed_dim"], clf.cnn_config), weights)
         clf.model_ = TextCNN(len(vocab), len(m["labels"]), m["embed_dim"], clf.cnn_config)
         try:
-            clf.model_.load_state_dict(load_file(str(directory / "textcnn.safetensors")))
+            state = load_file(str(weights))
+            require_finite(state, str(weights))
+            clf.model_.load_state_dict(state)
         except (OSError, RuntimeError) as e:
             raise ConvtuneError(f"{directory}: cannot load TextCNN weights ({str(e).splitlines()[0]})") from None
         clf.model_.eval()

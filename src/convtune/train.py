@@ -24,7 +24,7 @@ from .batching import Encoded, collate, tokenize, train_batches
 from .data import TextSet
 from .errors import ConvtuneError
 from .inference import autocast, batched_logits, use_bf16
-from .metrics import compute_metrics
+from .metrics import scores
 from .progress import progress
 
 
@@ -56,6 +56,9 @@ class TrainConfig:
             if not isinstance(getattr(self, name), numbers.Integral) or getattr(self, name) < 1:
                 raise ConvtuneError(f"{name} must be a whole number >= 1, not {getattr(self, name)!r}")
             setattr(self, name, int(getattr(self, name)))  # numpy ints (a search grid) stay JSON-able
+        if not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2**32:  # numpy's range
+            raise ConvtuneError(f"seed must be a whole number from 0 to {2**32 - 1}, not {self.seed!r}")
+        self.seed = int(self.seed)
         for name in ("lr", "head_lr", "max_grad_norm"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -203,6 +206,11 @@ def _train_epoch(model, forward: Forward, batches: list[list[int]], y: torch.Ten
         scheduler.step()
         average.update()
         losses.append(loss.item())
+        if not math.isfinite(losses[-1]):  # NaN / inf: every later step and the saved model would be NaN
+            raise ConvtuneError(
+                f"training loss became {losses[-1]} at epoch {epoch}, step {step + 1}: the learning rate "
+                f"is too high (lr {config.lr:g}, head lr {config.head_lr:g}) or the data breaks the model; "
+                "nothing was saved")
         result.step_losses.append((epoch - 1 + (step + 1) / len(batches), losses[-1]))
         if step % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
@@ -248,7 +256,7 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
         model.eval()
         with average.applied():  # a no-op without --ema; with it, dev sees (and we keep) the average
             dev_pred = batched_logits(dev_forward, dev_enc.lengths(), config.eval_batch_size, bf16, "dev").argmax(1)
-            m = compute_metrics(dev.labels, [labels[i] for i in dev_pred], labels)
+            m = scores(dev.labels, [labels[i] for i in dev_pred], labels)
             improved = m["macro_f1"] > best_f1
             if improved:  # a frozen encoder never changes: keep only the trainable part
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
