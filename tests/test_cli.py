@@ -239,3 +239,109 @@ def test_predict_output_onto_its_input_is_refused(run_dir, capsys):
     assert main(["predict", str(run_dir / "run"), "--input", str(data), "--text-col", "review",
                  "--output", str(data)]) == 2
     assert "is the --input file" in capsys.readouterr().err and data.read_bytes() == before
+
+
+# ---------------------------------------------------------------- hardening (issue 17)
+
+def _train_tiny(tiny_encoder, data, out, *extra) -> int:
+    return main(["train", "--data", str(data), "--label-col", "sentiment", "--encoder", str(tiny_encoder),
+                 "--epochs", "1", "--batch-size", "16", "--max-length", "16", "--bf16", "off", "--filters", "8",
+                 "--out", str(out), *extra])
+
+
+def test_resumed_predict_starts_over_when_the_model_was_retrained(run_dir, tiny_encoder, tmp_path, monkeypatch,
+                                                                  capsys):
+    import convtune.predict_io as pio
+    from convtune.classifier import Classifier
+
+    model = tmp_path / "model"
+    assert _train_tiny(tiny_encoder, run_dir / "data.csv", model) == 0
+    monkeypatch.setattr(pio, "CHUNK", 64)
+    out = tmp_path / "out.csv"
+    args = ["predict", str(model), "--input", str(run_dir / "data.csv"), "--text-col", "review", "--output", str(out)]
+    original = Classifier.predict_proba
+    calls = {"n": 0}
+
+    def interrupted_after_the_first_chunk(self, texts, batch_size=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, texts, batch_size)
+
+    monkeypatch.setattr(Classifier, "predict_proba", interrupted_after_the_first_chunk)
+    assert main(args) == 130
+    monkeypatch.setattr(Classifier, "predict_proba", original)
+    # Retrain into the same directory on other labels (the run is the same path, not the same model).
+    relabelled = tmp_path / "other.csv"
+    rows = list(csv.DictReader((run_dir / "data.csv").open()))
+    with relabelled.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "sentiment"])
+        w.writerows((r["review"], {"pos": "good", "neg": "bad"}[r["sentiment"]]) for r in rows)
+    assert _train_tiny(tiny_encoder, relabelled, model, "--overwrite") == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "resuming" not in capsys.readouterr().err
+    lines = list(csv.DictReader(out.open()))
+    assert len(lines) == 300 and set(lines[0]) == {"text", "label", "p_bad", "p_good"}
+    assert {r["label"] for r in lines} <= {"bad", "good"}
+
+
+def test_predict_refuses_an_existing_output_unless_overwrite(run_dir, tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    out.write_text("precious\n")
+    args = ["predict", str(run_dir / "run"), "--input", str(run_dir / "data.csv"), "--text-col", "review",
+            "--output", str(out)]
+    assert main(args) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err and out.read_text() == "precious\n"
+    assert main(args + ["--overwrite"]) == 0
+    assert len(out.read_text().splitlines()) == 300
+
+
+def test_predict_to_a_folder_is_refused_before_any_work(run_dir, tmp_path, capsys):
+    (tmp_path / "folder").mkdir()
+    assert main(["predict", "no-such-model", "--input", str(run_dir / "data.csv"), "--text-col", "review",
+                 "--output", str(tmp_path / "folder")]) == 2  # refused before the (missing) model is loaded
+    assert f"{tmp_path / 'folder'} is a folder" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["folder"]
+
+
+def test_predict_refuses_a_lone_surrogate_and_leaves_no_partial(run_dir, tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "good film"}\n{"text": "bad \\ud800 film"}\n')
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(run_dir / "run"), "--input", str(src), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "in.jsonl:2: the text holds a lone surrogate" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+@pytest.mark.parametrize("option, match", [
+    (["--seed", "-1"], "--seed: wants a whole number from 0 to 4294967295"),
+    (["--seed", "1e20"], "--seed: wants a whole number from 0 to 4294967295"),
+    (["--seed", "100000000000000000000"], "--seed: wants a whole number from 0 to 4294967295"),
+])
+def test_absurd_seeds_are_usage_errors(option, match, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", "x.csv", "--out", str(tmp_path / "o"), *option])
+    assert e.value.code == 2 and match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, match", [
+    (["--layers", "last-1000"], "has 2 layers; use --layers last-2 or less"),
+    (["--filters", "1000000000"], "filters per width must be a whole number from 1 to 4096"),
+    (["--kernel-sizes", "100000"], "kernel sizes must be 1 to 16 whole numbers from 1 to 64"),
+])
+def test_absurd_sizes_are_one_line(option, match, toy_csv, tiny_encoder, tmp_path, capsys):
+    assert main(["train", "--data", str(toy_csv), "--encoder", str(tiny_encoder), "--epochs", "1",
+                 "--out", str(tmp_path / "o"), *option]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err and [p.name for p in tmp_path.iterdir()] == ["toy.csv"]
+
+
+def test_a_nan_loss_stops_training_and_saves_nothing(toy_csv, tiny_encoder, tmp_path, capsys):
+    rc = main(["train", "--data", str(toy_csv), "--encoder", str(tiny_encoder), "--epochs", "2", "--bf16", "off",
+               "--head-lr", "1e30", "--lr", "1e30", "--max-length", "16", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "training loss became nan" in err and "nothing was saved" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["toy.csv"]  # no run directory, no partial

@@ -296,3 +296,58 @@ def test_rare_classes_get_one_warning(capsys):
     train_dev(texts, ["a", "a", "a", "b", "b", "b", "c", "d"], texts[:2], ["a", "b"], seed=0)
     err = capsys.readouterr().err
     assert err.count("warning:") == 1 and "2 of 4 classes have fewer than 2 training examples" in err
+
+
+def test_file_readers_never_fail_unexpectedly():
+    """Property: any generated file (CSV / TSV / JSONL rows with nested values, surrogates, huge
+    numbers, wrong types, raw bytes) is read or refused with one ConvtuneError, by the training
+    reader and by predict's streaming reader alike."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    from convtune.predict_io import iter_texts
+
+    texts = st.text(alphabet=st.characters(codec=None, categories=None), max_size=30)
+    leaf = st.none() | st.booleans() | st.integers(-10**30, 10**30) | st.floats() | texts
+    values = st.recursive(leaf, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(texts, kids, max_size=3),
+                          max_leaves=12)
+    keys = st.sampled_from(["text", "label", "sentence", "x"]) | texts
+    jsonl = st.lists(st.dictionaries(keys, values, max_size=4) | values, max_size=6).map(
+        lambda rows: "\n".join(json.dumps(r) for r in rows).encode())
+    cell = texts.map(lambda t: t.encode("utf-8", "surrogatepass"))
+    table = st.lists(st.lists(cell, min_size=1, max_size=4), max_size=6).map(
+        lambda rows: b"text,label\n" + b"\n".join(b",".join(r) for r in rows))
+    deep = st.integers(1, 5000).map(lambda n: b'{"text": ' + b"[" * n + b"]" * n + b', "label": "a"}\n')
+    files = st.tuples(st.sampled_from([".csv", ".tsv", ".jsonl", ".txt"]),
+                      st.one_of(jsonl, table, deep, st.binary(max_size=300)))
+
+    @hypothesis.settings(max_examples=int(os.environ.get("CONVTUNE_HYPOTHESIS_EXAMPLES", "1500")),
+                         deadline=None, database=None)
+    @hypothesis.given(files)
+    def check(case):
+        suffix, content = case
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / f"data{suffix}"
+            path.write_bytes(content)
+            if suffix != ".txt":
+                try:
+                    data = read_table(path)
+                    assert len(data.texts) == len(data.labels) > 0
+                except ConvtuneError:
+                    pass
+            try:
+                assert all(isinstance(t, str) for t in iter_texts(str(path), None, "utf-8"))
+            except ConvtuneError:
+                pass
+
+    check()
+
+
+@pytest.mark.slow
+def test_file_readers_never_fail_unexpectedly_long(monkeypatch):
+    monkeypatch.setenv("CONVTUNE_HYPOTHESIS_EXAMPLES", "20000")
+    test_file_readers_never_fail_unexpectedly()

@@ -236,3 +236,23 @@ def test_a_tokenizer_larger_than_the_embeddings_is_refused(tiny_encoder, tmp_pat
     with pytest.raises(ConvtuneError, match="do not match"):
         load_encoder(d)
     assert load_encoder(tiny_encoder)[1] is not None  # the intact directory still loads
+
+
+def test_pickle_weights_are_never_read(tiny_encoder, tmp_path):
+    """A folder with only pytorch_model.bin used to load through torch.load(weights_only=True)."""
+    import shutil
+
+    import torch
+    from transformers import BertModel
+
+    from convtune.encoders import load_encoder
+
+    d = shutil.copytree(tiny_encoder, tmp_path / "enc")
+    (d / "model.safetensors").unlink()
+    torch.save(BertModel.from_pretrained(tiny_encoder).state_dict(), d / "pytorch_model.bin")
+    with pytest.raises(ConvtuneError, match=r"holds only pickle weights \(pytorch_model.bin\); convtune reads "
+                                            "safetensors only"):
+        load_encoder(d)
+    (d / "pytorch_model.bin").unlink()
+    with pytest.raises(ConvtuneError, match="no model.safetensors"):
+        load_encoder(d)

@@ -123,3 +123,16 @@ def test_export_onto_its_own_model_is_refused(tiny_model_dir, toy_labelled_csv, 
     assert main(argv) == 2
     assert "is the model being exported" in capsys.readouterr().err
     assert Classifier.load(model).labels_                                     # still a PyTorch model
+
+
+@pytest.mark.parametrize("where", ["../elsewhere.onnx", "ABSOLUTE"])
+def test_the_onnx_file_named_by_the_manifest_must_be_inside_the_export(exported, tmp_path, where):
+    import shutil
+
+    d = shutil.copytree(exported, tmp_path / "export")
+    shutil.copy(d / "model.onnx", tmp_path / "elsewhere.onnx")  # a working graph, outside the directory
+    manifest = json.loads((d / "convtune.json").read_text())
+    manifest["onnx"]["file"] = str(tmp_path / "elsewhere.onnx") if where == "ABSOLUTE" else where
+    (d / "convtune.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConvtuneError, match="not a file inside the model directory"):
+        load(d)

@@ -136,3 +136,158 @@ def test_model_failure_is_a_json_500_and_the_server_keeps_serving(tiny_model_dir
     first, second = asyncio.run(run())
     assert first.status_code == 500 and first.json()["error"]["code"] == "internal"
     assert second.status_code == 200
+
+
+# ---------------------------------------------------------------- hardening (issue 17)
+
+@pytest.mark.parametrize("content, status, code", [
+    (b'{"texts": ["bad \\ud800 text"]}', 422, "invalid_text"),            # valid JSON, not valid text
+    (b'{"texts": ' + b"[" * 1000 + b"]" * 1000 + b"}", 400, "malformed_json"),  # RecursionError was a 500
+])
+def test_hostile_bodies_are_client_errors(server, content, status, code):
+    r = httpx.post(server + "/predict", content=content, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+
+
+def test_an_integer_of_5000_digits_is_malformed_json():
+    from convtune.serve import ApiError, ServeConfig, parse_predict_body
+
+    with pytest.raises(ApiError) as e:  # Python refuses ints over 4,300 digits with a ValueError
+        parse_predict_body(b'{"texts": ["a"], "n": ' + b"9" * 5000 + b"}", ServeConfig())
+    assert (e.value.status, e.value.code) == (400, "malformed_json")
+
+
+def test_poison_requests_do_not_fail_good_ones(server, tiny_model_dir):
+    """100 good requests on 8 threads beside 20 with a lone surrogate: every good one gets 200 and
+    its own right answer (26 of them used to share the bad ones' 500)."""
+    texts, _ = toy_texts(100, seed=11)
+    clf = load(tiny_model_dir)
+    clf.train_config.bf16 = "off"
+    expected = clf.predict(texts)
+    bodies = [("good", i, json.dumps({"texts": [t]}).encode()) for i, t in enumerate(texts)]
+    bodies += [("bad", i, b'{"texts": ["good film", "bad \\udc80 film"]}') for i in range(20)]
+    bodies = [bodies[i] for i in sorted(range(len(bodies)), key=lambda i: (i * 7919) % len(bodies))]
+
+    def send(item):
+        kind, i, body = item
+        return kind, i, httpx.post(server + "/predict", content=body, headers={"content-type": "application/json"})
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(send, bodies))
+    good = [(i, r) for kind, i, r in results if kind == "good"]
+    assert all(r.status_code == 200 for _, r in good), [r.text for _, r in good if r.status_code != 200][:3]
+    assert [r.json()["predictions"][0]["label"] for _, r in sorted(good, key=lambda x: x[0])] == expected
+    assert all(r.status_code == 422 for kind, _, r in results if kind == "bad")
+
+
+def test_a_failing_request_does_not_fail_its_batch(tiny_model_dir):
+    """In-process: the model raises on one text; the requests batched with it still get answers."""
+    import asyncio
+
+    from convtune.serve import ServeConfig, create_app
+
+    app = create_app(tiny_model_dir, ServeConfig(batch_wait_ms=200))
+    real = app.state.batcher.predict_proba
+
+    def picky(texts):
+        if "poison" in texts:
+            raise RuntimeError("the model cannot take this text")
+        return real(texts)
+
+    app.state.batcher.predict_proba = picky
+    texts = ["good film", "awful plot", "poison", "nice movie", "boring"]
+
+    async def run():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                return await asyncio.gather(*(client.post("/predict", json={"texts": [t]}) for t in texts))
+
+    answers = asyncio.run(run())
+    assert [r.status_code for r in answers] == [200, 200, 500, 200, 200]
+    alone = {t: real([t])[0] for t in texts if t != "poison"}
+    for t, r in zip(texts, answers):
+        if t != "poison":
+            got = r.json()["predictions"][0]["probabilities"]
+            assert max(abs(got[lab] - x) for lab, x in zip(load(tiny_model_dir).labels_, alone[t])) < 1e-3
+
+
+def test_batch_wait_is_bounded():
+    from convtune.errors import ConvtuneError
+    from convtune.serve import ServeConfig
+
+    for bad in (float("inf"), float("nan"), -1.0, 10_001.0):
+        with pytest.raises(ConvtuneError, match="--batch-wait-ms must be between 0 and 10000"):
+            ServeConfig(batch_wait_ms=bad)
+    with pytest.raises(ConvtuneError, match="--max-batch must be a whole number"):
+        ServeConfig(max_batch=2.5)
+
+
+def test_body_parsing_never_fails_unexpectedly():
+    """Property: any JSON-ish body (nested, surrogates, huge numbers, wrong types) is either a
+    list of classifiable texts or an ApiError with a 4xx status; nothing else escapes."""
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    from convtune.errors import text_problem
+    from convtune.serve import ApiError, ServeConfig, parse_predict_body
+
+    cfg = ServeConfig(max_texts=8, max_chars=50)
+    texts = st.text(alphabet=st.characters(codec=None, categories=None), max_size=60)  # surrogates included
+    leaf = st.none() | st.booleans() | st.integers() | st.floats() | texts
+    values = st.recursive(leaf, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(texts, kids, max_size=4),
+                          max_leaves=20)
+    bodies = st.one_of(
+        values.map(lambda v: json.dumps(v).encode()),
+        st.builds(lambda ts, extra: json.dumps({"texts": ts, **extra}).encode(),
+                  st.lists(texts | values, max_size=10), st.dictionaries(texts, values, max_size=2)),
+        st.integers(1, 3000).map(lambda n: b'{"texts": ' + b"[" * n + b"]" * n + b"}"),
+        st.binary(max_size=200))
+
+    @hypothesis.settings(max_examples=int(__import__("os").environ.get("CONVTUNE_HYPOTHESIS_EXAMPLES", "1500")),
+                         deadline=None, database=None)
+    @hypothesis.given(bodies)
+    def check(raw):
+        try:
+            got = parse_predict_body(raw, cfg)
+        except ApiError as e:
+            assert e.status in (400, 413, 422)
+            return
+        assert 1 <= len(got) <= cfg.max_texts
+        assert all(isinstance(t, str) and len(t) <= cfg.max_chars and text_problem(t) is None for t in got)
+
+    check()
+
+
+def _schemathesis(url: str, examples: int, seed: int | None) -> None:
+    """Run Schemathesis (every check: no 5xx, status codes, content types and response bodies as
+    the served OpenAPI schema documents them, invalid bodies refused, valid ones answered)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("schemathesis is not installed (it is in requirements.lock)")
+    config = Path(__file__).with_name("schemathesis.toml")
+    cmd = [exe, "--config-file", str(config), "--no-color", "run", url + "/openapi.json", "--checks", "all",
+           "--max-examples", str(examples), "--workers", "1"] + (["--seed", str(seed)] if seed is not None else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "No issues found" in done.stdout, done.stdout[-3000:]
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(server):
+    _schemathesis(server, examples=60, seed=17)
+
+
+@pytest.mark.slow
+def test_schemathesis_long_run(server):
+    _schemathesis(server, examples=2000, seed=None)
+
+
+@pytest.mark.slow
+def test_body_parsing_never_fails_unexpectedly_long(monkeypatch):
+    monkeypatch.setenv("CONVTUNE_HYPOTHESIS_EXAMPLES", "20000")
+    test_body_parsing_never_fails_unexpectedly()

@@ -47,16 +47,20 @@ def compute_metrics(y_true: list[str], y_pred: list[str], labels: list[str]) -> 
 
 
 def top_confusion(y_true: list[str], y_pred: list[str], labels: list[str], k: int) -> dict:
-    """The confusion sub-matrix of the k classes with the most errors (as truth or prediction),
-    counted pair by pair: memory grows with the texts, not with the classes squared."""
+    """The confusion sub-matrix of the k classes with the most errors (as truth or prediction;
+    then the most frequent), counted pair by pair: memory grows with the texts, not with the
+    classes squared."""
     pairs = Counter(zip(y_true, y_pred))
     errors: Counter = Counter()
     for (t, q), n in pairs.items():
         if t != q:
             errors[t] += n
             errors[q] += n
+    support = Counter(y_true)
     order = {lab: i for i, lab in enumerate(labels)}
-    chosen = sorted(sorted(errors, key=lambda lab: (-errors[lab], order.get(lab, 0)))[:k], key=order.get)
+    # Most errors first; classes without errors (a good model has few) by how often they occur.
+    ranked = sorted(order, key=lambda lab: (-errors[lab], -support[lab], order[lab]))
+    chosen = sorted(ranked[:k], key=order.get)
     index = {lab: i for i, lab in enumerate(chosen)}
     matrix = [[0] * len(chosen) for _ in chosen]
     for (t, q), n in pairs.items():

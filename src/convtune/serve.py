@@ -54,10 +54,19 @@ class ServeConfig:
                 raise ConvtuneError(f"serve: {flag} must be a whole number >= 1, not {value!r}")
 
 
+# What str.strip() removes (Python's whitespace, which differs from JSON Schema's \s: U+001C-
+# U+001F and U+0085 are space to Python, U+FEFF is not), as a regex character class body.
+_SPACE = "".join(f"\\u{c:04x}" for c in range(0x10000) if chr(c).isspace())
+
+
 def predict_schema(cfg: ServeConfig) -> dict:
-    """The JSON Schema of a POST /predict body, with this server's limits (served in OpenAPI)."""
-    text = {"type": "string", "minLength": 1, "maxLength": cfg.max_chars, "pattern": r"\S"}
-    return {"type": "object", "required": ["texts"],
+    """The JSON Schema of a POST /predict body, with this server's limits (served in OpenAPI):
+    what parse_predict_body accepts, but for the byte limit and lone surrogates (said in words:
+    regex engines differ on them)."""
+    text = {"type": "string", "minLength": 1, "maxLength": cfg.max_chars,
+            "pattern": f"[^{_SPACE}]",  # (unanchored) one character that is not white space
+            "description": "valid Unicode (no lone surrogate), not only white space"}
+    return {"type": "object", "required": ["texts"], "description": f"at most {cfg.max_body} bytes",
             "properties": {"texts": {"type": "array", "items": text, "minItems": 1, "maxItems": cfg.max_texts}}}
 
 
