@@ -280,7 +280,9 @@ def test_label_order_does_not_depend_on_the_hash_seed():
 
     code = ("from convtune.data import TextSet, label_list;"
             "print(label_list(TextSet(['a'] * 6, ['1.0', '1', '2', '01', '2.0', '10'])))")
-    orders = {subprocess.run([sys.executable, "-c", code], env={"PYTHONHASHSEED": str(seed), "PATH": ""},
+    import os
+
+    orders = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(seed)},
                              capture_output=True, text=True, check=True).stdout for seed in range(8)}
     assert orders == {"['01', '1', '1.0', '2', '2.0', '10']\n"}
 
