@@ -127,6 +127,24 @@ def test_empty_text_on_the_command_line_is_refused(capsys):
     assert "text 2 of the command line is empty" in err and err.count("\n") == 1
 
 
+def _interrupt_predict_on_call(monkeypatch, n: int):
+    """Make the n-th Classifier.predict_proba call raise KeyboardInterrupt (Ctrl-C mid-run);
+    returns the original method, to put back."""
+    from convtune.classifier import Classifier
+
+    original = Classifier.predict_proba
+    calls = {"n": 0}
+
+    def interrupted(self, texts, batch_size=None):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return original(self, texts, batch_size)
+
+    monkeypatch.setattr(Classifier, "predict_proba", interrupted)
+    return original
+
+
 def test_interrupted_predict_resumes(run_dir, monkeypatch, capsys):
     import convtune.predict_io as pio
     from convtune.classifier import Classifier
@@ -135,16 +153,7 @@ def test_interrupted_predict_resumes(run_dir, monkeypatch, capsys):
     args = ["predict", str(run_dir / "run"), "--input", str(run_dir / "data.csv"), "--text-col", "review"]
     assert main(args + ["--output", str(run_dir / "full.csv")]) == 0
 
-    original = Classifier.predict_proba
-    calls = {"n": 0}
-
-    def interrupted_on_third_chunk(self, texts, batch_size=None):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original(self, texts, batch_size)
-
-    monkeypatch.setattr(Classifier, "predict_proba", interrupted_on_third_chunk)
+    original = _interrupt_predict_on_call(monkeypatch, 3)
     out = run_dir / "resumed.csv"
     assert main(args + ["--output", str(out)]) == 130
     assert not out.exists() and (run_dir / ".resumed.csv.partial").exists()
@@ -259,16 +268,7 @@ def test_resumed_predict_starts_over_when_the_model_was_retrained(run_dir, tiny_
     monkeypatch.setattr(pio, "CHUNK", 64)
     out = tmp_path / "out.csv"
     args = ["predict", str(model), "--input", str(run_dir / "data.csv"), "--text-col", "review", "--output", str(out)]
-    original = Classifier.predict_proba
-    calls = {"n": 0}
-
-    def interrupted_after_the_first_chunk(self, texts, batch_size=None):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, texts, batch_size)
-
-    monkeypatch.setattr(Classifier, "predict_proba", interrupted_after_the_first_chunk)
+    original = _interrupt_predict_on_call(monkeypatch, 2)  # after the first chunk
     assert main(args) == 130
     monkeypatch.setattr(Classifier, "predict_proba", original)
     # Retrain into the same directory on other labels (the run is the same path, not the same model).

@@ -119,3 +119,12 @@ def test_atomic_dir_flushes_before_the_rename(tmp_path, monkeypatch):
     names = [os.path.basename(p) for p in synced]
     assert "a.json" in names and "b.bin" in names and str(tmp_path) in synced  # files, then the parent folder
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_saved_weights_are_readable_like_any_file(tiny_model_dir, tmp_path):
+    # safetensors writes 0600 whatever the umask: a model saved by one account could not be
+    # served by another.
+    load(tiny_model_dir).save(tmp_path / "m")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "m" / "head.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask

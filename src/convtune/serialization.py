@@ -124,6 +124,15 @@ def atomic_dir(final: str | Path, overwrite: bool = False):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def write_safetensors(state: dict, path: Path, metadata: dict | None = None) -> None:
+    """safetensors' save_file, with the permissions of any file the user creates: it writes
+    0600 whatever the umask, so a model saved by one account could not be served by another."""
+    save_file(state, str(path), metadata=metadata)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -146,7 +155,7 @@ def save_model(directory: Path, model, tokenizer, manifest: dict) -> None:
     # Everything that is not the encoder: the head, and the layer mix when there is one.
     head_state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
                   if not k.startswith("encoder.")}
-    save_file(head_state, str(directory / HEAD_NAME), metadata={"format": "pt"})
+    write_safetensors(head_state, directory / HEAD_NAME, metadata={"format": "pt"})
     write_json(directory / CONFIG_NAME, dict(manifest, format_version=FORMAT_VERSION))
 
 

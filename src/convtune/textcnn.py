@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from .baselines import looks_chinese
@@ -28,7 +28,14 @@ from .errors import ConvtuneError
 from .estimator import TextClassifier, as_texts
 from .heads import CNNHead, CNNHeadConfig, check_head_config
 from .inference import predict_logits, set_threads, softmax
-from .serialization import CONFIG_NAME, FORMAT_VERSION, check_weight_shapes, require_finite, write_json
+from .serialization import (
+    CONFIG_NAME,
+    FORMAT_VERSION,
+    check_weight_shapes,
+    require_finite,
+    write_json,
+    write_safetensors,
+)
 from .train import TrainConfig, fit, seed_everything
 
 PAD, UNK = "<pad>", "<unk>"
@@ -124,7 +131,7 @@ class TextCNNClassifier(TextClassifier):
         d = Path(directory)
         require_finite(self.model_.state_dict(), "refusing to save the model")
         (d / "vocabulary.json").write_text(json.dumps(self.tokenizer_.vocab, ensure_ascii=False), encoding="utf-8")
-        save_file({k: v.contiguous() for k, v in self.model_.state_dict().items()}, str(d / "textcnn.safetensors"))
+        write_safetensors({k: v.contiguous() for k, v in self.model_.state_dict().items()}, d / "textcnn.safetensors")
         write_json(d / CONFIG_NAME, dict(self.manifest_, format_version=FORMAT_VERSION))
 
     @classmethod
