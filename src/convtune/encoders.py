@@ -115,6 +115,16 @@ def resolve_encoder(name_or_dir: str) -> Path:
         f"unknown encoder {name_or_dir!r}: use one of {known} or a local Hugging Face model directory")
 
 
+def encoder_identity(name_or_dir: str) -> dict:
+    """How a saved model names its base encoder, without any path of the machine that trained it:
+    a packaged encoder by name, package and version; a local directory by its folder name."""
+    spec = PACKAGED.get(name_or_dir)
+    if spec is not None:
+        package = spec.requires[0]
+        return {"name": spec.name, "package": package, "version": importlib.metadata.version(package)}
+    return {"name": Path(name_or_dir).name, "source": "local directory"}
+
+
 def list_encoders() -> list[dict]:
     """Each packaged encoder: install line, licence, size, installed here, converted yet."""
     rows = []
@@ -144,18 +154,33 @@ def load_encoder(path: str | Path):
         # costs a matmul per text; BERT-style models accept this switch.
         if config.model_type in ("bert", "roberta", "xlm-roberta", "electra", "camembert", "mpnet"):
             kwargs["add_pooling_layer"] = False
-        model = AutoModel.from_pretrained(path, config=config, trust_remote_code=False,
-                                          local_files_only=True, use_safetensors=True, **kwargs)
+        model, info = AutoModel.from_pretrained(path, config=config, trust_remote_code=False, local_files_only=True,
+                                                use_safetensors=True, output_loading_info=True, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConvtuneError(f"cannot load encoder from {path}: {first}") from None
+    check_loaded_keys(path, info)
     check_vocabulary(path, len(tokenizer), model.get_input_embeddings().num_embeddings)
     if tokenizer.pad_token_id is None:
         # Decoder models (GPT-style) have no pad token: pad with EOS, on the right.
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     return model, tokenizer
+
+
+def check_loaded_keys(path: Path, info: dict) -> None:
+    """Refuse weights that do not fill the model exactly. transformers initialises a missing
+    weight at random (with a report that convtune keeps quiet), so a damaged file would give a
+    model that predicts nonsense. The pooler is dropped on purpose, so its keys may be extra."""
+    missing = sorted(info.get("missing_keys") or ())
+    wrong = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or ())
+    extra = sorted(k for k in info.get("unexpected_keys") or () if not k.startswith("pooler."))
+    for what, keys in (("lack", missing), ("have wrong shapes for", wrong), ("hold unexpected", extra)):
+        if keys:
+            more = f" and {len(keys) - 1} more" if len(keys) > 1 else ""
+            raise ConvtuneError(f"cannot load encoder from {path}: its weights {what} {keys[0]}{more} "
+                                "(damaged model directory?)")
 
 
 PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")

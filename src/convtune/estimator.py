@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from . import __version__
 from .data import TextSet, carve, check_labels, label_list, warn_rare_classes
 from .errors import ConvtuneError, text_problem
+from .labels import LabelSpace
 from .metrics import compute_metrics, text_report
 from .serialization import atomic_dir, read_manifest
 
@@ -86,10 +87,15 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     @property
+    def label_space_(self) -> LabelSpace:
+        """The fitted labels, their order and type: what every interface decodes predictions with."""
+        self._check_fitted()
+        return LabelSpace(tuple(self.labels_), self.label_type_)
+
+    @property
     def classes_(self) -> np.ndarray:
         """The labels as fit() got them (str or int), in the order of `predict_proba`'s columns."""
-        self._check_fitted()
-        return np.asarray([int(y) for y in self.labels_] if self.label_type_ == "int" else self.labels_)
+        return np.asarray(self.label_space_.values)
 
     def hyperparameters(self) -> dict:
         """What a run records: the head's name and the parameters as fitted (defaults resolved)."""
@@ -116,8 +122,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list:
         """The most probable label of each text: strings, or ints if fit() was given ints."""
-        labels = self._predict_labels(texts, batch_size)
-        return [int(y) for y in labels] if self.label_type_ == "int" else labels
+        self._check_fitted()
+        return self.label_space_.decode(self.predict_proba(texts, batch_size))
 
     def _predict_labels(self, texts: Sequence[str], batch_size: int | None = None) -> list[str]:
         """Predicted labels as stored (strings), for comparing with a TextSet's labels."""

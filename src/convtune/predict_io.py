@@ -128,9 +128,9 @@ def predict_command(a) -> int:
 
 def _rows(clf, batch: list[str], batch_size: int) -> list[dict]:
     proba = clf.predict_proba(batch, batch_size)
-    return [{"text": t, "label": clf.labels_[int(p.argmax())],
-             "probabilities": {lab: round(float(x), 6) for lab, x in zip(clf.labels_, p)}}
-            for t, p in zip(batch, proba)]
+    space = clf.label_space_  # integer labels come out as numbers, as from Python and the server
+    return [{"text": t, "label": label, "probabilities": space.scores(p, digits=6)}
+            for t, label, p in zip(batch, space.decode(proba), proba)]
 
 
 def _job_id(model_dir: str, source: str | None, texts: list[str]) -> dict:

@@ -71,7 +71,7 @@ def predict_schema(cfg: ServeConfig) -> dict:
 
 
 class Prediction(BaseModel):
-    label: str
+    label: str | int              # int when the model was trained on integer labels
     probabilities: dict[str, float]
 
 
@@ -197,7 +197,7 @@ def model_info(clf, model_dir: Path, cfg: ServeConfig) -> dict:
     for part in ("dev", "test"):
         if isinstance(metrics.get(part), dict):
             training[part] = {k: metrics[part].get(k) for k in ("accuracy", "macro_f1")}
-    return {"labels": clf.labels_, **clf.describe(), "kind": manifest.get("kind", "transformer"),
+    return {"labels": clf.label_space_.values, **clf.describe(), "kind": manifest.get("kind", "transformer"),
             "format_version": manifest.get("format_version"), "convtune_version": __version__,
             "training": training, "limits": asdict(cfg)}
 
@@ -262,9 +262,9 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
         """Each text's label and every class's probability, in input order."""
         texts = parse_predict_body(await read_capped_body(request, cfg.max_body), cfg)
         proba = await batcher.submit(texts)
-        labels = clf.labels_
-        return {"predictions": [{"label": labels[int(p.argmax())],
-                                 "probabilities": {lab: float(x) for lab, x in zip(labels, p)}} for p in proba]}
+        space = clf.label_space_
+        return {"predictions": [{"label": label, "probabilities": space.scores(p)}
+                                for label, p in zip(space.decode(proba), proba)]}
 
     return app
 
