@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .batching import tokenize
+from .callbacks import Callback
 from .encoders import DEFAULT_ENCODER, default_lr, encoder_identity, resolve_encoder
 from .errors import ConvtuneError
 from .estimator import TextClassifier, as_texts
@@ -68,8 +69,9 @@ class Classifier(TextClassifier):
 
     # ------------------------------------------------------------------ training
     def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
-            dev_labels: Sequence[str] | None = None) -> Classifier:
-        """Train on (texts, labels); early-stop on the dev set (10% of train if none given)."""
+            dev_labels: Sequence[str] | None = None, callbacks: Sequence[Callback] = ()) -> Classifier:
+        """Train on (texts, labels); early-stop on the dev set (10% of train if none given).
+        `callbacks` (convtune.callbacks.Callback) see every step and every epoch's dev scores."""
         set_threads()
         train, dev = self._fit_data(texts, labels, dev_texts, dev_labels, self.train_config.seed)
         config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
@@ -87,7 +89,7 @@ class Classifier(TextClassifier):
         store = self._state_store(encoder_dir)
         try:
             self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config_,
-                               self.max_length_, store=store)
+                               self.max_length_, store=store, callbacks=callbacks)
         finally:
             if store is not None:
                 store.close()

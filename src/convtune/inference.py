@@ -35,10 +35,10 @@ def use_bf16(setting: str | bool) -> bool:
     return s == "on" or (s == "auto" and cpu_has_bf16())
 
 
-def autocast(enabled: bool):
-    """bf16 autocast on the CPU (fp32 master weights stay fp32), or nothing."""
+def autocast(enabled: bool, device_type: str = "cpu"):
+    """bf16 autocast on `device_type` (fp32 master weights stay fp32), or nothing."""
     if enabled:
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(device_type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -64,7 +64,7 @@ def batched_logits(forward: Callable[[list[int]], torch.Tensor], lengths: list[i
     batches = eval_batches(lengths, batch_size)
     for idx in progress(batches, desc=desc, quiet=not desc, leave=False, unit="batch"):
         with autocast(bf16):
-            logits = forward(idx).float().numpy()
+            logits = forward(idx).float().cpu().numpy()
         if out is None:
             out = np.empty((len(lengths), logits.shape[1]), dtype=np.float32)
         out[idx] = logits

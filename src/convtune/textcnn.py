@@ -102,7 +102,7 @@ class TextCNNClassifier(TextClassifier):
         self.tokenizer_: SimpleTokenizer | None = None
         self.labels_, self.result_, self.manifest_ = None, None, None
 
-    def fit(self, texts, labels, dev_texts=None, dev_labels=None) -> TextCNNClassifier:
+    def fit(self, texts, labels, dev_texts=None, dev_labels=None, callbacks=()) -> TextCNNClassifier:
         set_threads()
         train, dev = self._fit_data(texts, labels, dev_texts, dev_labels, self.train_config.seed)
         chars = self.analyzer == "char" or (self.analyzer == "auto" and looks_chinese(train.texts))
@@ -110,7 +110,7 @@ class TextCNNClassifier(TextClassifier):
         seed_everything(self.train_config.seed)
         self.model_ = TextCNN(len(self.tokenizer_.vocab), len(self.labels_), self.embed_dim, self.cnn_config)
         self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,
-                           self.max_length)
+                           self.max_length, callbacks=callbacks)
         self.manifest_ = {**self._manifest_head(),
                           "model": {"head": "textcnn", "labels": self.labels_, "embed_dim": self.embed_dim,
                                     "max_length": self.max_length, "chars": chars,

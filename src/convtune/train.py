@@ -11,16 +11,16 @@ import math
 import numbers
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .batching import Encoded, collate, tokenize, train_batches
+from .callbacks import Callback, EarlyStopping, EpochLog, History, TrainState
 from .data import TextSet
 from .errors import ConvtuneError
 from .inference import autocast, batched_logits, use_bf16
@@ -124,7 +124,7 @@ def linear_schedule(optimizer, warmup: int, total: int) -> torch.optim.lr_schedu
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-class WeightAverage:
+class WeightAverage(Callback):
     """Exponential moving average of the trainable weights; does nothing when decay is 0.
 
     Dev evaluation and the kept best epoch use the average, while training goes on from the raw
@@ -136,6 +136,9 @@ class WeightAverage:
         self.decay, self.updates = decay, 0
         self.params = [p for p in model.parameters() if p.requires_grad] if decay > 0 else []
         self.shadow = [p.detach().clone() for p in self.params]  # float32, like the weights
+
+    def on_step(self, state: TrainState) -> None:
+        self.update()
 
     @torch.no_grad()
     def update(self) -> None:
@@ -169,107 +172,131 @@ Forward = Callable[[list[int]], torch.Tensor]  # batch indices -> logits (B, C)
 
 
 def _forwards(model, store, enc: Encoded, dev_enc: Encoded, pad_id: int, config: TrainConfig,
-              bf16: bool) -> tuple[Forward, Forward, float | None]:
-    """(train forward, dev forward, seconds spent filling the cache).
+              bf16: bool, device: torch.device) -> tuple[Forward, Forward, float | None]:
+    """(train forward, dev forward, seconds spent filling the cache); batches go to `device`.
 
     With a frozen encoder and a state store the encoder runs once per missing text, and both
     forwards run only the head on stored token states.
     """
+    def to(tensors):
+        return [t.to(device, non_blocking=True) for t in tensors]
+
     if store is None or not getattr(model, "frozen", False):
-        return (lambda idx: model(*collate([enc.ids[i] for i in idx], pad_id)),
-                lambda idx: model(*collate([dev_enc.ids[i] for i in idx], pad_id)), None)
+        return (lambda idx: model(*to(collate([enc.ids[i] for i in idx], pad_id))),
+                lambda idx: model(*to(collate([dev_enc.ids[i] for i in idx], pad_id))), None)
     from .cache import fill_store
 
     start = time.perf_counter()
     train_keys = fill_store(model, store, enc.ids, pad_id, config.eval_batch_size, bf16, desc="encode train")
     dev_keys = fill_store(model, store, dev_enc.ids, pad_id, config.eval_batch_size, bf16, desc="encode dev")
-    return (lambda idx: model.classify(*store.batch([train_keys[i] for i in idx])),
-            lambda idx: model.classify(*store.batch([dev_keys[i] for i in idx])),
+    return (lambda idx: model.classify(*to(store.batch([train_keys[i] for i in idx]))),
+            lambda idx: model.classify(*to(store.batch([dev_keys[i] for i in idx]))),
             round(time.perf_counter() - start, 2))
 
 
-def _train_epoch(model, forward: Forward, batches: list[list[int]], y: torch.Tensor, weight,
-                 optimizer, scheduler, average: WeightAverage, config: TrainConfig, bf16: bool,
-                 epoch: int, result: TrainResult) -> float:
+@dataclass
+class _Run:
+    """What every training step uses (one object instead of a dozen parameters)."""
+
+    model: torch.nn.Module
+    forward: Forward
+    y: torch.Tensor                    # (N,) class index of each training text, on `device`
+    weight: torch.Tensor | None        # (C,) class weights, or None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    config: TrainConfig
+    bf16: bool
+    device: torch.device
+
+
+def _train_epoch(run: _Run, batches: list[list[int]], state: TrainState, hooks: list[Callback]) -> float:
     """One pass over `batches`; returns the mean training loss."""
-    model.train()
-    bar = progress(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch")
+    run.model.train()
+    bar = progress(batches, desc=f"epoch {state.epoch}/{state.epochs}", unit="batch", quiet=not state.is_main)
     losses = []
-    for step, idx in enumerate(bar):
-        with autocast(bf16):
-            logits = forward(idx)
-        loss = F.cross_entropy(logits.float(), y[idx], weight=weight, label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
+    for idx in bar:
+        with autocast(run.bf16, run.device.type):
+            logits = run.forward(idx)
+        loss = F.cross_entropy(logits.float(), run.y[idx], weight=run.weight,
+                               label_smoothing=run.config.label_smoothing)
+        run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        average.update()
-        losses.append(loss.item())
-        if not math.isfinite(losses[-1]):  # NaN / inf: every later step and the saved model would be NaN
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        state.step, state.loss = state.step + 1, loss.item()
+        if not math.isfinite(state.loss):  # NaN / inf: every later step and the saved model would be NaN
             raise ConvtuneError(
-                f"training loss became {losses[-1]} at epoch {epoch}, step {step + 1}: the learning rate "
-                f"is too high (lr {config.lr:g}, head lr {config.head_lr:g}) or the data breaks the model; "
-                "nothing was saved")
-        result.step_losses.append((epoch - 1 + (step + 1) / len(batches), losses[-1]))
-        if step % 20 == 0:
+                f"training loss became {state.loss} at epoch {state.epoch}, step {len(losses) + 1}: the learning "
+                f"rate is too high (lr {run.config.lr:g}, head lr {run.config.head_lr:g}) or the data breaks "
+                "the model; nothing was saved")
+        losses.append(state.loss)
+        for hook in hooks:
+            hook.on_step(state)
+        if len(losses) % 20 == 1:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
     return float(np.mean(losses))
 
 
-def _log_epoch(result: TrainResult, epoch: int, loss: float, m: dict, seconds: float) -> None:
-    result.history.append({"epoch": epoch, "train_loss": loss, "dev_accuracy": m["accuracy"],
-                           "dev_macro_f1": m["macro_f1"], "seconds": round(seconds, 2)})
-    tqdm.write(f"epoch {epoch}: train loss {loss:.4f}  dev accuracy {m['accuracy']:.4f}  "
-               f"dev macro-F1 {m['macro_f1']:.4f}")
+def _check_dev(run: _Run, dev_forward: Forward, dev_enc: Encoded, dev: TextSet, labels: list[str],
+               state: TrainState, average: WeightAverage) -> dict | None:
+    """Dev accuracy / macro-F1 into `state`; the trainable weights if they are the best so far."""
+    run.model.eval()
+    best = None
+    with average.applied():  # a no-op without --ema; with it, dev sees (and we keep) the average
+        pred = batched_logits(dev_forward, dev_enc.lengths(), run.config.eval_batch_size, run.bf16, "dev").argmax(1)
+        state.dev = scores(dev.labels, [labels[i] for i in pred], labels)
+        state.improved = state.dev["macro_f1"] > state.best_score
+        if state.improved:  # a frozen encoder never changes: keep only the trainable part
+            frozen = getattr(run.model, "frozen", False)
+            best = {k: v.detach().clone() for k, v in run.model.state_dict().items()
+                    if not (frozen and k.startswith("encoder."))}
+            state.best_score, state.best_epoch = state.dev["macro_f1"], state.epoch
+    return best
 
 
 def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels: list[str],
         config: TrainConfig, max_length: int, rank: int = 0, world_size: int = 1,
-        store=None) -> TrainResult:
+        store=None, callbacks: Sequence[Callback] = (), device: str | torch.device = "cpu") -> TrainResult:
     """Train `model` in place; on return it holds the best epoch's weights.
 
     With a frozen encoder and a `store` (cache.StateStore), the encoder runs once per text
     that the store lacks, and every epoch trains the head on the stored token states.
+    `callbacks` run after the built-in ones (weight average, history, epoch log, early stopping).
     """
     seed_everything(config.seed)
-    bf16 = use_bf16(config.bf16)
+    device, bf16 = torch.device(device), use_bf16(config.bf16)
     index = {lab: i for i, lab in enumerate(labels)}
     enc = tokenize(tokenizer, train.texts, max_length)
     dev_enc = tokenize(tokenizer, dev.texts, max_length)
     y = torch.tensor([index[lab] for lab in train.labels], dtype=torch.long)
     weight = class_weights(y.tolist(), len(labels), config.class_weight)
-    result = TrainResult(best_epoch=0, train_seconds=0.0, bf16=bf16)
+    model.to(device)
     start = time.perf_counter()
-    forward, dev_forward, result.cache_seconds = _forwards(
-        model, store, enc, dev_enc, tokenizer.pad_token_id, config, bf16)
-    total = config.epochs * len(train_batches(enc.lengths(), config.batch_size, config.seed, 0, rank, world_size))
+    forward, dev_forward, cache_seconds = _forwards(model, store, enc, dev_enc, tokenizer.pad_token_id, config,
+                                                    bf16, device)
+    steps = len(train_batches(enc.lengths(), config.batch_size, config.seed, 0, rank, world_size))
     optimizer = make_optimizer(model, config)
-    scheduler = linear_schedule(optimizer, math.ceil(config.warmup_ratio * total), total)
-    frozen, average = getattr(model, "frozen", False), WeightAverage(model, config.ema)
-    best_f1, best_state, stale = -1.0, None, 0
-    for epoch in range(1, config.epochs + 1):
+    run = _Run(model, forward, y.to(device), None if weight is None else weight.to(device), optimizer,
+               linear_schedule(optimizer, math.ceil(config.warmup_ratio * steps * config.epochs),
+                               steps * config.epochs), config, bf16, device)
+    average, history = WeightAverage(model, config.ema), History()
+    hooks = [average, history, EpochLog(), EarlyStopping(config.patience), *callbacks]
+    state, best_state = TrainState(config.epochs, steps, is_main=rank == 0), None
+    for state.epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
-        batches = train_batches(enc.lengths(), config.batch_size, config.seed, epoch, rank, world_size)
-        loss = _train_epoch(model, forward, batches, y, weight, optimizer, scheduler, average, config, bf16,
-                            epoch, result)
-        model.eval()
-        with average.applied():  # a no-op without --ema; with it, dev sees (and we keep) the average
-            dev_pred = batched_logits(dev_forward, dev_enc.lengths(), config.eval_batch_size, bf16, "dev").argmax(1)
-            m = scores(dev.labels, [labels[i] for i in dev_pred], labels)
-            improved = m["macro_f1"] > best_f1
-            if improved:  # a frozen encoder never changes: keep only the trainable part
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()
-                              if not (frozen and k.startswith("encoder."))}
-        _log_epoch(result, epoch, loss, m, time.perf_counter() - epoch_start)
-        if improved:
-            best_f1, stale, result.best_epoch = m["macro_f1"], 0, epoch
-        else:
-            stale += 1
-            if stale >= config.patience:
-                tqdm.write(f"early stop: no dev macro-F1 gain for {stale} epochs")
-                break
-    result.train_seconds = round(time.perf_counter() - start, 2)
+        batches = train_batches(enc.lengths(), config.batch_size, config.seed, state.epoch, rank, world_size)
+        state.train_loss = _train_epoch(run, batches, state, hooks)
+        best_state = _check_dev(run, dev_forward, dev_enc, dev, labels, state, average) or best_state
+        state.epoch_seconds = time.perf_counter() - epoch_start
+        for hook in hooks:
+            hook.on_epoch_end(state)
+        if state.stop:
+            break
+    for hook in hooks:
+        hook.on_fit_end(state)
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
-    return result
+    return TrainResult(best_epoch=state.best_epoch, train_seconds=round(time.perf_counter() - start, 2),
+                       history=history.epochs, step_losses=history.step_losses, bf16=bf16,
+                       cache_seconds=cache_seconds)

@@ -1,0 +1,89 @@
+"""The training loop's extension points: the state it keeps, and callbacks that read it.
+
+    fit -> after every optimizer step:  on_step(state)       state.loss, state.step
+        -> after every dev check:       on_epoch_end(state)  state.train_loss, state.dev, state.improved
+        -> once, at the end:            on_fit_end(state)    state.best_epoch
+A callback stops training by setting ``state.stop`` (early stopping here; later, search
+pruning). Progress, history, early stopping and the weight average plug in this way, and so can
+a tracker: ``Classifier(...).fit(..., callbacks=[MyLogger()])``. Only the main process
+(``state.is_main``) should write anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from tqdm.auto import tqdm
+
+
+@dataclass
+class TrainState:
+    """What the loop knows; callbacks read it (and may set `stop`)."""
+
+    epochs: int
+    steps_per_epoch: int
+    epoch: int = 0                  # the epoch running (1-based)
+    step: int = 0                   # optimizer steps taken in this fit
+    loss: float = math.nan          # the last step's training loss
+    train_loss: float = math.nan    # the last epoch's mean training loss
+    dev: dict = field(default_factory=dict)  # the last dev check: accuracy, macro_f1
+    epoch_seconds: float = 0.0
+    improved: bool = False          # the last dev check beat every earlier one
+    best_score: float = -1.0        # best dev macro-F1 so far
+    best_epoch: int = 0
+    stop: bool = False              # set by a callback: no further epoch starts
+    is_main: bool = True            # rank 0 of a distributed run (the only one that writes)
+
+
+class Callback:
+    """Base class with no-op hooks; override the ones you need."""
+
+    def on_step(self, state: TrainState) -> None:
+        pass
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        pass
+
+    def on_fit_end(self, state: TrainState) -> None:
+        pass
+
+
+class History(Callback):
+    """Per-epoch records and per-step losses, as saved in convtune.json / metrics.json and plotted."""
+
+    def __init__(self):
+        self.epochs: list[dict] = []
+        self.step_losses: list[tuple[float, float]] = []  # (fractional epoch, loss)
+
+    def on_step(self, state: TrainState) -> None:
+        into_epoch = state.step - (state.epoch - 1) * state.steps_per_epoch
+        self.step_losses.append((state.epoch - 1 + into_epoch / state.steps_per_epoch, state.loss))
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.epochs.append({"epoch": state.epoch, "train_loss": state.train_loss,
+                            "dev_accuracy": state.dev["accuracy"], "dev_macro_f1": state.dev["macro_f1"],
+                            "seconds": round(state.epoch_seconds, 2)})
+
+
+class EpochLog(Callback):
+    """One line per epoch on the terminal (above the progress bars)."""
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if state.is_main:
+            tqdm.write(f"epoch {state.epoch}: train loss {state.train_loss:.4f}  dev accuracy "
+                       f"{state.dev['accuracy']:.4f}  dev macro-F1 {state.dev['macro_f1']:.4f}")
+
+
+class EarlyStopping(Callback):
+    """Stop after `patience` dev checks without a macro-F1 gain."""
+
+    def __init__(self, patience: int):
+        self.patience, self.stale = patience, 0
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.stale = 0 if state.improved else self.stale + 1
+        if self.stale >= self.patience:
+            state.stop = True
+            if state.is_main:
+                tqdm.write(f"early stop: no dev macro-F1 gain for {self.stale} epochs")
