@@ -274,7 +274,7 @@ def _schemathesis(url: str, examples: int, seed: int | None) -> None:
     config = Path(__file__).with_name("schemathesis.toml")
     cmd = [exe, "--config-file", str(config), "--no-color", "run", url + "/openapi.json", "--checks", "all",
            "--max-examples", str(examples), "--workers", "1"] + (["--seed", str(seed)] if seed is not None else [])
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0 and "No issues found" in done.stdout, done.stdout[-3000:]
 
 

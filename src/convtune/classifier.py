@@ -26,7 +26,6 @@ from .models import ModelConfig, build_model
 from .serialization import load_model, save_model
 from .train import TrainConfig, TrainResult, fit, seed_everything
 
-
 # TrainConfig fields that describe this machine, not the model: never saved with it.
 RUNTIME_SETTINGS = ("cache",)
 

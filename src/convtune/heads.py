@@ -15,7 +15,6 @@ from torch import nn
 
 from .errors import ConvtuneError
 
-
 # Far past any useful head, and far below what would exhaust memory: `--filters 1000000000`
 # or `num_filters: 1e9` in an edited convtune.json is refused before anything is allocated.
 MAX_FILTERS = 4096

@@ -14,7 +14,6 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-
 # Past this many classes metrics.json holds no dense confusion matrix (10,000 classes would be
 # 10^8 counts, gigabytes as JSON) but the sub-matrix of the classes with the most errors.
 DENSE_CONFUSION_MAX = 100

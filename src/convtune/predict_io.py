@@ -17,10 +17,17 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .data import TEXT_COLUMNS, csv_rows, delimiter_for, file_kind_problem, json_line, require_file
+from .data import (
+    TEXT_COLUMNS,
+    csv_rows,
+    delimiter_for,
+    file_kind_problem,
+    json_line,
+    require_file,
+)
 from .errors import ConvtuneError, text_problem
-from .serialization import fsync_dir, model_fingerprint
 from .progress import progress
+from .serialization import fsync_dir, model_fingerprint
 
 CHUNK = 4096  # texts per prediction chunk
 STDIN = "-"   # --input - reads plain lines from a pipe

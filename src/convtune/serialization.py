@@ -211,8 +211,8 @@ def check_weight_shapes(build, weights: Path) -> None:
         expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
     with safe_open(str(weights), framework="pt") as f:
         found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    wrong = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
-    missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+    wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
     if wrong or missing or unexpected:
         detail = "; ".join(f"{k}: file {found[k]}, config {expected[k]}" for k in wrong[:2])
         raise ConvtuneError(f"{weights}: weights do not match the config (missing {missing[:3]}, "

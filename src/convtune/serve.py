@@ -31,7 +31,6 @@ from pydantic import BaseModel
 
 from .errors import ConvtuneError, text_problem
 
-
 MAX_BATCH_WAIT_MS = 10_000.0  # waiting longer for company than this only delays every answer
 
 
