@@ -25,10 +25,10 @@ def warn(message: str) -> None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def text_problem(text: str) -> str | None:
-    """Why `text` cannot be classified (empty, or not valid Unicode), or None if it can."""
+def text_problem(text: str, empty_ok: bool = False) -> str | None:
+    """Why `text` cannot be classified (empty, unless `empty_ok`, or not valid Unicode), or None."""
     if not text.strip():
-        return "is empty"
+        return None if empty_ok else "is empty"
     bad = _SURROGATE.search(text)
     if bad is not None:
         return (f"holds a lone surrogate U+{ord(bad.group()):04X} at character {bad.start()} "

@@ -181,8 +181,9 @@ def load(path: str | Path) -> TextClassifier:
     return TextClassifier.load(path)
 
 
-def as_texts(texts: Sequence[str]) -> list[str]:
-    """A non-empty list of strings, or a one-line error."""
+def as_texts(texts: Sequence[str], empty_ok: bool = True, where: str = "") -> list[str]:
+    """A non-empty list of valid texts, or a one-line error. An empty text passes unless
+    `empty_ok` is False (prediction keeps a file's empty cell as a row; training refuses it)."""
     if isinstance(texts, str):
         raise ConvtuneError("expected a list of texts, got a single string")
     try:
@@ -194,11 +195,10 @@ def as_texts(texts: Sequence[str]) -> list[str]:
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
         raise ConvtuneError(f"texts[{bad}] is not a string ({type(texts[bad]).__name__})")
-    # An empty text is predicted (a file's empty cell keeps its row); a lone surrogate cannot be.
     for i, t in enumerate(texts):
-        problem = text_problem(t)
-        if problem is not None and t.strip():
-            raise ConvtuneError(f"texts[{i}] {problem}")
+        problem = text_problem(t, empty_ok)
+        if problem is not None:
+            raise ConvtuneError(f"{where}texts[{i}] {problem}")  # a 0-based index, as in Python
     return texts
 
 
@@ -223,11 +223,7 @@ def train_dev(texts, labels, dev_texts, dev_labels, seed: int) -> tuple[TextSet,
 
 def as_set(texts, labels, what: str) -> TextSet:
     """Texts and labels as a TextSet; rejects length mismatches and empty texts."""
-    texts = as_texts(texts)
+    texts = as_texts(texts, empty_ok=False, where=f"{what}: ")
     if labels is None or len(labels) != len(texts):
         raise ConvtuneError(f"{what}: {len(texts)} texts but {0 if labels is None else len(labels)} labels")
-    for i, t in enumerate(texts):
-        problem = text_problem(t)
-        if problem is not None:
-            raise ConvtuneError(f"{what}: texts[{i}] {problem}")  # a 0-based index, as in Python
     return TextSet(texts, [str(y) for y in labels])

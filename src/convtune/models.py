@@ -98,17 +98,18 @@ def build_model(config: ModelConfig, encoder_dir: str | Path, head_weights: Path
     if config.head == "linear" and "pooling" not in head_cfg and is_decoder(encoder.config):
         head_cfg["pooling"] = "last"  # a decoder's [CLS] equivalent is its last real token
     head_cfg = check_head_config(config.head, head_cfg)
-    hidden = encoder.config.hidden_size
+
+    def make_head() -> nn.Module:
+        return head_from_config(config.head, encoder.config.hidden_size, len(config.labels), head_cfg)
 
     def trainable_part() -> nn.Module:  # what head.safetensors holds: head.* and head_mix.*
         part = nn.Module()
-        part.head = head_from_config(config.head, hidden, len(config.labels), head_cfg)
-        part.head_mix = ScalarMix(config.layers) if config.layers > 1 else None
+        part.head, part.head_mix = make_head(), ScalarMix(config.layers) if config.layers > 1 else None
         return part
 
     if head_weights is not None:
         check_weight_shapes(trainable_part, head_weights)
-    head = head_from_config(config.head, hidden, len(config.labels), head_cfg)
+    head = make_head()
     config.head_config = asdict(head.config)
     model = TransformerClassifier(encoder, head, frozen=config.mode == "frozen", layers=config.layers)
     return model, tokenizer

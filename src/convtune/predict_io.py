@@ -83,7 +83,7 @@ def _text_of(row, text_col: str | None, path: Path, n: int) -> str:
         raise ConvtuneError(f"{path}: no text column (have: {', '.join(map(str, row))}); pass --text-col")
     value = row[col]
     text = "" if value is None else str(value)
-    problem = text_problem(text) if text.strip() else None  # an empty cell keeps its (empty) row
+    problem = text_problem(text, empty_ok=True)  # an empty cell keeps its (empty) row
     if problem is not None:
         raise ConvtuneError(f"{path}:{n}: the text {problem}")
     return text

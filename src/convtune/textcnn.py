@@ -141,8 +141,11 @@ class TextCNNClassifier(TextClassifier):
         clf = cls(embed_dim=m["embed_dim"], max_length=m["max_length"], head_config=m["head_config"])
         clf.tokenizer_ = SimpleTokenizer(vocab, m["chars"])
         weights = directory / "textcnn.safetensors"
-        check_weight_shapes(lambda: TextCNN(len(vocab), len(m["labels"]), m["embed_dim"], clf.cnn_config), weights)
-        clf.model_ = TextCNN(len(vocab), len(m["labels"]), m["embed_dim"], clf.cnn_config)
+        def build() -> TextCNN:
+            return TextCNN(len(vocab), len(m["labels"]), m["embed_dim"], clf.cnn_config)
+
+        check_weight_shapes(build, weights)  # on the meta device: an absurd embed_dim allocates nothing
+        clf.model_ = build()
         try:
             state = load_file(str(weights))
             require_finite(state, str(weights))
