@@ -29,6 +29,8 @@ demo: install
 	$(VENV)/bin/convtune train --data sms_spam --out runs/sms-demo --overwrite
 
 test: install
+	# The layers and acyclic-package contracts in pyproject.toml ([tool.importlinter]).
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not slow" -q
 
 test-slow: install

@@ -38,8 +38,8 @@ def main() -> int:
     a = ap.parse_args()
 
     from convtune import Classifier, load
-    from convtune.datasets import model_splits
-    from convtune.export import export_onnx, parity_data
+    from convtune.data.builtin import model_splits
+    from convtune.deploy.export import export_onnx, parity_data
 
     model = a.model.rstrip("/")
     paths = {"fp32": a.onnx or f"{model}-onnx", "int8": a.int8 or f"{model}-onnx-int8"}

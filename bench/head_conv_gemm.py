@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from convtune.heads import CNNHead
+from convtune.modeling.heads import CNNHead
 
 B, T, H = 32, 25, 384
 

@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from convtune.batching import collate, tokenize
-from convtune.datasets import load_splits
-from convtune.encoders import resolve_encoder
-from convtune.heads import build_head
-from convtune.models import ModelConfig, build_model
+from convtune.data.batching import collate, tokenize
+from convtune.data.builtin import load_splits
+from convtune.modeling.encoders import resolve_encoder
+from convtune.modeling.heads import build_head
+from convtune.modeling.model import ModelConfig, build_model
 
 HEADS = {  # name -> (kind, config)
     "cnn (default: widths 2/3/4 x 128)": ("cnn", {}),

@@ -75,7 +75,7 @@ def main() -> int:
     a = ap.parse_args()
 
     from convtune import load
-    from convtune.datasets import read_spec
+    from convtune.data.builtin import read_spec
 
     texts = read_spec(a.data).texts
     expected = dict(zip(texts, load(a.model).predict(texts)))     # the model's own offline answers
@@ -89,7 +89,7 @@ def main() -> int:
         else:
             plan.append(("ok", json.dumps({"texts": [text]}).encode(), expected[text]))
 
-    from convtune.serve import spawn_server
+    from convtune.deploy.serve import spawn_server
 
     proc, url = (None, a.url) if a.url else spawn_server(a.model)
     try:

@@ -23,8 +23,8 @@ from pathlib import Path
 from sklearn.metrics import f1_score
 
 from convtune.cli import main as convtune
-from convtune.datasets import load_splits
-from convtune.estimator import load
+from convtune.data.builtin import load_splits
+from convtune.estimators.registry import load
 
 # method -> `convtune train` options (the peer is trained by convtune.bench's job instead)
 METHODS = {
@@ -42,7 +42,7 @@ def peer_predictions(seed: int, data: str, work: Path, texts: list[str]) -> list
     with `transformers.pipeline`, as `convtune bench` serves the peer."""
     from transformers import pipeline
 
-    from convtune.bench import job_peer_train
+    from convtune.experiments.bench import job_peer_train
 
     model_dir = work / "peer-model"
     if not model_dir.exists():

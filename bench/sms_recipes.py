@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from convtune.classifier import Classifier
-from convtune.datasets import load_splits
+from convtune.data.builtin import load_splits
+from convtune.estimators.transformer import Classifier
 
 RECIPES = {
     "3 epochs,patience 2 (old default)": {"epochs": 3, "patience": 2},
@@ -41,7 +41,7 @@ RECIPES = {
 
 def run_peer(recipe: dict, seed: int, data: str, dev: str | None = None, test: str | None = None) -> dict:
     """The Trainer peer on the same split (no dev selection: it keeps its last epoch)."""
-    from convtune.bench import job_peer_train
+    from convtune.experiments.bench import job_peer_train
 
     with tempfile.TemporaryDirectory(prefix="sms-peer-") as work:
         r = job_peer_train({"data": data, "dev": dev, "test": test, "seed": seed, "encoder": "minilm-l6", "lr": None,

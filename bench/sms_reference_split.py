@@ -31,8 +31,8 @@ from pathlib import Path
 from sklearn.model_selection import train_test_split
 from sms_recipes import run, run_peer  # the same two jobs, here on given files
 
-from convtune.data import dedupe_key
-from convtune.datasets import builtin_path
+from convtune.data.builtin import builtin_path
+from convtune.data.splits import dedupe_key
 
 
 def reference_parts(seed: int) -> dict[str, list[tuple[str, str]]]:

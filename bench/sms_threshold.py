@@ -19,8 +19,8 @@ from pathlib import Path
 
 from sklearn.metrics import f1_score
 
-from convtune.classifier import Classifier
-from convtune.datasets import load_splits
+from convtune.data.builtin import load_splits
+from convtune.estimators.transformer import Classifier
 
 GRID = [round(0.05 * i, 2) for i in range(1, 20)]
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from convtune import TextCNNClassifier, TfidfClassifier, load
-from convtune.baselines import looks_chinese
 from convtune.cli import main
+from convtune.data.texts import looks_chinese
 from convtune.errors import ConvtuneError
 
 from .conftest import toy_texts

@@ -1,6 +1,6 @@
 import random
 
-from convtune.batching import collate, eval_batches, train_batches
+from convtune.data.batching import collate, eval_batches, train_batches
 
 
 def test_train_batches_cover_every_index_once():

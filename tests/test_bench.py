@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from convtune.bench import run_bench
+from convtune.experiments.bench import run_bench
 
 
 @pytest.mark.skipif(importlib.util.find_spec("accelerate") is None, reason="the peer (Trainer) needs accelerate")
@@ -27,7 +27,7 @@ def test_bench_runs_every_job_and_writes_reports(tiny_encoder, toy_csv, tmp_path
 def test_peer_classifier_init_follows_the_seed_not_earlier_rng_use(tiny_encoder):
     import torch
 
-    from convtune.bench import peer_model
+    from convtune.experiments.bench import peer_model
 
     first = peer_model(tiny_encoder, ["ham", "spam"], seed=3).classifier.weight
     torch.rand(1000)  # what an earlier job in the same process would have drawn
@@ -60,7 +60,7 @@ def test_bench_and_compare_numbers_are_usage_errors(verb, option, capsys):
 def test_bench_jobs_take_given_dev_and_test_files(tmp_path):
     # bench/sms_reference_split.py runs the peer on three fixed files; without the dev / test
     # keys the job would re-split the train file and score another test set.
-    from convtune.bench import _splits
+    from convtune.experiments.bench import _splits
 
     files = {}
     for part, n in (("train", 20), ("dev", 6), ("test", 4)):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from convtune import Classifier
-from convtune.cache import StateStore, cache_info, clear_cache, text_key
+from convtune.training.state_cache import StateStore, cache_info, clear_cache, text_key
 
 from .conftest import toy_texts
 

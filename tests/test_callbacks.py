@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from convtune import Classifier
-from convtune.callbacks import Callback, EarlyStopping, TrainState
+from convtune.training.callbacks import Callback, EarlyStopping, TrainState
 
 from .conftest import toy_texts
 

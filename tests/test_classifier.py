@@ -81,7 +81,7 @@ def test_save_refuses_existing_and_overwrites_atomically(trained, tmp_path):
 
 
 def test_interrupted_save_leaves_nothing(trained, tmp_path, monkeypatch):
-    import convtune.classifier as mod
+    import convtune.estimators.transformer as mod
 
     def boom(*a, **k):
         raise KeyboardInterrupt
@@ -125,7 +125,7 @@ def test_frozen_mode_keeps_encoder_fixed(tiny_encoder):
     texts, labels = toy_texts(64)
     clf = Classifier(encoder=str(tiny_encoder), mode="frozen", epochs=1, batch_size=16, bf16="off")
     clf.fit(texts, labels)
-    from convtune.encoders import load_encoder
+    from convtune.modeling.encoders import load_encoder
 
     fresh, _ = load_encoder(tiny_encoder)
     for (name, p), q in zip(clf.model_.encoder.named_parameters(), fresh.parameters()):
@@ -199,7 +199,7 @@ def test_max_length_beyond_the_position_table_is_refused(tiny_encoder):
 def test_scikit_learn_contract(tiny_encoder):
     from sklearn.base import clone
 
-    from convtune.encoders import DEFAULT_LR
+    from convtune.modeling.encoders import DEFAULT_LR
 
     texts, labels = toy_texts(40)
     head = {"num_filters": 8}

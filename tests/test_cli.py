@@ -130,7 +130,7 @@ def test_empty_text_on_the_command_line_is_refused(capsys):
 def _interrupt_predict_on_call(monkeypatch, n: int):
     """Make the n-th Classifier.predict_proba call raise KeyboardInterrupt (Ctrl-C mid-run);
     returns the original method, to put back."""
-    from convtune.classifier import Classifier
+    from convtune.estimators.transformer import Classifier
 
     original = Classifier.predict_proba
     calls = {"n": 0}
@@ -146,8 +146,8 @@ def _interrupt_predict_on_call(monkeypatch, n: int):
 
 
 def test_interrupted_predict_resumes(run_dir, monkeypatch, capsys):
-    import convtune.predict_io as pio
-    from convtune.classifier import Classifier
+    import convtune.deploy.predict_io as pio
+    from convtune.estimators.transformer import Classifier
 
     monkeypatch.setattr(pio, "CHUNK", 64)  # 300 texts -> 5 chunks
     args = ["predict", str(run_dir / "run"), "--input", str(run_dir / "data.csv"), "--text-col", "review"]
@@ -178,11 +178,11 @@ def _train_help() -> dict[str, str]:
 def test_train_help_states_the_real_defaults():
     # The help strings are written by hand (building the parser must not import torch), so
     # this ties them to the dataclasses they describe: change a default, and this fails.
-    from convtune.encoders import DEFAULT_LR, default_lr
-    from convtune.heads import CNNHeadConfig
-    from convtune.models import DEFAULT_MAX_LENGTH
-    from convtune.textcnn import TextCNNClassifier
-    from convtune.train import TrainConfig
+    from convtune.estimators.textcnn import TextCNNClassifier
+    from convtune.modeling.encoders import DEFAULT_LR, default_lr
+    from convtune.modeling.heads import CNNHeadConfig
+    from convtune.modeling.model import DEFAULT_MAX_LENGTH
+    from convtune.training.loop import TrainConfig
 
     def sci(x: float) -> str:  # 0.001 -> "1e-3", as the help writes learning rates
         return f"{x:.0e}".replace("e-0", "e-")
@@ -260,8 +260,8 @@ def _train_tiny(tiny_encoder, data, out, *extra) -> int:
 
 def test_resumed_predict_starts_over_when_the_model_was_retrained(run_dir, tiny_encoder, tmp_path, monkeypatch,
                                                                   capsys):
-    import convtune.predict_io as pio
-    from convtune.classifier import Classifier
+    import convtune.deploy.predict_io as pio
+    from convtune.estimators.transformer import Classifier
 
     model = tmp_path / "model"
     assert _train_tiny(tiny_encoder, run_dir / "data.csv", model) == 0

@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from convtune.cli import main
-from convtune.compare import Config, grid, mcnemar, paired_bootstrap
+from convtune.experiments.compare import Config, grid, mcnemar, paired_bootstrap
 
 
 def test_grid_expands_modes_for_transformer_heads_only():

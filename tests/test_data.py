@@ -4,17 +4,10 @@ import json
 
 import pytest
 
-from convtune.data import (
-    TextSet,
-    check_labels,
-    deduplicate,
-    label_list,
-    make_splits,
-    read_table,
-    read_text_file,
-    stratified_split,
-)
-from convtune.datasets import BUILTIN, load_splits, read_builtin, read_spec
+from convtune.data.builtin import BUILTIN, load_splits, read_builtin, read_spec
+from convtune.data.labels import check_labels, label_list
+from convtune.data.splits import deduplicate, make_splits, stratified_split
+from convtune.data.texts import TextSet, read_table, read_text_file
 from convtune.errors import ConvtuneError
 
 from .conftest import require_shared_data
@@ -163,7 +156,7 @@ def test_real_shared_sets_have_published_sizes():
 
 def test_predict_input_with_unquoted_comma_is_refused(tmp_path):
     # A one-column CSV with an unquoted comma used to predict on the text cut at the comma.
-    from convtune.predict_io import iter_texts
+    from convtune.deploy.predict_io import iter_texts
 
     p = tmp_path / "in.csv"
     p.write_text('text\n"Hello, quoted"\nHello, world\n')
@@ -179,7 +172,7 @@ def test_semicolon_csv_is_read(tmp_path):
     p.write_text('text;label\n"good, really";pos\nbad;neg\n')
     data = read_table(p)
     assert data.texts == ["good, really", "bad"] and data.labels == ["pos", "neg"]
-    from convtune.predict_io import iter_texts
+    from convtune.deploy.predict_io import iter_texts
 
     assert list(iter_texts(str(p), None, "utf-8")) == ["good, really", "bad"]
 
@@ -190,7 +183,7 @@ def test_too_few_texts_to_split_is_one_clear_line(tmp_path):
     f.write_text("text,label\nhello there,ham\nwin cash now,spam\n")
     with pytest.raises(ConvtuneError, match="2 texts are too few to split off a dev set"):
         load_splits(str(f))
-    from convtune.baselines import TfidfClassifier
+    from convtune.estimators.tfidf import TfidfClassifier
 
     with pytest.raises(ConvtuneError, match="too few to split off a dev set"):  # the Python API too
         TfidfClassifier().fit(["a b", "c d", "e f"], ["x", "y", "x"])
@@ -278,7 +271,7 @@ def test_label_order_does_not_depend_on_the_hash_seed():
     import subprocess
     import sys
 
-    code = ("from convtune.data import TextSet, label_list;"
+    code = ("from convtune.data.texts import TextSet; from convtune.data.labels import label_list;"
             "print(label_list(TextSet(['a'] * 6, ['1.0', '1', '2', '01', '2.0', '10'])))")
     import os
 
@@ -292,7 +285,7 @@ def test_labels_with_nan_sort_as_text():
 
 
 def test_rare_classes_get_one_warning(capsys):
-    from convtune.estimator import train_dev
+    from convtune.estimators.base import train_dev
 
     texts = [f"t{i}" for i in range(8)]
     train_dev(texts, ["a", "a", "a", "b", "b", "b", "c", "d"], texts[:2], ["a", "b"], seed=0)
@@ -311,7 +304,7 @@ def test_file_readers_never_fail_unexpectedly():
     hypothesis = pytest.importorskip("hypothesis")
     from hypothesis import strategies as st
 
-    from convtune.predict_io import iter_texts
+    from convtune.deploy.predict_io import iter_texts
 
     texts = st.text(alphabet=st.characters(codec=None, categories=None), max_size=30)
     leaf = st.none() | st.booleans() | st.integers(-10**30, 10**30) | st.floats() | texts

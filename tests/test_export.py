@@ -11,9 +11,9 @@ pytest.importorskip("onnxruntime")
 
 from convtune import Classifier, load
 from convtune.cli import main
+from convtune.deploy.export import ParityData, export_onnx
 from convtune.errors import ConvtuneError
-from convtune.export import ParityData, export_onnx
-from convtune.onnx_model import OnnxClassifier
+from convtune.estimators.onnx import OnnxClassifier
 
 from .conftest import toy_texts
 
@@ -50,7 +50,7 @@ def test_int8_export_agrees_and_reports(tiny_model_dir, toy_labelled_csv, tmp_pa
 
 
 def test_failed_parity_leaves_no_directory(tiny_model_dir, tmp_path, monkeypatch):
-    import convtune.export as ex
+    import convtune.deploy.export as ex
 
     monkeypatch.setattr(ex, "FP32_TOLERANCE", -1.0)            # impossible: any difference fails
     texts, labels = toy_texts(20)

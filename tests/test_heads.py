@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from convtune.heads import (
+from convtune.modeling.heads import (
     CNNHead,
     CNNHeadConfig,
     LinearHead,
@@ -74,7 +74,7 @@ def test_build_head_rejects_unknown():
 
 @pytest.mark.parametrize("sentence_pooling", ["mean", "cls", "last"])
 def test_cnn_pool_head_concatenates_and_ignores_padding(sentence_pooling):
-    from convtune.heads import CNNPoolHead, CNNPoolHeadConfig
+    from convtune.modeling.heads import CNNPoolHead, CNNPoolHeadConfig
 
     torch.manual_seed(0)
     head = CNNPoolHead(16, 3, CNNPoolHeadConfig(kernel_sizes=[2, 3], num_filters=8,
@@ -86,7 +86,7 @@ def test_cnn_pool_head_concatenates_and_ignores_padding(sentence_pooling):
 
 
 def test_scalar_mix_starts_as_mean_of_layers():
-    from convtune.heads import ScalarMix
+    from convtune.modeling.heads import ScalarMix
 
     layers = torch.randn(2, 3, 4, 8)
     torch.testing.assert_close(ScalarMix(4)(layers), layers.mean(dim=2))

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from convtune.cli import main
-from convtune.encoders import resolve_encoder
 from convtune.errors import ConvtuneError
+from convtune.modeling.encoders import resolve_encoder
 
 from .conftest import require_shared_data
 

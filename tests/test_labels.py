@@ -10,7 +10,7 @@ import pytest
 
 from convtune import Classifier, load
 from convtune.cli import main
-from convtune.labels import LabelSpace
+from convtune.data.labels import LabelSpace
 
 from .conftest import toy_texts
 
@@ -39,7 +39,7 @@ def test_integer_labels_come_back_as_integers_from_every_interface(tiny_encoder,
     cli = [json.loads(line)["label"] for line in capsys.readouterr().out.splitlines()]
     assert cli == python
 
-    from convtune.serve import ServeConfig, create_app
+    from convtune.deploy.serve import ServeConfig, create_app
 
     app = create_app(tmp_path / "m", ServeConfig(batch_wait_ms=1))
 
@@ -54,7 +54,7 @@ def test_integer_labels_come_back_as_integers_from_every_interface(tiny_encoder,
     assert [p["label"] for p in answer["predictions"]] == python and info["labels"] == [0, 1]
 
     pytest.importorskip("onnxruntime")
-    from convtune.export import ParityData, export_onnx
+    from convtune.deploy.export import ParityData, export_onnx
 
     export_onnx(tmp_path / "m", tmp_path / "onnx", ParityData(texts[:20], [str(y) for y in ints[:20]], "toy"))
     capsys.readouterr()

@@ -7,7 +7,8 @@ import warnings
 
 import pytest
 
-from convtune.metrics import compute_metrics, plot_confusion
+from convtune.experiments.plots import plot_confusion
+from convtune.metrics import compute_metrics
 
 
 @pytest.mark.skipif(importlib.util.find_spec("noto_cjk_sans_otc") is None, reason="noto-cjk-sans-otc not installed")

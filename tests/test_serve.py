@@ -17,7 +17,7 @@ from .conftest import toy_texts
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir):
-    from convtune.serve import spawn_server
+    from convtune.deploy.serve import spawn_server
 
     proc, url = spawn_server(tiny_model_dir, "--max-texts", "8", "--max-chars", "200", "--max-body", "4000",
                              "--batch-wait-ms", "50")
@@ -100,8 +100,8 @@ def test_serve_rejects_bad_limits_and_directories_in_one_line(tiny_model_dir, tm
     assert main(["serve", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not a convtune model directory" in err and "Traceback" not in err
+    from convtune.deploy.serve import ServeConfig
     from convtune.errors import ConvtuneError
-    from convtune.serve import ServeConfig
 
     with pytest.raises(ConvtuneError, match="--max-texts must be a whole number >= 1"):  # the Python way in
         ServeConfig(max_texts=0)
@@ -111,7 +111,7 @@ def test_model_failure_is_a_json_500_and_the_server_keeps_serving(tiny_model_dir
     """In-process (ASGI transport): a failing model call answers 500 JSON; the next request works."""
     import asyncio
 
-    from convtune.serve import ServeConfig, create_app
+    from convtune.deploy.serve import ServeConfig, create_app
 
     app = create_app(tiny_model_dir, ServeConfig(batch_wait_ms=1))
     calls = {"n": 0}
@@ -151,7 +151,7 @@ def test_hostile_bodies_are_client_errors(server, content, status, code):
 
 
 def test_an_integer_of_5000_digits_is_malformed_json():
-    from convtune.serve import ApiError, ServeConfig, parse_predict_body
+    from convtune.deploy.serve import ApiError, ServeConfig, parse_predict_body
 
     with pytest.raises(ApiError) as e:  # Python refuses ints over 4,300 digits with a ValueError
         parse_predict_body(b'{"texts": ["a"], "n": ' + b"9" * 5000 + b"}", ServeConfig())
@@ -185,7 +185,7 @@ def test_a_failing_request_does_not_fail_its_batch(tiny_model_dir):
     """In-process: the model raises on one text; the requests batched with it still get answers."""
     import asyncio
 
-    from convtune.serve import ServeConfig, create_app
+    from convtune.deploy.serve import ServeConfig, create_app
 
     app = create_app(tiny_model_dir, ServeConfig(batch_wait_ms=200))
     real = app.state.batcher.predict_proba
@@ -214,8 +214,8 @@ def test_a_failing_request_does_not_fail_its_batch(tiny_model_dir):
 
 
 def test_batch_wait_is_bounded():
+    from convtune.deploy.serve import ServeConfig
     from convtune.errors import ConvtuneError
-    from convtune.serve import ServeConfig
 
     for bad in (float("inf"), float("nan"), -1.0, 10_001.0):
         with pytest.raises(ConvtuneError, match="--batch-wait-ms must be between 0 and 10000"):
@@ -230,8 +230,8 @@ def test_body_parsing_never_fails_unexpectedly():
     hypothesis = pytest.importorskip("hypothesis")
     from hypothesis import strategies as st
 
+    from convtune.deploy.serve import ApiError, ServeConfig, parse_predict_body
     from convtune.errors import text_problem
-    from convtune.serve import ApiError, ServeConfig, parse_predict_body
 
     cfg = ServeConfig(max_texts=8, max_chars=50)
     texts = st.text(alphabet=st.characters(codec=None, categories=None), max_size=60)  # surrogates included

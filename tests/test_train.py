@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from convtune import Classifier, train
+from convtune import Classifier
+from convtune.training import loop as train
 from convtune.errors import ConvtuneError
 
 from .conftest import toy_texts

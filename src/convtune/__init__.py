@@ -1,6 +1,6 @@
 """convtune: fine-tune pretrained Transformers with convolutional classification heads."""
 
-__version__ = "0.1.0"
+from convtune._version import __version__
 
 __all__ = ["Classifier", "ConvtuneError", "TextCNNClassifier", "TfidfClassifier", "__version__", "load"]
 
@@ -8,23 +8,23 @@ __all__ = ["Classifier", "ConvtuneError", "TextCNNClassifier", "TfidfClassifier"
 def __getattr__(name: str):
     # Lazy: importing torch / transformers takes seconds, and `convtune datasets` needs neither.
     if name == "Classifier":
-        from .classifier import Classifier
+        from convtune.estimators.transformer import Classifier
 
         return Classifier
     if name == "TfidfClassifier":
-        from .baselines import TfidfClassifier
+        from convtune.estimators.tfidf import TfidfClassifier
 
         return TfidfClassifier
     if name == "TextCNNClassifier":
-        from .textcnn import TextCNNClassifier
+        from convtune.estimators.textcnn import TextCNNClassifier
 
         return TextCNNClassifier
     if name == "load":
-        from .estimator import load
+        from convtune.estimators.registry import load
 
         return load
     if name == "ConvtuneError":
-        from .errors import ConvtuneError
+        from convtune.errors import ConvtuneError
 
         return ConvtuneError
     raise AttributeError(name)

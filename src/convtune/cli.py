@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import ConvtuneError
+from convtune.errors import ConvtuneError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -210,31 +210,21 @@ def _serve_parser(sub) -> None:
 
 def make_estimator(a: argparse.Namespace):
     """The estimator for `--head`, given only the options the user set (others: its defaults)."""
-    if a.head.startswith("tfidf-"):
-        from .baselines import TfidfClassifier
+    from convtune.estimators.registry import make_estimator as make
 
-        return TfidfClassifier(model=a.head.split("-", 1)[1], stop_words=a.stop_words, seed=a.seed)
-    train = {k: v for k, v in {
-        "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "head_lr": a.head_lr,
-        "weight_decay": a.weight_decay, "warmup_ratio": a.warmup_ratio, "patience": a.patience,
-        "class_weight": a.class_weight, "label_smoothing": a.label_smoothing, "ema": a.ema,
-        "seed": a.seed, "bf16": a.bf16,
-        "freeze_embeddings": True if a.freeze_embeddings else None}.items() if v is not None}
+    train = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "head_lr": a.head_lr,
+             "weight_decay": a.weight_decay, "warmup_ratio": a.warmup_ratio, "patience": a.patience,
+             "class_weight": a.class_weight, "label_smoothing": a.label_smoothing, "ema": a.ema,
+             "seed": a.seed, "bf16": a.bf16, "freeze_embeddings": True if a.freeze_embeddings else None}
     head = {k: v for k, v in {
         "kernel_sizes": _int_list(a.kernel_sizes) if a.kernel_sizes else None, "num_filters": a.filters,
         "pooling": a.pooling, "dropout": a.dropout}.items() if v is not None}
-    if a.head == "textcnn":
-        from .textcnn import TextCNNClassifier
-
-        length = {} if a.max_length is None else {"max_length": a.max_length}  # else its own default
-        return TextCNNClassifier(head_config=head, **length, **train)
-    from .classifier import Classifier
-
     if a.head == "linear":
         head.pop("kernel_sizes", None)
         head.pop("num_filters", None)
-    return Classifier(encoder=a.encoder, head=a.head, mode=a.mode, max_length=a.max_length,
-                      head_config=head, layers=_last_k(a.layers), cache=a.cache_dir, **train)
+    # Every option goes to the registry; each kind takes the ones it knows (TF-IDF: seed, stop words).
+    return make(a.head, encoder=a.encoder, mode=a.mode, layers=_last_k(a.layers), cache=a.cache_dir,
+                max_length=a.max_length, head_config=head, stop_words=a.stop_words, **train)
 
 
 def _last_k(s: str) -> int:
@@ -245,8 +235,8 @@ def _last_k(s: str) -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .datasets import load_splits
-    from .runs import train_run
+    from convtune.data.builtin import load_splits
+    from convtune.experiments.runs import train_run
 
     clf = make_estimator(a)  # bad options fail before any data is read
     splits = load_splits(a.data, a.dev, a.test, seed=a.seed, text_col=a.text_col,
@@ -268,9 +258,9 @@ def _int_list(s: str) -> list[int]:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from .datasets import BUILTIN, model_splits, read_spec
-    from .runs import evaluate_run
-    from .serialization import read_manifest
+    from convtune.data.builtin import BUILTIN, model_splits, read_spec
+    from convtune.experiments.runs import evaluate_run
+    from convtune.modeling.checkpoint import read_manifest
 
     read_manifest(a.model_dir)  # a wrong directory fails before any data is read
     if a.data in BUILTIN:
@@ -286,13 +276,13 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
-    from .predict_io import predict_command
+    from convtune.deploy.predict_io import predict_command
 
     return predict_command(a)
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    from .compare import TRANSFORMER_HEADS, run_compare
+    from convtune.experiments.compare import TRANSFORMER_HEADS, run_compare
 
     heads = [h.strip() for h in a.heads.split(",") if h.strip()]
     modes = [m.strip() for m in a.modes.split(",") if m.strip()]
@@ -314,7 +304,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
 def cmd_bench(a: argparse.Namespace) -> int:
     import importlib.util
 
-    from .bench import run_bench
+    from convtune.experiments.bench import run_bench
 
     if importlib.util.find_spec("accelerate") is None:
         raise ConvtuneError("bench runs Hugging Face Trainer, which needs accelerate: pip install 'convtune[bench]'")
@@ -327,7 +317,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def cmd_datasets(a: argparse.Namespace) -> int:
-    from .datasets import BUILTIN, builtin_path
+    from convtune.data.builtin import BUILTIN, builtin_path
 
     for name, spec in BUILTIN.items():
         path = builtin_path(name)
@@ -337,7 +327,7 @@ def cmd_datasets(a: argparse.Namespace) -> int:
 
 
 def cmd_encoders(a: argparse.Namespace) -> int:
-    from .encoders import list_encoders
+    from convtune.modeling.encoders import list_encoders
 
     for row in list_encoders():
         if not row["installed"]:
@@ -353,7 +343,8 @@ def cmd_encoders(a: argparse.Namespace) -> int:
 def cmd_cache(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .cache import cache_info, clear_cache, default_cache_root, store_dirs
+    from convtune.paths import default_cache_root
+    from convtune.training.state_cache import cache_info, clear_cache, store_dirs
 
     root = Path(a.cache_dir) if a.cache_dir else default_cache_root()
     if a.action == "clear":
@@ -368,7 +359,7 @@ def cmd_cache(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from .export import export_onnx, parity_data
+    from convtune.deploy.export import export_onnx, parity_data
 
     out = a.out or f"{a.model_dir.rstrip('/')}-onnx{'-int8' if a.int8 else ''}"
     data = parity_data(a.model_dir, a.data, a.text_col, a.label_col)
@@ -382,7 +373,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
-    from .serve import ServeConfig, run_server
+    from convtune.deploy.serve import ServeConfig, run_server
 
     return run_server(a.model_dir, ServeConfig(max_texts=a.max_texts, max_chars=a.max_chars, max_body=a.max_body,
                                                batch_wait_ms=a.batch_wait_ms, max_batch=a.max_batch),

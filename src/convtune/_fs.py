@@ -1,0 +1,140 @@
+"""File helpers: atomic directories, durable writes, path confinement, content hashes.
+
+The ground floor: nothing here knows what a model is, only which file names mark a directory
+that convtune wrote (so that --overwrite never deletes anything else)."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from convtune.errors import ConvtuneError
+
+CONFIG_NAME = "convtune.json"  # the manifest of a saved model or export
+# What marks a directory convtune wrote, so that --overwrite may delete it: a saved model (or
+# an export), or a compare report (both of its files: a bench folder also holds results.json).
+OWN_OUTPUT_MARKS = ((CONFIG_NAME,), ("report.md", "results.json"))
+
+
+def _refuse_existing(final: Path, overwrite: bool) -> None:
+    if final.exists() and not final.is_dir():  # --overwrite replaces run directories, never files
+        raise ConvtuneError(f"{final} is a file; the output must be a directory (choose another --out)")
+    if final.exists() and any(final.iterdir()):
+        if not overwrite:
+            raise ConvtuneError(f"{final} already exists and is not empty; pass --overwrite or another --out")
+        # --overwrite deletes the old directory: only ever one convtune wrote (`--out .` or a
+        # home directory with --overwrite would otherwise be deleted after training).
+        if not any(all((final / name).is_file() for name in mark) for mark in OWN_OUTPUT_MARKS):
+            raise ConvtuneError(f"{final} is not a convtune output (no {CONFIG_NAME}, no compare report); "
+                                "--overwrite replaces only those; choose another --out")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_partials(final: Path) -> None:
+    """Delete what killed writers of `final` left: `.NAME.partial-PID-*` / `.NAME.old-PID`
+    folders whose process is gone (kill -9 and power cuts skip every clean-up)."""
+    for p in final.parent.glob(f".{glob.escape(final.name)}.*"):
+        m = re.fullmatch(rf"\.{re.escape(final.name)}\.(?:partial-(\d+)-\w+|old-(\d+))", p.name)
+        if m and p.is_dir() and not _pid_alive(int(m.group(1) or m.group(2))):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def fsync_tree(directory: Path) -> None:
+    """Flush every file under `directory`, then the folders themselves, to the disk: a rename is
+    only as durable as what it renames (without this a power cut can leave empty files)."""
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(root))
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | Path, overwrite: bool = False):
+    """Yield a temporary directory that becomes `final` only if the block succeeds.
+
+    Without `overwrite`, a `final` that another process filled while the block ran is left
+    alone (ConvtuneError); whatever fails, the temporary directory does not stay behind. The
+    result is flushed to disk before it is renamed into place, and partial directories that
+    killed runs left beside `final` are removed first.
+    """
+    final = Path(final)
+    _refuse_existing(final, overwrite)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-{os.getpid()}-", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a saved model should read like any directory
+    old = None
+    try:
+        yield tmp
+        _refuse_existing(final, overwrite)
+        fsync_tree(tmp)
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            final.rename(old)
+        tmp.rename(final)
+        fsync_dir(final.parent)
+    except BaseException:
+        if old is not None and not final.exists():
+            old.rename(final)               # put the previous directory back
+            old = None
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def inside(directory: str | Path, name: str) -> Path:
+    """`directory / name`, refused unless it stays inside `directory` (a manifest names files
+    by relative path; `../x` or an absolute path would read files from anywhere)."""
+    base = Path(directory).resolve()
+    path = (base / name).resolve() if isinstance(name, str) and name.strip() else base
+    if not path.is_relative_to(base) or path == base:
+        raise ConvtuneError(f"{directory}: {CONFIG_NAME} names {name!r}, which is not a file inside the model directory")
+    return path
+
+
+def model_fingerprint(directory: str | Path) -> str:
+    """A hash of a saved model's content (every file but evaluate's eval-*.json): it changes
+    when the model is retrained or re-exported into the same directory."""
+    h = hashlib.sha256()
+    base = Path(directory)
+    for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith("eval-")):
+        h.update(str(path.relative_to(base)).encode() + b"\0")
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,103 @@
+"""The label space of a fitted model: which classes, in which order, and what their values are.
+
+    labels  ("0", "1", "2")   strings, in the order of the probability columns (saved in convtune.json)
+    kind    "int" | "str"     "int" when fit() was given integer labels: every interface (Python,
+                              CLI, server, ONNX exports) then answers 0, not "0"
+
+Also here: the label map of a training set (`label_list`, sorted numerically when the labels
+are numbers), checks of other splits against it, and the softmax that turns logits into the
+probability columns.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from convtune.data.texts import TextSet
+from convtune.errors import ConvtuneError, warn
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def label_list(train: TextSet) -> list[str]:
+    """The label map: sorted distinct training labels (numeric labels sort numerically).
+
+    Labels that name the same number ("1" and "1.0") are ordered by their text, so the order
+    never depends on set iteration (PYTHONHASHSEED).
+    """
+    counts = Counter(train.labels)
+    if len(counts) < 2:
+        raise ConvtuneError(
+            f"training data has only one class ({next(iter(counts), 'none')!r}); need at least two")
+    return sort_labels(counts)
+
+
+def warn_rare_classes(train: TextSet) -> None:
+    """One warning line for classes with fewer than 2 training examples: predictable, hardly learnable."""
+    counts = Counter(train.labels)
+    rare = sort_labels(lab for lab, n in counts.items() if n < 2)
+    if rare:
+        warn(f"{len(rare)} of {len(counts)} classes have fewer than 2 training examples "
+             f"(e.g. {', '.join(map(repr, rare[:3]))}); they can hardly be learned")
+
+
+def sort_labels(labels: Iterable[str]) -> list[str]:
+    """Numeric order when every label is a finite number (ties by text), else text order."""
+    labels = list(labels)
+    try:
+        keys = {lab: float(lab) for lab in labels}
+    except ValueError:
+        return sorted(labels)
+    if not all(math.isfinite(k) for k in keys.values()):  # "nan" / "inf" have no place in an order
+        return sorted(labels)
+    return sorted(labels, key=lambda lab: (keys[lab], lab))
+
+
+def check_labels(data: TextSet, labels: list[str], where: str) -> None:
+    """Reject labels that the model was not trained on (e.g. a class seen only in dev)."""
+    unseen = sorted(set(data.labels) - set(labels))
+    if unseen:
+        shown = ", ".join(repr(u) for u in unseen[:5])
+        raise ConvtuneError(f"{where} has labels not in the training data: {shown}")
+
+KINDS = ("str", "int")
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    labels: tuple[str, ...]
+    kind: str = "str"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"label type must be one of {', '.join(KINDS)}, not {self.kind!r}")
+
+    @property
+    def values(self) -> list:
+        """The labels as the user gave them (ints for an "int" space), in column order."""
+        return [int(y) for y in self.labels] if self.kind == "int" else list(self.labels)
+
+    def decode(self, proba: np.ndarray) -> list:
+        """The most probable label value of each row of an (N, C) probability array."""
+        values = self.values
+        return [values[i] for i in np.asarray(proba).argmax(axis=1)]
+
+    def scores(self, row: Sequence[float], digits: int | None = None) -> dict[str, float]:
+        """One text's probabilities keyed by label (strings: JSON object keys always are)."""
+        return {lab: float(x) if digits is None else round(float(x), digits) for lab, x in zip(self.labels, row)}
+
+
+def label_type(labels: Sequence) -> str:
+    """"int" if every label is an integer (Python or numpy; not bool), else "str"."""
+    ints = all(isinstance(y, numbers.Integral) and not isinstance(y, bool) for y in labels)
+    return "int" if ints and len(labels) else "str"

@@ -1,0 +1,1 @@
+"""After training: ONNX export, the HTTP server, predictions for files."""

@@ -1,0 +1,219 @@
+"""`convtune predict`: texts from arguments or a file, predictions to stdout or a file.
+
+Files are read and written in chunks, so memory stays flat whatever the file size; the
+output is written to a hidden partial file and renamed at the end, so an interrupted run never
+leaves a truncated file that looks complete, and rerunning the same command resumes it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from convtune._fs import fsync_dir, model_fingerprint
+from convtune.data.texts import (
+    TEXT_COLUMNS,
+    csv_rows,
+    delimiter_for,
+    file_kind_problem,
+    json_line,
+    require_file,
+)
+from convtune.errors import ConvtuneError, text_problem
+from convtune.progress import progress
+
+CHUNK = 4096  # texts per prediction chunk
+STDIN = "-"   # --input - reads plain lines from a pipe
+
+
+def _stdin_lines(encoding: str) -> Iterator[str]:
+    """`--input -`: one text a line from standard input (a pipe), blank lines skipped."""
+    stream = io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, newline="")
+    try:
+        for line in stream:
+            if line.strip():
+                yield line.rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ConvtuneError(f"standard input: not valid {encoding}; pass --encoding") from None
+
+
+def iter_texts(path: str, text_col: str | None, encoding: str) -> Iterator[str]:
+    """Texts of a CSV / TSV / JSONL (one column) or .txt (one per line) file, lazily; "-": stdin."""
+    if path == STDIN:
+        yield from _stdin_lines(encoding)
+        return
+    p = require_file(path)
+    with p.open("rb") as f:
+        problem = file_kind_problem(f.read(4096), encoding)
+    if problem is not None:
+        raise ConvtuneError(f"{p} {problem}")
+    suffix = p.suffix.lower()
+    try:
+        with p.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as f:
+            if suffix in (".jsonl", ".ndjson"):
+                for n, line in enumerate(f, 1):
+                    if line.strip():
+                        yield _text_of(json_line(line, f"{p}:{n}"), text_col, p, n)
+            elif suffix in (".csv", ".tsv", ".tab"):
+                header = f.readline()
+                f.seek(0)
+                for n, row in enumerate(csv_rows(f, delimiter_for(suffix, header), p), 1):
+                    yield _text_of(row, text_col, p, n)
+            else:
+                for line in f:
+                    line = line.rstrip("\r\n")
+                    if line.strip():
+                        yield line
+    except UnicodeDecodeError:
+        raise ConvtuneError(f"{p}: not valid {encoding}; pass --encoding latin-1 (or the file's encoding)") from None
+
+
+def _text_of(row, text_col: str | None, path: Path, n: int) -> str:
+    if not isinstance(row, dict):
+        raise ConvtuneError(f"{path}:{n}: expected an object with a text field")
+    col = text_col or next((c for c in row if c and c.lower() in TEXT_COLUMNS), None)
+    if col is None or col not in row:
+        raise ConvtuneError(f"{path}: no text column (have: {', '.join(map(str, row))}); pass --text-col")
+    value = row[col]
+    text = "" if value is None else str(value)
+    problem = text_problem(text, empty_ok=True)  # an empty cell keeps its (empty) row
+    if problem is not None:
+        raise ConvtuneError(f"{path}:{n}: the text {problem}")
+    return text
+
+
+def chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+def _check_output(a) -> None:
+    """Refuse an --output that would lose data, before the model is loaded or a text is read."""
+    out = Path(a.output)
+    if out.is_dir():
+        raise ConvtuneError(f"{out} is a folder; --output names the file to write")
+    if not out.resolve().parent.is_dir():
+        raise ConvtuneError(f"{a.output}: its folder does not exist")
+    if a.input and a.input != STDIN and out.resolve() == Path(a.input).resolve():
+        raise ConvtuneError(f"{a.output} is the --input file; the predictions would replace it (choose another --output)")
+    if out.exists() and not a.overwrite:  # as train refuses an existing --out
+        raise ConvtuneError(f"{out} already exists; pass --overwrite to replace it, or another --output")
+
+
+def predict_command(a) -> int:
+    from convtune.estimators.registry import load
+
+    if not a.texts and not a.input:
+        raise ConvtuneError("give texts to classify, or --input FILE")
+    # An empty argument is usually an unset shell variable; the server refuses it too (422).
+    # Empty cells in an --input file still get a row each, so the output lines up with the input.
+    empty = next((i for i, t in enumerate(a.texts) if not t.strip()), None)
+    if empty is not None:
+        raise ConvtuneError(f"text {empty + 1} of the command line is empty")
+    if a.input and a.input != STDIN:
+        require_file(a.input)
+    if a.output:
+        _check_output(a)
+    clf = load(a.model_dir)
+    texts: Iterable[str] = a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding)
+    if a.output:
+        _write_file(clf, texts, Path(a.output), a.batch_size, _job_id(a.model_dir, a.input, a.texts))
+    else:
+        for batch in chunks(texts, CHUNK):
+            for row in _rows(clf, batch, a.batch_size):
+                print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def _rows(clf, batch: list[str], batch_size: int) -> list[dict]:
+    proba = clf.predict_proba(batch, batch_size)
+    space = clf.label_space_  # integer labels come out as numbers, as from Python and the server
+    return [{"text": t, "label": label, "probabilities": space.scores(p, digits=6)}
+            for t, label, p in zip(batch, space.decode(proba), proba)]
+
+
+def _job_id(model_dir: str, source: str | None, texts: list[str]) -> dict:
+    """What a resumed run must match: the same model (its content: a model retrained into the
+    same directory is another model) and the same, unchanged input."""
+    job = {"model": str(Path(model_dir).resolve()), "model_sha256": model_fingerprint(model_dir)}
+    if source == STDIN:  # a pipe cannot be read again: never resume, start over
+        job["input"] = ["stdin", os.urandom(8).hex()]
+    elif source:
+        st = Path(source).stat()
+        job["input"] = [str(Path(source).resolve()), st.st_size, st.st_mtime_ns]
+    else:
+        job["texts"] = hashlib.sha256("\0".join(texts).encode()).hexdigest()
+    return job
+
+
+def _resume_point(tmp: Path, marker: Path, job: dict) -> tuple[int, int]:
+    """(texts already written, bytes of the partial file to keep); (0, 0) to start over."""
+    if not (tmp.exists() and marker.exists()):
+        return 0, 0
+    try:
+        state = json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError):
+        return 0, 0
+    if state.get("job") != job or tmp.stat().st_size < state.get("bytes", 0):
+        return 0, 0
+    return int(state["texts"]), int(state["bytes"])
+
+
+def _write_file(clf, texts: Iterable[str], out: Path, batch_size: int, job: dict) -> None:
+    """Write predictions chunk by chunk to a hidden partial file, renamed when complete.
+
+    After each chunk the partial file is flushed and a marker records how many texts and
+    bytes are complete; a rerun of the same command (same model, unchanged input) resumes
+    from there instead of starting over.
+    """
+    tmp = out.with_name(f".{out.name}.partial")
+    marker = out.with_name(f".{out.name}.partial.json")
+    jsonl = out.suffix.lower() in (".jsonl", ".ndjson")
+    done, keep = _resume_point(tmp, marker, job)
+    if done:
+        print(f"resuming {out} after {done} texts", file=sys.stderr)
+        texts = itertools.islice(texts, done, None)
+    try:
+        _append_chunks(clf, texts, tmp, marker, job, done, keep, batch_size, jsonl)
+    except ConvtuneError:  # bad input, not an interruption: a rerun must not resume into it
+        tmp.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+        raise
+    tmp.replace(out)
+    fsync_dir(out.resolve().parent)  # the rename itself reaches the disk
+    marker.unlink(missing_ok=True)
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def _append_chunks(clf, texts: Iterable[str], tmp: Path, marker: Path, job: dict, done: int, keep: int,
+                   batch_size: int, jsonl: bool) -> None:
+    """Predict chunk by chunk into `tmp` from byte `keep` on; after each chunk, flush and record
+    in `marker` how many texts and bytes are complete."""
+    with tmp.open("r+" if done else "w", encoding="utf-8", newline="") as f, \
+            progress(unit="text", desc="predict", initial=done) as bar:
+        f.truncate(keep)
+        f.seek(keep)
+        writer = None if jsonl else csv.writer(f)
+        if writer and not done:
+            writer.writerow(["text", "label"] + [f"p_{lab}" for lab in clf.labels_])
+        for batch in chunks(texts, CHUNK):
+            for row in _rows(clf, batch, batch_size):
+                if writer:
+                    writer.writerow([row["text"], row["label"], *row["probabilities"].values()])
+                else:
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+            done += len(batch)
+            bar.update(len(batch))
+            marker_tmp = marker.with_suffix(".tmp")
+            marker_tmp.write_text(json.dumps({"job": job, "texts": done, "bytes": f.tell()}))
+            marker_tmp.replace(marker)

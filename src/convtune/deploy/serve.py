@@ -1,0 +1,340 @@
+"""REST server for a saved (or exported) model: FastAPI + uvicorn, loopback by default.
+
+    POST /predict  {"texts": ["...", ...]} -> {"predictions": [{"label": ..., "probabilities": {...}}]}
+    GET  /health   liveness, and how many requests / batches were served
+    GET  /info     labels, encoder, head, training metrics, format version, limits
+    GET  /openapi.json, /docs
+
+Requests that arrive together are answered by one model call: a batcher waits at most
+``batch_wait_ms`` after the first request for others (up to ``max_batch`` texts), so a burst
+of single-text requests costs a few batched forward passes instead of one pass each.
+Bad requests get a JSON error with the right status and never reach the model:
+400 malformed JSON, 422 wrong types / empty list / empty text, 413 too many texts, a text over
+the character limit, or a body over the size limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from convtune.errors import ConvtuneError, text_problem
+
+MAX_BATCH_WAIT_MS = 10_000.0  # waiting longer for company than this only delays every answer
+
+
+@dataclass
+class ServeConfig:
+    max_texts: int = 256          # texts per request
+    max_chars: int = 10_000       # characters per text
+    max_body: int = 1_000_000     # request body bytes
+    batch_wait_ms: float = 5.0    # how long the first request of a batch waits for company
+    max_batch: int = 64           # texts per model call
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            flag = f"--{name.replace('_', '-')}"
+            if name == "batch_wait_ms":
+                # inf used to be accepted: requests then waited forever and SIGTERM could not stop the server
+                if not 0 <= value <= MAX_BATCH_WAIT_MS:
+                    raise ConvtuneError(f"serve: {flag} must be between 0 and {MAX_BATCH_WAIT_MS:g}, not {value}")
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConvtuneError(f"serve: {flag} must be a whole number >= 1, not {value!r}")
+
+
+# What str.strip() removes (Python's whitespace, which differs from JSON Schema's \s: U+001C-
+# U+001F and U+0085 are space to Python, U+FEFF is not), as a regex character class body.
+_SPACE = "".join(f"\\u{c:04x}" for c in range(0x10000) if chr(c).isspace())
+
+
+def predict_schema(cfg: ServeConfig) -> dict:
+    """The JSON Schema of a POST /predict body, with this server's limits (served in OpenAPI):
+    what parse_predict_body accepts, but for the byte limit and lone surrogates (said in words:
+    regex engines differ on them)."""
+    text = {"type": "string", "minLength": 1, "maxLength": cfg.max_chars,
+            "pattern": f"[^{_SPACE}]",  # (unanchored) one character that is not white space
+            "description": "valid Unicode (no lone surrogate), not only white space"}
+    return {"type": "object", "required": ["texts"], "description": f"at most {cfg.max_body} bytes",
+            "properties": {"texts": {"type": "array", "items": text, "minItems": 1, "maxItems": cfg.max_texts}}}
+
+
+class Prediction(BaseModel):
+    label: str | int              # int when the model was trained on integer labels
+    probabilities: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class Batcher:
+    """Runs ``predict_proba`` on texts gathered from concurrent requests, one model call at a time."""
+
+    def __init__(self, predict_proba, max_batch: int, wait_ms: float):
+        self.predict_proba, self.max_batch, self.wait_s = predict_proba, max_batch, wait_ms / 1000
+        self.queue: asyncio.Queue = asyncio.Queue()
+        # One worker thread: the model call releases the GIL, the event loop keeps accepting.
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="convtune-model")
+        self.batches = self.requests = 0
+
+    async def submit(self, texts: list[str]) -> np.ndarray:
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((texts, future))
+        return await future
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = [await self.queue.get()]
+            size, deadline = len(items[0][0]), loop.time() + self.wait_s
+            while size < self.max_batch:
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    break
+                items.append(item)
+                size += len(item[0])
+            await self._answer(loop, items)
+
+    async def _answer(self, loop, items: list) -> None:
+        """One model call for all `items`; if it fails, one call per request, so that a text
+        the model cannot take fails only the request that sent it."""
+        texts = [t for batch, _ in items for t in batch]
+        try:
+            proba = await loop.run_in_executor(self.pool, self.predict_proba, texts)
+        except Exception as e:
+            if len(items) == 1:
+                if not items[0][1].done():
+                    items[0][1].set_exception(e)
+                return
+            for item in items:
+                await self._answer(loop, [item])
+            return
+        self.batches += 1
+        self.requests += len(items)
+        start = 0
+        for batch, fut in items:
+            if not fut.done():          # a client that went away is simply skipped
+                fut.set_result(proba[start: start + len(batch)])
+            start += len(batch)
+
+
+async def read_capped_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it is known to exceed `limit` bytes:
+    from Content-Length before reading, or while a chunked upload arrives."""
+    declared = request.headers.get("content-length", "")
+    size = int(declared) if declared.isdigit() else 0
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        size = max(size, len(raw))
+        if size > limit:
+            raise ApiError(413, "body_too_large", f"request body is over {limit} bytes")
+    return bytes(raw)
+
+
+def parse_predict_body(raw: bytes, cfg: ServeConfig) -> list[str]:
+    """The texts of a /predict body, or an ApiError saying what is wrong."""
+    try:
+        body = json.loads(raw)
+    except RecursionError:  # e.g. 1,000 nested lists: Python's parser gives up, the request is bad
+        raise ApiError(400, "malformed_json", "body is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as e:  # ValueError: also an integer of over 4,300 digits
+        raise ApiError(400, "malformed_json", f"body is not valid JSON: {str(e)[:200]}") from None
+    if not isinstance(body, dict) or "texts" not in body:
+        raise ApiError(422, "missing_texts", 'body must be a JSON object with a "texts" list')
+    texts = body["texts"]
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ApiError(422, "wrong_type", '"texts" must be a list of strings')
+    if not texts:
+        raise ApiError(422, "empty_list", '"texts" is empty')
+    if len(texts) > cfg.max_texts:
+        raise ApiError(413, "too_many_texts", f"{len(texts)} texts; at most {cfg.max_texts} per request")
+    for i, t in enumerate(texts):
+        if len(t) > cfg.max_chars:
+            raise ApiError(413, "text_too_long", f"texts[{i}] has {len(t)} characters; the limit is {cfg.max_chars}")
+        problem = text_problem(t)
+        if problem is not None:
+            raise ApiError(422, "empty_text" if not t.strip() else "invalid_text", f"texts[{i}] {problem}")
+    return texts
+
+
+def model_info(clf, model_dir: Path, cfg: ServeConfig) -> dict:
+    """What GET /info reports: the model, its training metrics and the server's limits."""
+    from convtune._version import __version__
+
+    manifest = clf.manifest_ or {}
+    metrics_file = model_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    training = {"dataset": metrics.get("dataset"), "train_seconds": metrics.get("train_seconds")}
+    for part in ("dev", "test"):
+        if isinstance(metrics.get(part), dict):
+            training[part] = {k: metrics[part].get(k) for k in ("accuracy", "macro_f1")}
+    return {"labels": clf.label_space_.values, **clf.describe(), "kind": manifest.get("kind", "transformer"),
+            "format_version": manifest.get("format_version"), "convtune_version": __version__,
+            "training": training, "limits": asdict(cfg)}
+
+
+def _json_errors(app) -> None:
+    """Every error answers JSON {"error": {"code", "message"}}; the server keeps serving."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, e: ApiError):
+        return JSONResponse({"error": {"code": e.code, "message": e.message}}, status_code=e.status)
+
+    @app.exception_handler(ConvtuneError)
+    async def bad_text(request: Request, e: ConvtuneError):
+        # The model refused this request's texts (a check in the library): the request is at fault.
+        return JSONResponse({"error": {"code": "invalid_text", "message": str(e)}}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, e: Exception):
+        # The model failed on a well-formed request: say so in JSON, keep serving.
+        return JSONResponse({"error": {"code": "internal", "message": f"{type(e).__name__}: {e}"}}, status_code=500)
+
+
+def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
+    """The FastAPI app serving the model in ``model_dir`` (loaded now, before the first request)."""
+    from convtune.estimators.registry import load
+    from convtune.runtime import set_threads
+
+    cfg = cfg or ServeConfig()
+    model_dir = Path(model_dir)
+    clf = load(model_dir)
+    set_threads()
+    clf.predict_proba(["warm-up"])            # first-call allocations before the first client
+    batcher = Batcher(clf.predict_proba, cfg.max_batch, cfg.batch_wait_ms)
+    info = model_info(clf, model_dir, cfg)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        task = asyncio.create_task(batcher.run())
+        yield
+        task.cancel()
+
+    app = FastAPI(title="convtune", version=info["convtune_version"], lifespan=lifespan,
+                  description=f"{info['head']} head over {info['encoder']}; labels: {', '.join(clf.labels_)}")
+    app.state.batcher = batcher
+    _json_errors(app)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "requests": batcher.requests, "batches": batcher.batches}
+
+    @app.get("/info")
+    async def get_info():
+        return info
+
+    # Documented, not validated: a response_model would run every answer through pydantic.
+    responses = {status: {"model": model, "description": what} for status, model, what in (
+        (200, PredictResponse, "each text's label and probabilities"), (400, ErrorResponse, "malformed JSON"),
+        (413, ErrorResponse, "too many texts, a text or the body too long"),
+        (422, ErrorResponse, "wrong types, an empty list, an empty or invalid text"),
+        (500, ErrorResponse, "the model failed"))}
+
+    @app.post("/predict", responses=responses, openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": predict_schema(cfg)}}}})
+    async def predict(request: Request):
+        """Each text's label and every class's probability, in input order."""
+        texts = parse_predict_body(await read_capped_body(request, cfg.max_body), cfg)
+        proba = await batcher.submit(texts)
+        space = clf.label_space_
+        return {"predictions": [{"label": label, "probabilities": space.scores(p)}
+                                for label, p in zip(space.decode(proba), proba)]}
+
+    return app
+
+
+def app_from_env():
+    """Factory for ``uvicorn --factory`` worker processes: model dir and limits from the environment."""
+    import torch
+
+    cfg = ServeConfig(**json.loads(os.environ.get("CONVTUNE_SERVE_CONFIG", "{}")))
+    app = create_app(os.environ["CONVTUNE_SERVE_DIR"], cfg)
+    # Workers share the cores: N processes with all cores each would oversubscribe them.
+    workers = int(os.environ.get("CONVTUNE_SERVE_WORKERS", "1"))
+    torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+    return app
+
+
+def run_server(model_dir: str | Path, cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
+               workers: int = 1) -> int:
+    """Serve until interrupted. Several workers are separate processes, each with its model copy."""
+    import uvicorn
+
+    from convtune.modeling.checkpoint import read_manifest
+
+    read_manifest(model_dir)                       # a wrong directory fails here, in one line
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {host}: reachable from other machines, with no authentication",
+              file=sys.stderr)
+    if workers < 1:
+        raise ConvtuneError("--workers must be at least 1")
+    print(f"convtune: serving {model_dir} on http://{host}:{port} (docs: /docs), {workers} worker(s)", flush=True)
+    if workers == 1:
+        uvicorn.run(create_app(model_dir, cfg), host=host, port=port, log_level="warning")
+    else:
+        os.environ["CONVTUNE_SERVE_DIR"] = str(Path(model_dir).resolve())
+        os.environ["CONVTUNE_SERVE_CONFIG"] = json.dumps(asdict(cfg))
+        os.environ["CONVTUNE_SERVE_WORKERS"] = str(workers)
+        uvicorn.run("convtune.deploy.serve:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning")
+    return 0
+
+
+def spawn_server(model_dir: str | Path, *options: str, timeout: float = 60.0):
+    """Start ``convtune serve`` in a child process on a free loopback port; wait until /health
+    answers. Returns (process, base URL); the caller terminates the process. Used by the tests
+    and bench/load_test.py."""
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tempfile.TemporaryFile()      # a file, not a pipe: a chatty server can never block on it
+    proc = subprocess.Popen([sys.executable, "-m", "convtune.cli", "serve", str(model_dir), "--port", str(port),
+                             *options], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise ConvtuneError(f"server exited during start-up: {log.read().decode()[-500:]}") from None
+            time.sleep(0.1)
+    proc.kill()
+    raise ConvtuneError(f"server did not answer /health within {timeout:.0f} s")

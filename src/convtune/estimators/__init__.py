@@ -1,0 +1,1 @@
+"""The scikit-learn surface: the transformer classifier, TF-IDF, TextCNN, ONNX, and their registry."""

@@ -1,0 +1,210 @@
+"""The surface every convtune classifier shares (transformer + head, TF-IDF baselines, TextCNN).
+
+scikit-learn's rules: `fit` returns self; `predict` returns a list of labels and
+`predict_proba` an (N, C) array whose columns follow `labels_`. A subclass implements `fit`,
+`predict_proba`, `save_into` and `_load_from`; saving, loading, prediction and evaluation
+are here, once.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from convtune._fs import atomic_dir
+from convtune._version import __version__
+from convtune.data.labels import (
+    LabelSpace,
+    check_labels,
+    label_list,
+    label_type,
+    warn_rare_classes,
+)
+from convtune.data.splits import carve
+from convtune.data.texts import TextSet, as_texts
+from convtune.errors import ConvtuneError
+from convtune.metrics import compute_metrics, text_report
+from convtune.modeling.checkpoint import read_manifest
+
+
+class TextClassifier(ClassifierMixin, BaseEstimator):
+    """Base class: labels_ and manifest_ are set by fit() or load()."""
+
+    kind = "base"  # written to convtune.json; load() dispatches on it
+    labels_: list[str] | None = None
+    manifest_: dict | None = None
+    label_type_: str = "str"  # "int" when fit() got integer labels: predict() gives ints back
+
+    # ---------------------------------------------------------------- to implement
+    def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
+            dev_labels: Sequence[str] | None = None) -> TextClassifier:
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def save_into(self, directory: Path) -> None:
+        """Write the fitted model into an existing (temporary) directory."""
+        raise NotImplementedError
+
+    @classmethod
+    def _load_from(cls, directory: Path, manifest: dict) -> TextClassifier:
+        raise NotImplementedError
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Constructor arguments, as given (scikit-learn's contract: `sklearn.base.clone`,
+        `GridSearchCV` and `cross_val_score` rebuild the estimator from these)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- shared
+    def _fit_data(self, texts, labels, dev_texts, dev_labels, seed: int) -> tuple[TextSet, TextSet]:
+        """fit()'s first step for every model: checked (train, dev); sets `labels_` (the label map)
+        and `label_type_` (ints given, ints predicted)."""
+        train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, seed)
+        self.label_type_ = label_type(labels)
+        return train, dev
+
+    def _manifest_head(self) -> dict:
+        """The keys every fitted model's convtune.json starts with; load() dispatches on "kind"."""
+        return {"kind": self.kind, "convtune_version": __version__, "label_type": self.label_type_}
+
+    def set_params(self, **params) -> TextClassifier:
+        """Change constructor arguments (re-initialises: a fitted model is dropped)."""
+        current = self.get_params()
+        unknown = sorted(set(params) - set(current))
+        if unknown:
+            raise ValueError(f"unknown parameters for {type(self).__name__}: {', '.join(unknown)}")
+        self.__init__(**(current | params))
+        return self
+
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        # scikit-learn's repr cannot tell set training options from defaults (they arrive as
+        # **kwargs), so compare with a default-constructed estimator instead.
+        try:
+            defaults = type(self)().get_params()
+        except TypeError:  # not constructible without arguments (an ONNX export)
+            return super().__repr__(N_CHAR_MAX)
+        changed = {k: v for k, v in self.get_params().items() if k not in defaults or defaults[k] != v}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    @property
+    def label_space_(self) -> LabelSpace:
+        """The fitted labels, their order and type: what every interface decodes predictions with."""
+        self._check_fitted()
+        return LabelSpace(tuple(self.labels_), self.label_type_)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The labels as fit() got them (str or int), in the order of `predict_proba`'s columns."""
+        return np.asarray(self.label_space_.values)
+
+    def hyperparameters(self) -> dict:
+        """What a run records: the head's name and the parameters as fitted (defaults resolved)."""
+        return {"head": self.kind, **self.get_params()}
+
+    def describe(self) -> dict:
+        """What a report calls this model: encoder, head, mode, seed."""
+        p = self.hyperparameters()
+        return {"encoder": p.get("encoder"), "head": p["head"], "mode": p.get("mode", "from scratch"),
+                "seed": p.get("seed")}
+
+    def training_summary(self) -> dict:
+        """Time, best epoch and per-epoch history of the last fit (epoch-less models: empty)."""
+        r = getattr(self, "result_", None)
+        if r is None:
+            return {"train_seconds": getattr(self, "train_seconds_", None), "best_epoch": None,
+                    "bf16": False, "history": [], "step_losses": []}
+        return {"train_seconds": r.train_seconds, "best_epoch": r.best_epoch, "bf16": r.bf16,
+                "history": r.history, "step_losses": r.step_losses}
+
+    def _check_fitted(self) -> None:
+        if self.labels_ is None:
+            raise ConvtuneError("this classifier is not trained yet: call fit() or convtune.load()")
+
+    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list:
+        """The most probable label of each text: strings, or ints if fit() was given ints."""
+        self._check_fitted()
+        return self.label_space_.decode(self.predict_proba(texts, batch_size))
+
+    def _predict_labels(self, texts: Sequence[str], batch_size: int | None = None) -> list[str]:
+        """Predicted labels as stored (strings), for comparing with a TextSet's labels."""
+        return [self.labels_[i] for i in self.predict_proba(texts, batch_size).argmax(axis=1)]
+
+    def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
+        """Metrics on labelled texts: accuracy, macro-F1, per class, confusion matrix, report."""
+        self._check_fitted()
+        data = as_set(texts, labels, "evaluation data")
+        check_labels(data, self.labels_, "evaluation data")
+        pred = self._predict_labels(data.texts)
+        out = compute_metrics(data.labels, pred, self.labels_)
+        out["report"] = text_report(data.labels, pred, self.labels_)
+        return out
+
+    def save(self, path: str | Path, overwrite: bool = False) -> None:
+        """Save atomically: a temporary directory renamed to `path` when complete."""
+        self._check_fitted()
+        with atomic_dir(path, overwrite) as tmp:
+            self.save_into(tmp)
+
+    @classmethod
+    def _loadable(cls) -> list[type[TextClassifier]]:
+        """The classes `cls.load()` may return: itself and its subclasses (the transformer adds
+        its ONNX export)."""
+        return [cls, *_subclasses(cls)]
+
+    @classmethod
+    def load(cls, path: str | Path) -> TextClassifier:
+        """Rebuild a saved classifier of this class; runs no code from the directory.
+        `convtune.load()` loads any kind."""
+        manifest = read_manifest(path)
+        kind = manifest.get("kind", "transformer")
+        classes = {c.kind: c for c in cls._loadable()}
+        if kind not in classes:
+            raise ConvtuneError(f"{path} holds a {kind} model; load it with convtune.load()")
+        return load_as(classes[kind], path, manifest)
+
+
+def load_as(target: type[TextClassifier], path: str | Path, manifest: dict) -> TextClassifier:
+    """`target._load_from`, with a damaged directory as one line instead of a traceback."""
+    try:
+        clf = target._load_from(Path(path), manifest)
+        # An ONNX export keeps its source model's manifest under "source".
+        clf.label_type_ = manifest.get("label_type") or manifest.get("source", {}).get("label_type", "str")
+        return clf
+    except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile, SafetensorError) as e:
+        # A hand-edited, truncated or missing file in the directory (convtune.json, weights,
+        # vocabulary): one line naming the directory, not a traceback.
+        raise ConvtuneError(f"{path}: damaged model directory ({type(e).__name__}: {e})") from None
+
+
+def _subclasses(cls) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub] + _subclasses(sub)
+    return out
+
+
+def train_dev(texts, labels, dev_texts, dev_labels, seed: int) -> tuple[TextSet, TextSet, list[str]]:
+    """(train, dev, label map) for fit(): checked inputs, dev = stratified 10% of train if not given."""
+    train = as_set(texts, labels, "training data")
+    label_map = label_list(train)
+    warn_rare_classes(train)
+    if dev_texts is None:
+        train, dev = carve(train, (0.9, 0.1), ("training", "dev"), seed)
+    else:
+        dev = as_set(dev_texts, dev_labels, "dev data")
+        check_labels(dev, label_map, "dev data")
+    return train, dev, label_map
+
+
+def as_set(texts, labels, what: str) -> TextSet:
+    """Texts and labels as a TextSet; rejects length mismatches and empty texts."""
+    texts = as_texts(texts, empty_ok=False, where=f"{what}: ")
+    if labels is None or len(labels) != len(texts):
+        raise ConvtuneError(f"{what}: {len(texts)} texts but {0 if labels is None else len(labels)} labels")
+    return TextSet(texts, [str(y) for y in labels])

@@ -1,0 +1,93 @@
+"""An exported model directory (``convtune export``) served by ONNX Runtime, no PyTorch model.
+
+Same surface as every convtune classifier: ``predict`` / ``predict_proba`` / ``evaluate``;
+``convtune.load(DIR)`` and ``Classifier.load(DIR)`` both return it for an exported directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from convtune._fs import inside
+from convtune.data.batching import batched_logits, collate, tokenize
+from convtune.data.labels import softmax
+from convtune.data.texts import as_texts
+from convtune.errors import ConvtuneError
+from convtune.estimators.base import TextClassifier
+from convtune.modeling.encoders import check_vocabulary
+from convtune.runtime import usable_cores
+
+
+class OnnxClassifier(TextClassifier):
+    """Prediction-only classifier over ``model.onnx`` (fp32 or int8) and its tokenizer."""
+
+    kind = "onnx"
+
+    def __init__(self, session, tokenizer, labels: list[str], max_length: int, manifest: dict,
+                 batch_size: int = 64):
+        self.session_ = session
+        self.tokenizer_ = tokenizer
+        self.labels_ = list(labels)
+        self.max_length = max_length
+        self.manifest_ = manifest
+        self.batch_size = batch_size
+
+    def fit(self, *args, **kwargs):
+        raise ConvtuneError("an exported ONNX model cannot be trained; train the source model instead")
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities, shape (N, C), columns in the order of `labels_`."""
+        texts = as_texts(texts)
+        enc = tokenize(self.tokenizer_, texts, self.max_length)
+        pad = self.tokenizer_.pad_token_id
+
+        def forward(idx: list[int]) -> torch.Tensor:
+            ids, mask = collate([enc.ids[i] for i in idx], pad)
+            (logits,) = self.session_.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+            return torch.from_numpy(logits)
+
+        return softmax(batched_logits(forward, enc.lengths(), batch_size or self.batch_size,
+                                      desc="predict" if len(texts) > 2000 else None))
+
+    def save_into(self, directory: Path) -> None:
+        raise ConvtuneError("an exported model is saved by convtune export; copy its directory instead")
+
+    @classmethod
+    def _load_from(cls, path: Path, manifest: dict) -> OnnxClassifier:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        path = Path(path)
+        model_file = inside(path, manifest.get("onnx", {}).get("file", "model.onnx"))
+        if not model_file.is_file():
+            raise ConvtuneError(f"{path}: exported model has no {model_file.name}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = usable_cores()
+        try:
+            session = ort.InferenceSession(str(model_file), opts, providers=["CPUExecutionProvider"])
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
+        except Exception as e:  # ORT raises its own exception types for a bad graph
+            raise ConvtuneError(f"cannot load exported model {path}: {str(e).splitlines()[0]}") from None
+        rows = manifest.get("onnx", {}).get("vocab_rows")  # exports before the ninth session lack it
+        if rows is not None:
+            check_vocabulary(path, len(tokenizer), rows)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "right"
+        source = manifest["source"]["model"]
+        return cls(session, tokenizer, source["labels"], source["max_length"], manifest)
+
+    def get_params(self, deep: bool = True) -> dict:
+        """What the export came from (an exported model is not re-fitted, so not cloned)."""
+        return self.hyperparameters()
+
+    def hyperparameters(self) -> dict:
+        source = self.manifest_["source"]["model"]
+        int8 = self.manifest_.get("onnx", {}).get("int8", False)
+        return {"encoder": source["encoder"], "head": source["head"],
+                "mode": f"onnx{'-int8' if int8 else ''}", "max_length": self.max_length,
+                "seed": self.manifest_["source"].get("train", {}).get("seed")}

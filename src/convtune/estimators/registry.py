@@ -1,0 +1,61 @@
+"""Every kind of estimator by name: the one module that knows them all.
+
+    KINDS             kind in convtune.json -> class (load() dispatches on it)
+    HEADS             what `--head` accepts: a transformer head, a TF-IDF baseline, TextCNN
+    load(path)        any saved model or ONNX export
+    make_estimator    the estimator for a head name, from keyword options (CLI, compare, bench)
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from convtune.errors import ConvtuneError
+from convtune.estimators.base import TextClassifier, load_as
+from convtune.estimators.onnx import OnnxClassifier
+from convtune.estimators.textcnn import TextCNNClassifier
+from convtune.estimators.tfidf import TfidfClassifier
+from convtune.estimators.transformer import Classifier
+from convtune.modeling.checkpoint import read_manifest
+from convtune.training.loop import TrainConfig
+
+KINDS: dict[str, type[TextClassifier]] = {
+    c.kind: c for c in (Classifier, TfidfClassifier, TextCNNClassifier, OnnxClassifier)}
+TRANSFORMER_HEADS = ("cnn", "cnn+pool", "linear")
+HEADS = (*TRANSFORMER_HEADS, "tfidf-svm", "tfidf-nb", "textcnn")
+
+
+def load(path: str | Path) -> TextClassifier:
+    """Load any saved convtune model (transformer, TF-IDF, TextCNN or an ONNX export)."""
+    manifest = read_manifest(path)
+    kind = manifest.get("kind", "transformer")
+    if kind not in KINDS:
+        raise ConvtuneError(f"{path}: unknown model kind {kind!r}")
+    return load_as(KINDS[kind], path, manifest)
+
+
+def _accepted(cls: type[TextClassifier]) -> set[str]:
+    """Keyword options `cls(...)` takes: its own parameters, plus TrainConfig's fields for the
+    neural ones (they take **train_options)."""
+    params = inspect.signature(cls.__init__).parameters
+    names = {n for n, p in params.items() if n != "self" and p.kind is not p.VAR_KEYWORD}
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        names |= set(TrainConfig.__dataclass_fields__)
+    return names
+
+
+def make_estimator(head: str, **options) -> TextClassifier:
+    """The estimator for `head` (see HEADS). Options set to None, and those this kind does not
+    take (an encoder for TF-IDF), are left out, so that one set of options can build every kind
+    of a comparison grid and each keeps its own defaults for the rest."""
+    if head not in HEADS:
+        raise ConvtuneError(f"unknown head {head!r}; choose {', '.join(HEADS)}")
+    if head.startswith("tfidf-"):
+        cls, options = TfidfClassifier, dict(options, model=head.split("-", 1)[1])
+    elif head == "textcnn":
+        cls = TextCNNClassifier
+    else:
+        cls, options = Classifier, dict(options, head=head)
+    given = {k: v for k, v in options.items() if v is not None and k in _accepted(cls)}
+    return cls(**given)

@@ -1,0 +1,153 @@
+"""TF-IDF + linear SVM / multinomial naive Bayes, behind the same surface as the transformer.
+
+English gets word 1-2-grams (optional English stop-word removal); Chinese, detected from the
+training texts, gets character 1-3-grams. SVM probabilities come from a softmax calibration
+fitted on the dev split's decision scores (held-out data, as scikit-learn's prefit calibration
+does). Saved as JSON (vectorizer parameters and vocabulary) + npz (idf and linear weights):
+prediction is a sparse matrix product, no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from convtune._fs import write_json
+from convtune.data.labels import softmax
+from convtune.data.texts import as_texts, looks_chinese
+from convtune.errors import ConvtuneError
+from convtune.estimators.base import TextClassifier
+from convtune.modeling.checkpoint import CONFIG_NAME, FORMAT_VERSION
+
+WEIGHTS_NAME = "tfidf.npz"
+VOCAB_NAME = "vocabulary.json"
+
+
+class TfidfClassifier(TextClassifier):
+    """TF-IDF features with a linear SVM (`model="svm"`) or multinomial NB (`model="nb"`)."""
+
+    kind = "tfidf"
+
+    def __init__(self, model: str = "svm", analyzer: str = "auto", stop_words: bool = False,
+                 C: float = 1.0, alpha: float = 0.1, min_df: int = 1, seed: int = 42):
+        if model not in ("svm", "nb"):
+            raise ConvtuneError(f"unknown TF-IDF model {model!r}; choose svm or nb")
+        if analyzer not in ("auto", "word", "char"):
+            raise ConvtuneError(f"analyzer must be auto, word or char, not {analyzer!r}")
+        self.model, self.analyzer, self.stop_words = model, analyzer, stop_words
+        self.C, self.alpha, self.min_df, self.seed = C, alpha, min_df, seed
+        self.vectorizer_ = None
+        self.coef_: np.ndarray | None = None       # (C, V) log-probabilities (nb) or SVM weights
+        self.intercept_: np.ndarray | None = None  # (C,)
+        self.calib_: tuple[np.ndarray, np.ndarray] | None = None  # SVM: scores -> logits (A, b)
+        self.labels_ = None
+        self.train_seconds_: float | None = None
+
+    def _vectorizer_params(self, texts: Sequence[str]) -> dict:
+        char = self.analyzer == "char" or (self.analyzer == "auto" and looks_chinese(list(texts)))
+        if char:
+            return {"analyzer": "char_wb", "ngram_range": [1, 3], "min_df": self.min_df, "sublinear_tf": True}
+        return {"analyzer": "word", "ngram_range": [1, 2], "min_df": self.min_df, "sublinear_tf": True,
+                "stop_words": "english" if self.stop_words else None,
+                "token_pattern": r"(?u)\b\w+\b"}  # keep 1-letter words: "i", "a" carry signal in short texts
+
+    def fit(self, texts, labels, dev_texts=None, dev_labels=None) -> TfidfClassifier:
+        """Fit vectorizer and classifier on train; calibrate SVM scores on dev (10% of train if none)."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        start = time.perf_counter()
+        train, dev = self._fit_data(texts, labels, dev_texts, dev_labels, self.seed)
+        params = self._vectorizer_params(train.texts)
+        self.vectorizer_ = TfidfVectorizer(**{**params, "ngram_range": tuple(params["ngram_range"])})
+        X = self.vectorizer_.fit_transform(train.texts)
+        y = np.array([self.labels_.index(t) for t in train.labels])
+        self._fit_model(X, y)
+        if self.model == "svm":
+            self._calibrate(self.vectorizer_.transform(dev.texts),
+                            np.array([self.labels_.index(t) for t in dev.labels]))
+        self.train_seconds_ = round(time.perf_counter() - start, 3)
+        self.manifest_ = self._manifest(params)
+        return self
+
+    def _fit_model(self, X, y) -> None:
+        if self.model == "nb":
+            from sklearn.naive_bayes import MultinomialNB
+
+            nb = MultinomialNB(alpha=self.alpha).fit(X, y)
+            self.coef_, self.intercept_ = nb.feature_log_prob_, nb.class_log_prior_
+            return
+        from sklearn.svm import LinearSVC
+
+        svm = LinearSVC(C=self.C, random_state=self.seed).fit(X, y)
+        coef, intercept = svm.coef_, svm.intercept_
+        if coef.shape[0] == 1:  # binary: one score s for class 1; use (-s, s) so classes are symmetric
+            coef, intercept = np.vstack([-coef, coef]), np.array([-intercept[0], intercept[0]])
+        self.coef_, self.intercept_ = coef, intercept
+
+    def _scores(self, X) -> np.ndarray:
+        return np.asarray(X @ self.coef_.T) + self.intercept_
+
+    def _calibrate(self, X_dev, y_dev) -> None:
+        """Multinomial logistic regression from SVM scores to classes, fitted on dev."""
+        from sklearn.linear_model import LogisticRegression
+
+        lr = LogisticRegression(C=10.0, max_iter=1000).fit(self._scores(X_dev), y_dev)
+        A, b = lr.coef_, lr.intercept_
+        if A.shape[0] == 1:  # binary LR gives one row: turn it into two symmetric logits
+            A, b = np.vstack([-A / 2, A / 2]), np.array([-b[0] / 2, b[0] / 2])
+        if len(lr.classes_) != len(self.labels_):
+            raise ConvtuneError("dev split lacks some classes: cannot calibrate SVM probabilities")
+        self.calib_ = (A, b)
+
+    def predict_proba(self, texts, batch_size=None) -> np.ndarray:
+        """Class probabilities (N, C), columns in the order of `labels_`."""
+        self._check_fitted()
+        scores = self._scores(self.vectorizer_.transform(as_texts(texts)))
+        if self.model == "svm":
+            A, b = self.calib_
+            scores = scores @ A.T + b
+        return softmax(scores)
+
+    def _manifest(self, params: dict) -> dict:
+        return {**self._manifest_head(),
+                "model": {"head": f"tfidf-{self.model}", "labels": self.labels_, "vectorizer": params,
+                          "C": self.C, "alpha": self.alpha, "seed": self.seed},
+                "training": {"train_seconds": self.train_seconds_}}
+
+    def save_into(self, directory: Path) -> None:
+        self._check_fitted()
+        vocab = {term: int(i) for term, i in self.vectorizer_.vocabulary_.items()}
+        (Path(directory) / VOCAB_NAME).write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        arrays = {"idf": self.vectorizer_.idf_, "coef": self.coef_, "intercept": self.intercept_}
+        if self.calib_ is not None:
+            arrays.update(calib_A=self.calib_[0], calib_b=self.calib_[1])
+        np.savez(Path(directory) / WEIGHTS_NAME, **arrays)
+        write_json(Path(directory) / CONFIG_NAME, dict(self.manifest_, format_version=FORMAT_VERSION))
+
+    @classmethod
+    def _load_from(cls, directory: Path, manifest: dict) -> TfidfClassifier:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        m = manifest["model"]
+        clf = cls(model=m["head"].split("-", 1)[1], C=m["C"], alpha=m["alpha"], seed=m["seed"])
+        vocab = json.loads((directory / VOCAB_NAME).read_text(encoding="utf-8"))
+        with np.load(directory / WEIGHTS_NAME, allow_pickle=False) as z:
+            params = {**m["vectorizer"], "ngram_range": tuple(m["vectorizer"]["ngram_range"])}
+            clf.vectorizer_ = TfidfVectorizer(**params, vocabulary=vocab)
+            clf.vectorizer_.idf_ = z["idf"]
+            clf.coef_, clf.intercept_ = z["coef"], z["intercept"]
+            if "calib_A" in z:
+                clf.calib_ = (z["calib_A"], z["calib_b"])
+        clf.labels_, clf.manifest_ = list(m["labels"]), manifest
+        return clf
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {"model": self.model, "analyzer": self.analyzer, "stop_words": self.stop_words,
+                "C": self.C, "alpha": self.alpha, "min_df": self.min_df, "seed": self.seed}
+
+    def hyperparameters(self) -> dict:
+        return {"head": f"tfidf-{self.model}", **self.get_params()}

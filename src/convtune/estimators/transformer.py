@@ -1,0 +1,176 @@
+"""The `Classifier` facade: scikit-learn-style fit / predict / predict_proba / evaluate,
+plus save / load that keep the label map with the weights.
+
+    clf = Classifier(encoder="minilm-l6", head="cnn", mode="finetune", epochs=3)
+    clf.fit(train_texts, train_labels, dev_texts, dev_labels)
+    clf.predict(["free entry! text WIN to 80086"])   # -> ["spam"]
+    clf.save("runs/sms"); Classifier.load("runs/sms").predict_proba([...])  # (N, C) array
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from convtune.data.batching import predict_logits, tokenize
+from convtune.data.labels import softmax
+from convtune.data.texts import as_texts
+from convtune.errors import ConvtuneError
+from convtune.estimators.base import TextClassifier
+from convtune.modeling.checkpoint import save_model
+from convtune.modeling.encoders import (
+    DEFAULT_ENCODER,
+    default_lr,
+    encoder_identity,
+    resolve_encoder,
+)
+from convtune.modeling.heads import check_head_config
+from convtune.modeling.model import ModelConfig, build_model, load_model
+from convtune.runtime import set_threads, use_bf16
+from convtune.training.callbacks import Callback
+from convtune.training.loop import TrainConfig, TrainResult, fit, seed_everything
+
+# TrainConfig fields that describe this machine, not the model: never saved with it.
+RUNTIME_SETTINGS = ("cache",)
+
+
+class Classifier(TextClassifier):
+    """A pretrained encoder with a CNN (or linear) head, trained on labelled texts."""
+
+    kind = "transformer"
+
+    def __init__(self, encoder: str = DEFAULT_ENCODER, head: str = "cnn", mode: str = "finetune",
+                 max_length: int | None = None, head_config: dict | None = None, layers: int = 1,
+                 **train_options):
+        if head not in ("cnn", "cnn+pool", "linear"):
+            raise ConvtuneError(f"unknown head {head!r}; choose cnn, cnn+pool or linear")
+        if layers < 1:
+            raise ConvtuneError("layers must be at least 1")
+        if mode not in ("finetune", "frozen"):
+            raise ConvtuneError(f"unknown mode {mode!r}; choose finetune or frozen")
+        if max_length is not None and max_length < 2:
+            raise ConvtuneError("max_length must be at least 2 (room for the special tokens)")
+        known = {f.name for f in fields(TrainConfig)}
+        unknown = sorted(set(train_options) - known)
+        if unknown:
+            raise TypeError(f"unknown training options: {', '.join(unknown)}")
+        self.encoder = encoder
+        self.head = head
+        self.mode = mode
+        self.max_length = max_length
+        self.layers = layers
+        self.head_config = head_config  # kept as given (scikit-learn's clone checks identity)
+        check_head_config(head, dict(head_config or {}))
+        self.train_config = TrainConfig(**train_options)
+        self.train_config_: TrainConfig | None = None  # fitted: the encoder lr resolved
+        self.max_length_: int | None = None  # fitted: max_length, or 128 capped at the encoder's limit
+        self.model_ = None
+        self.tokenizer_ = None
+        self.labels_: list[str] | None = None
+        self.result_: TrainResult | None = None
+        self.manifest_: dict | None = None
+
+    # ------------------------------------------------------------------ training
+    def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
+            dev_labels: Sequence[str] | None = None, callbacks: Sequence[Callback] = ()) -> Classifier:
+        """Train on (texts, labels); early-stop on the dev set (10% of train if none given).
+        `callbacks` (convtune.callbacks.Callback) see every step and every epoch's dev scores."""
+        set_threads()
+        train, dev = self._fit_data(texts, labels, dev_texts, dev_labels, self.train_config.seed)
+        config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
+                             head_config=dict(self.head_config or {}), mode=self.mode,
+                             max_length=self.max_length, layers=self.layers)
+        encoder_dir = resolve_encoder(self.encoder)
+        self.train_config_ = replace(self.train_config, lr=self.train_config.lr or default_lr(self.encoder))
+        seed_everything(self.train_config.seed)  # the head's initial weights depend on it
+        self.model_, self.tokenizer_ = build_model(config, encoder_dir)
+        self.max_length_ = config.max_length
+        if self.train_config.freeze_embeddings:
+            # me5-small's 250k-piece vocabulary is 96M of its 118M parameters: fixed, they need
+            # no gradient and no AdamW state, and each step skips their update.
+            self.model_.encoder.get_input_embeddings().requires_grad_(False)
+        store = self._state_store(encoder_dir)
+        try:
+            self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config_,
+                               self.max_length_, store=store, callbacks=callbacks)
+        finally:
+            if store is not None:
+                store.close()
+        self.manifest_ = self._manifest(config)
+        return self
+
+    def _state_store(self, encoder_dir: Path):
+        """The token-state cache for frozen mode (None when fine-tuning or turned off)."""
+        if self.mode != "frozen" or self.train_config.cache == "off":
+            return None
+        from convtune.paths import default_cache_root
+        from convtune.training.state_cache import StateStore, encoder_key
+
+        root = default_cache_root() if self.train_config.cache == "auto" else Path(self.train_config.cache)
+        hidden = self.model_.encoder.config.hidden_size
+        return StateStore(root, encoder_key(Path(encoder_dir), self.max_length_), hidden, self.layers)
+
+    def _manifest(self, config: ModelConfig) -> dict:
+        """convtune.json: portable, so no path of this machine (the encoder by name and version,
+        no cache directory: where the token states were cached is a runtime setting)."""
+        r = self.result_
+        identity = encoder_identity(self.encoder)
+        train = {k: v for k, v in self.train_config_.to_dict().items() if k not in RUNTIME_SETTINGS}
+        return {**self._manifest_head(), "model": dict(config.to_dict(), encoder=identity["name"]),
+                "train": train, "encoder_info": identity,
+                "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
+                             "bf16": r.bf16, "cache_seconds": r.cache_seconds, "history": r.history}}
+
+    # ------------------------------------------------------------------ prediction
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities, shape (N, C), columns in the order of `labels_`."""
+        self._check_fitted()
+        texts = as_texts(texts)
+        enc = tokenize(self.tokenizer_, texts, self.max_length_)
+        logits = predict_logits(self.model_, enc, self.tokenizer_.pad_token_id,
+                                batch_size or self.train_config.eval_batch_size,
+                                use_bf16(self.train_config.bf16),
+                                desc="predict" if len(texts) > 2000 else None)
+        return softmax(logits)
+
+    # ------------------------------------------------------------------ persistence
+    def save_into(self, directory: Path) -> None:
+        """Write the model into an existing directory (used inside an atomic save)."""
+        self._check_fitted()
+        save_model(Path(directory), self.model_, self.tokenizer_, self.manifest_)
+
+    @classmethod
+    def _load_from(cls, path: Path, manifest: dict) -> Classifier:
+        model, tokenizer, manifest = load_model(path, manifest)
+        m = manifest["model"]
+        train_options = {k: v for k, v in manifest.get("train", {}).items()
+                         if k in {f.name for f in fields(TrainConfig)}}
+        clf = cls(encoder=m["encoder"], head=m["head"], mode=m["mode"], max_length=m["max_length"],
+                  head_config=m["head_config"], layers=m.get("layers", 1), **train_options)
+        clf.model_, clf.tokenizer_, clf.labels_, clf.manifest_ = model, tokenizer, list(m["labels"]), manifest
+        clf.max_length_ = m["max_length"]
+        set_threads()
+        return clf
+
+    @classmethod
+    def _loadable(cls) -> list[type[TextClassifier]]:
+        from convtune.estimators.onnx import (
+            OnnxClassifier,  # an export loads as its source model
+        )
+
+        return [*super()._loadable(), OnnxClassifier]
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {"encoder": self.encoder, "head": self.head, "mode": self.mode,
+                "max_length": self.max_length, "head_config": self.head_config, "layers": self.layers,
+                **asdict(self.train_config)}
+
+    def hyperparameters(self) -> dict:
+        p = self.get_params()
+        if self.manifest_ is not None:  # as fitted: the head's full config, max length and encoder lr used
+            m = self.manifest_["model"]
+            p |= {"head_config": m["head_config"], "max_length": m["max_length"], **self.manifest_["train"]}
+        return p

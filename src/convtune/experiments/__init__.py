@@ -1,0 +1,1 @@
+"""Runs, comparisons over seeds, reports, plots and the benchmark against the peers."""

@@ -1,0 +1,139 @@
+"""The comparison report: pictures, report.md and a self-contained report.html."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+
+import numpy as np
+
+from convtune.experiments.plots import _pyplot, plot_confusion
+
+
+def safe_name(config: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", config)
+
+
+def plot_learning_curves(runs: list[dict], path: Path) -> bool:
+    """Dev accuracy per epoch, mean over seeds, one line per config (epoch-less models skipped)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    drawn = False
+    for name in dict.fromkeys(r["config"] for r in runs):
+        curves = [[h["dev_accuracy"] for h in r["history"]] for r in runs if r["config"] == name and r["history"]]
+        if not curves:
+            continue
+        n = max(len(c) for c in curves)
+        mean = [np.mean([c[i] for c in curves if len(c) > i]) for i in range(n)]
+        ax.plot(range(1, n + 1), mean, marker="o", label=name)
+        drawn = True
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("dev accuracy (mean over seeds)")
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return drawn
+
+
+def plot_accuracy_vs_time(rows: list[dict], path: Path) -> None:
+    """Mean test accuracy against mean training time (log scale), error bars = std over seeds."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for r in rows:
+        (t, ts), (a, as_) = r["train_seconds"], r["accuracy"]
+        ax.errorbar(t, a, xerr=ts, yerr=as_, fmt="o", capsize=3)
+        ax.annotate(r["config"], (t, a), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("training time, s (log)")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_pictures(runs: list[dict], rows: list[dict], out: Path) -> list[str]:
+    """All PNGs of the report; returns their file names in display order."""
+    names = []
+    if plot_learning_curves(runs, out / "learning_curves.png"):
+        names.append("learning_curves.png")
+    plot_accuracy_vs_time(rows, out / "accuracy_vs_time.png")
+    names.append("accuracy_vs_time.png")
+    for r in rows:
+        rs = [x for x in runs if x["config"] == r["config"]]
+        if any(x["confusion_matrix"] is None for x in rs):  # too many classes for a dense matrix
+            continue
+        total = np.sum([x["confusion_matrix"] for x in rs], axis=0).tolist()
+        name = f"confusion_{safe_name(r['config'])}.png"
+        plot_confusion(total, rs[0]["labels"], out / name, f"{r['config']} (summed over {len(rs)} seeds)")
+        names.append(name)
+    return names
+
+
+def _pm(x: tuple[float, float], scale: float = 100, digits: int = 2) -> str:
+    return f"{x[0] * scale:.{digits}f} ± {x[1] * scale:.{digits}f}"
+
+
+def render_markdown(res: dict, pictures: list[str]) -> str:
+    o = res["options"]
+    lines = [f"# convtune compare: {res['dataset']}", "",
+             f"Encoder `{o['encoder']}`, max length {o['max_length']}, seeds {res['seeds']}, split seed "
+             f"{res['split']['seed']} ({res['split']['method']}; train {res['split']['train']['size']}, dev "
+             f"{res['split']['dev']['size']}, test {res['split']['test']['size']}). Command: `{res['command']}`", "",
+             "| configuration | seeds | test accuracy % | test macro-F1 % | train s | predict texts/s |",
+             "|---|---|---|---|---|---|"]
+    for r in sorted(res["summary"], key=lambda r: -r["accuracy"][0]):
+        lines.append(f"| {r['config']} | {r['seeds']} | {_pm(r['accuracy'])} | {_pm(r['macro_f1'])} | "
+                     f"{_pm(r['train_seconds'], 1, 1)} | {r['texts_per_s'][0]:.0f} |")
+    lines += ["", "## Paired tests (same test texts)", ""]
+    for t in res["paired_tests"]:
+        b = t["bootstrap"]
+        per = "; ".join(f"seed {s}: {m['a_only']} vs {m['b_only']}, p = {m['p_value']:.3g}"
+                        for s, m in t["mcnemar_per_seed"].items())
+        lines += [f"**{t['a']} vs {t['b']}**: accuracy difference {b['mean_diff'] * 100:+.2f} points "
+                  f"(paired bootstrap 95% CI {b['ci95'][0] * 100:+.2f} to {b['ci95'][1] * 100:+.2f}). "
+                  f"McNemar exact, texts only {t['a']} / only {t['b']} got right: {per}.", ""]
+    if not res["paired_tests"]:
+        lines += ["(no CNN / linear pair in this grid)", ""]
+    lines += ["## Pictures", ""] + [f"![{p}]({p})" for p in pictures] + [""]
+    return "\n".join(lines)
+
+
+def render_html(markdown: str, out: Path) -> str:
+    """A minimal self-contained HTML page from our own markdown (tables, headings, images inlined)."""
+    body, table = [], []
+
+    def flush():
+        if table:
+            rows = [r for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
+            cells = [[html.escape(c.strip()) for c in r.strip("|").split("|")] for r in rows]
+            head = "".join(f"<th>{c}</th>" for c in cells[0])
+            rest = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in cells[1:])
+            body.append(f"<table><tr>{head}</tr>{rest}</table>")
+            table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if m := re.match(r"!\[(.*)\]\((.*)\)", line):
+            data = base64.b64encode((out / m.group(2)).read_bytes()).decode()
+            body.append(f'<img alt="{html.escape(m.group(1))}" src="data:image/png;base64,{data}">')
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+        elif line.strip():
+            text = html.escape(line)
+            text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+            text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+            body.append(f"<p>{text}</p>")
+    flush()
+    style = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%;display:block;margin:1em 0}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>convtune compare</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"

@@ -1,0 +1,77 @@
+"""A training run from start to finish: fit, evaluate dev and test, write the run directory.
+
+The run directory (model + metrics.json + split.json + plots) is built in a temporary
+directory and renamed into place only when everything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from convtune._fs import atomic_dir, write_json
+from convtune.data.labels import check_labels, label_list
+from convtune.data.splits import Splits, subsample
+from convtune.estimators.base import TextClassifier
+from convtune.estimators.registry import load
+from convtune.experiments.plots import plot_confusion_of, plot_training
+
+
+def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: bool = False,
+              train_limit: int | None = None) -> dict:
+    """Train `clf` on `splits`, report dev / test, save everything under `out`; return metrics."""
+    train = subsample(splits.train, train_limit, splits.record["seed"])
+    if len(train) < len(splits.train):
+        splits.record["train_limit"] = train_limit
+    labels = label_list(train)
+    check_labels(splits.dev, labels, "dev split")
+    if splits.test is not None:
+        check_labels(splits.test, labels, "test split")
+    # Fail on an existing --out before spending minutes on training.
+    with atomic_dir(out, overwrite) as tmp:
+        wall = time.perf_counter()
+        clf.fit(train.texts, train.labels, splits.dev.texts, splits.dev.labels)
+        summary = clf.training_summary()
+        step_losses = summary.pop("step_losses")
+        metrics = {"dataset": splits.name, **clf.describe(), "train_size": len(train),
+                   "labels": clf.labels_, **summary, "hyperparameters": clf.hyperparameters()}
+        reports = {}
+        for part in ("dev", "test"):
+            data = getattr(splits, part)
+            if data is None:
+                continue
+            m = clf.evaluate(data.texts, data.labels)
+            reports[part] = m.pop("report")
+            metrics[part] = m
+            plot_confusion_of(m, tmp / f"confusion_matrix{'' if part == 'test' else '_dev'}.png",
+                              f"{splits.name} {part}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
+        metrics["wall_seconds"] = round(time.perf_counter() - wall, 2)
+        clf.save_into(tmp)
+        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "split.json", splits.describe())
+        if metrics["history"]:
+            plot_training(metrics["history"], step_losses, tmp / "training_curve.png")
+        final = "test" if "test" in reports else "dev"
+        tqdm.write(f"\n{splits.name} {final} report ({metrics['head']} head, {metrics['mode']}):\n{reports[final]}")
+    return metrics
+
+
+def eval_name(spec: str) -> str:
+    """File-name-safe tag for eval-<tag>.json."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(spec).stem if Path(spec).exists() else spec)
+
+
+def evaluate_run(model_dir: str | Path, data, spec: str) -> dict:
+    """Evaluate a saved model on labelled data; writes DIR/eval-<spec>.json (atomically)."""
+    clf = load(model_dir)
+    m = clf.evaluate(data.texts, data.labels)
+    m["dataset"] = spec
+    path = Path(model_dir) / f"eval-{eval_name(spec)}.json"
+    tmp = path.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(m, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return m

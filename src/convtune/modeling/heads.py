@@ -1,0 +1,198 @@
+"""Classification heads over token states: pure nn.Modules, no I/O.
+
+Every head takes token states ``h`` of shape (B, T, H) and the attention mask (B, T) with
+1 for real tokens and 0 for padding, and returns logits (B, C). Padding never influences the
+result: a text gives the same logits whatever length its batch was padded to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convtune.errors import ConvtuneError
+
+# Far past any useful head, and far below what would exhaust memory: `--filters 1000000000`
+# or `num_filters: 1e9` in an edited convtune.json is refused before anything is allocated.
+MAX_FILTERS = 4096
+MAX_KERNEL = 64
+MAX_WIDTHS = 16
+
+
+def check_dropout(p: float) -> None:
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), not {p!r}")
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass
+class CNNHeadConfig:
+    """Kim-style convolutions over token states."""
+
+    kernel_sizes: list[int] = field(default_factory=lambda: [2, 3, 4])
+    num_filters: int = 128          # per kernel width
+    pooling: str = "max"            # max | mean | both
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        widths = list(self.kernel_sizes) if isinstance(self.kernel_sizes, (list, tuple)) else None
+        if not widths or len(widths) > MAX_WIDTHS or not all(_whole(k) and 1 <= k <= MAX_KERNEL for k in widths):
+            raise ValueError(f"kernel sizes must be 1 to {MAX_WIDTHS} whole numbers from 1 to {MAX_KERNEL}, "
+                             f"not {str(self.kernel_sizes)[:60]}")
+        if not _whole(self.num_filters) or not 1 <= self.num_filters <= MAX_FILTERS:
+            raise ValueError(f"filters per width must be a whole number from 1 to {MAX_FILTERS}, "
+                             f"not {self.num_filters!r}")
+        if self.pooling not in ("max", "mean", "both"):
+            raise ValueError(f"pooling must be max, mean or both, not {self.pooling!r}")
+        check_dropout(self.dropout)
+
+
+@dataclass
+class LinearHeadConfig:
+    """A linear layer on one pooled vector, the usual fine-tuning baseline."""
+
+    pooling: str = "cls"            # cls | mean | last (last real token: GPT-style decoders)
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        if self.pooling not in ("cls", "mean", "last"):
+            raise ValueError(f"pooling must be cls, mean or last, not {self.pooling!r}")
+        check_dropout(self.dropout)
+
+
+def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real tokens: (B, T, H), (B, T) -> (B, H)."""
+    m = mask.unsqueeze(-1).to(h.dtype)
+    return (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def last_token(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """State of the last real token (right padding): (B, T, H) -> (B, H)."""
+    idx = mask.long().sum(1).clamp(min=1) - 1
+    return h[torch.arange(h.size(0), device=h.device), idx]
+
+
+class CNNHead(nn.Module):
+    """Parallel 1-D convolutions of several widths, masked pooling, dropout, linear."""
+
+    def __init__(self, hidden_size: int, num_classes: int, config: CNNHeadConfig | None = None):
+        super().__init__()
+        self.config = config or CNNHeadConfig()
+        c = self.config
+        # "Same" padding, done by hand in `features` (k - 1 zeros split left / right): output
+        # position t is centred on token t, so the token mask also masks the conv outputs,
+        # and a text may be shorter than the kernel.
+        self.convs = nn.ModuleList(nn.Conv1d(hidden_size, c.num_filters, k) for k in c.kernel_sizes)
+        self.dropout = nn.Dropout(c.dropout)
+        per_width = 2 if c.pooling == "both" else 1
+        self.out_features = c.num_filters * len(c.kernel_sizes) * per_width
+        self.classifier = nn.Linear(self.out_features, num_classes)
+
+    def features(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Pooled n-gram features: (B, T, H), (B, T) -> (B, F)."""
+        m = mask.unsqueeze(1).to(h.dtype)                # (B, 1, T)
+        x = h.transpose(1, 2) * m                        # (B, H, T), pads zeroed: they look like conv padding
+        pooled = []
+        for conv in self.convs:
+            k = conv.kernel_size[0]
+            a = F.relu(conv(F.pad(x, ((k - 1) // 2, k // 2))))  # (B, F, T)
+            if self.config.pooling in ("max", "both"):
+                # ReLU output is >= 0, so filling pads with 0 keeps them out of the max.
+                pooled.append((a * m).amax(dim=2))
+            if self.config.pooling in ("mean", "both"):
+                pooled.append((a * m).sum(2) / m.sum(2).clamp(min=1.0))
+        return torch.cat(pooled, dim=1)                  # (B, F)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.features(h, mask)))
+
+
+class LinearHead(nn.Module):
+    """Dropout + linear on the [CLS], masked-mean or last-token vector."""
+
+    def __init__(self, hidden_size: int, num_classes: int, config: LinearHeadConfig | None = None):
+        super().__init__()
+        self.config = config or LinearHeadConfig()
+        self.dropout = nn.Dropout(self.config.dropout)
+        self.classifier = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        p = self.config.pooling
+        v = h[:, 0] if p == "cls" else masked_mean(h, mask) if p == "mean" else last_token(h, mask)
+        return self.classifier(self.dropout(v))
+
+
+@dataclass
+class CNNPoolHeadConfig(CNNHeadConfig):
+    """CNN n-gram features concatenated with a sentence vector from the Transformer."""
+
+    sentence_pooling: str = "mean"  # mean | cls | last
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.sentence_pooling not in ("mean", "cls", "last"):
+            raise ValueError(f"sentence_pooling must be mean, cls or last, not {self.sentence_pooling!r}")
+
+
+class CNNPoolHead(CNNHead):
+    """[CNN features ; sentence vector] -> dropout -> linear: local n-grams + global meaning."""
+
+    def __init__(self, hidden_size: int, num_classes: int, config: CNNPoolHeadConfig | None = None):
+        super().__init__(hidden_size, num_classes, config or CNNPoolHeadConfig())
+        self.out_features += hidden_size
+        self.classifier = nn.Linear(self.out_features, num_classes)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        p = self.config.sentence_pooling
+        v = h[:, 0] if p == "cls" else masked_mean(h, mask) if p == "mean" else last_token(h, mask)
+        return self.classifier(self.dropout(torch.cat([self.features(h, mask), v.to(h.dtype)], dim=1)))
+
+
+class ScalarMix(nn.Module):
+    """Learned softmax-weighted sum of k layers (ELMo's scalar mix): (B, T, k, H) -> (B, T, H)."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(k))
+        self.gamma = nn.Parameter(torch.ones(()))
+
+    def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        w = torch.softmax(self.weights, 0).to(layers.dtype)
+        return self.gamma.to(layers.dtype) * torch.einsum("btkh,k->bth", layers, w)
+
+
+HEADS = {"cnn": (CNNHead, CNNHeadConfig), "cnn+pool": (CNNPoolHead, CNNPoolHeadConfig),
+         "linear": (LinearHead, LinearHeadConfig)}
+
+
+def head_config(kind: str, config: dict | None = None):
+    """The config dataclass for a head name and a plain dict; ValueError / TypeError if invalid."""
+    if kind not in HEADS:
+        raise ValueError(f"unknown head {kind!r}; choose from {', '.join(HEADS)}")
+    return HEADS[kind][1](**(config or {}))
+
+
+def check_head_config(kind: str, options: dict, name: str | None = None):
+    """`head_config`, with a bad option as one ConvtuneError line (raised before any data or model
+    is read). `name` is the head as the user called it (default: `kind`)."""
+    try:
+        return head_config(kind, options)
+    except (TypeError, ValueError) as e:
+        raise ConvtuneError(f"{name or kind} head: {e}") from None
+
+
+def build_head(kind: str, hidden_size: int, num_classes: int, config: dict | None = None) -> nn.Module:
+    """A head from its name and a plain config dict (as saved in convtune.json)."""
+    cfg = head_config(kind, config)  # checks `kind` first
+    return head_from_config(kind, hidden_size, num_classes, cfg)
+
+
+def head_from_config(kind: str, hidden_size: int, num_classes: int, config) -> nn.Module:
+    """A head from its name and an already checked config dataclass."""
+    return HEADS[kind][0](hidden_size, num_classes, config)

@@ -1,0 +1,142 @@
+"""Encoder + head, and the one place where a saved config becomes modules.
+
+    input_ids, attention_mask (B, T)
+        -> encoder (BERT family or GPT-style decoder) -> token states (B, T, H)
+        -> head (CNN or linear)                       -> logits (B, C)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from convtune.errors import ConvtuneError
+from convtune.modeling.checkpoint import (
+    ENCODER_DIR,
+    HEAD_NAME,
+    check_weight_shapes,
+    read_manifest,
+    require_finite,
+)
+from convtune.modeling.encoders import is_decoder, load_encoder, token_limit
+from convtune.modeling.heads import ScalarMix, check_head_config, head_from_config
+
+DEFAULT_MAX_LENGTH = 128  # tokens per text when the user gives none (capped at the encoder's limit)
+
+
+@dataclass
+class ModelConfig:
+    """What a saved model needs to be rebuilt; written to convtune.json."""
+
+    encoder: str                    # name as the user gave it (registry name or directory)
+    labels: list[str]
+    head: str = "cnn"               # cnn | cnn+pool | linear
+    head_config: dict = field(default_factory=dict)
+    mode: str = "finetune"          # finetune | frozen
+    max_length: int | None = None   # tokens per text, [CLS]/[SEP] included; None: 128 or the encoder's limit
+    layers: int = 1                 # k > 1: the head sees a learned mix of the last k layers
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TransformerClassifier(nn.Module):
+    """A pretrained encoder with a classification head on its last hidden states."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, frozen: bool = False, layers: int = 1):
+        super().__init__()
+        self.encoder = encoder
+        # The mix is trained with the head (its parameters are named head_mix.*, head lr).
+        self.head_mix = ScalarMix(layers) if layers > 1 else None
+        self.head = head
+        self.frozen = frozen
+        self.layers = layers
+        if frozen:
+            self.encoder.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()  # a frozen encoder is a fixed feature extractor: no dropout
+        return self
+
+    def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids and mask -> (B, T, H) last-layer states, or (B, T, k, H) with k layers."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                               output_hidden_states=self.layers > 1)
+        if self.layers == 1:
+            return out.last_hidden_state
+        return torch.stack(out.hidden_states[-self.layers:], dim=2)
+
+    def classify(self, h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Head over token states as `token_states` returns them (also the cached path)."""
+        if self.head_mix is not None:
+            h = self.head_mix(h)
+        return self.head(h, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h = self.token_states(input_ids, attention_mask)
+        return self.classify(h.float() if self.frozen else h, attention_mask)
+
+
+def build_model(config: ModelConfig, encoder_dir: str | Path, head_weights: Path | None = None):
+    """(model, tokenizer) for a config, with the encoder read from a local directory.
+
+    `head_weights` (a saved head.safetensors) is checked against the config's shapes before
+    the head is allocated, so an edited config fails in one line instead of in the allocator.
+    """
+    encoder, tokenizer = load_encoder(encoder_dir)
+    limit = token_limit(encoder.config, tokenizer)
+    if config.max_length is None:  # the default adapts to small encoders; an explicit value must fit
+        config.max_length = min(DEFAULT_MAX_LENGTH, limit or DEFAULT_MAX_LENGTH)
+    elif limit is not None and config.max_length > limit:  # longer inputs would index past the position table
+        raise ConvtuneError(f"max_length {config.max_length} is more than encoder {config.encoder!r} "
+                            f"can read ({limit} tokens); use --max-length {limit} or less")
+    depth = getattr(encoder.config, "num_hidden_layers", None)
+    if depth is not None and config.layers > depth:  # hidden_states[-k:] would silently give fewer
+        raise ConvtuneError(f"layers: last-{config.layers} asked, but encoder {config.encoder!r} has "
+                            f"{depth} layers; use --layers last-{depth} or less")
+    head_cfg = dict(config.head_config)
+    if config.head == "linear" and "pooling" not in head_cfg and is_decoder(encoder.config):
+        head_cfg["pooling"] = "last"  # a decoder's [CLS] equivalent is its last real token
+    head_cfg = check_head_config(config.head, head_cfg)
+
+    def make_head() -> nn.Module:
+        return head_from_config(config.head, encoder.config.hidden_size, len(config.labels), head_cfg)
+
+    def trainable_part() -> nn.Module:  # what head.safetensors holds: head.* and head_mix.*
+        part = nn.Module()
+        part.head, part.head_mix = make_head(), ScalarMix(config.layers) if config.layers > 1 else None
+        return part
+
+    if head_weights is not None:
+        check_weight_shapes(trainable_part, head_weights)
+    head = make_head()
+    config.head_config = asdict(head.config)
+    model = TransformerClassifier(encoder, head, frozen=config.mode == "frozen", layers=config.layers)
+    return model, tokenizer
+
+
+def load_model(directory: str | Path, manifest: dict | None = None):
+    """(model, tokenizer, manifest) rebuilt from a saved directory, training data not needed."""
+    directory = Path(directory)
+    manifest = manifest or read_manifest(directory)
+    config = ModelConfig(**manifest["model"])
+    model, tokenizer = build_model(config, directory / ENCODER_DIR, head_weights=directory / HEAD_NAME)
+    try:
+        state = load_file(str(directory / HEAD_NAME))
+        require_finite(state, str(directory / HEAD_NAME))
+        # strict=False: the file holds the head only; build_model has checked its keys and shapes.
+        model.load_state_dict(state, strict=False)
+    except (OSError, RuntimeError) as e:
+        # torch's message starts "Error(s) in loading state_dict ...:"; the next line says what.
+        detail = " ".join(line.strip() for line in str(e).splitlines()[:2])
+        raise ConvtuneError(f"{directory / HEAD_NAME}: cannot load head weights ({detail[:300]})") from None
+    require_finite(model.encoder.state_dict(), str(directory / ENCODER_DIR))
+    model.eval()
+    return model, tokenizer, manifest

@@ -1,0 +1,1 @@
+"""The training loop, its callbacks, and the frozen-mode token-state cache."""
