@@ -50,7 +50,7 @@ def main() -> int:
     rows = {}
     torch_clf = Classifier.load(model)
     for name, bf16 in (("PyTorch fp32", "off"), ("PyTorch bf16 autocast", "auto")):
-        torch_clf.train_config.bf16 = bf16
+        torch_clf.runtime.bf16 = bf16
         rows[name] = timed(torch_clf, test.texts, test.labels)
     rows["ONNX Runtime fp32"] = timed(load(paths["fp32"]), test.texts, test.labels)
     rows["ONNX Runtime int8"] = timed(load(paths["int8"]), test.texts, test.labels)

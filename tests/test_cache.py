@@ -97,6 +97,7 @@ def test_last_k_layers_with_cache_and_roundtrip(tiny_encoder, tmp_path):
     clf.save(tmp_path / "m")
     again = Classifier.load(tmp_path / "m")
     assert again.layers == 2 and again.head == "cnn+pool"
+    again.runtime.bf16 = "off"  # a runtime setting: not saved with the model
     probe = toy_texts(10, seed=4)[0]
     # The cached (fp16) path and the full model agree closely: same mix, same head.
     np.testing.assert_allclose(again.predict_proba(probe), clf.predict_proba(probe), atol=1e-6)

@@ -31,7 +31,7 @@ def test_fp32_export_matches_pytorch(exported, tiny_model_dir):
     onnx_clf = Classifier.load(exported)                       # the facade loads exports too
     assert isinstance(onnx_clf, OnnxClassifier)
     torch_clf = Classifier.load(tiny_model_dir)
-    torch_clf.train_config.bf16 = "off"
+    torch_clf.runtime.bf16 = "off"
     texts, _ = toy_texts(50, seed=7)
     texts += ["good", "the movie was very very long and boring and bad " * 5]   # batch and length vary
     np.testing.assert_allclose(onnx_clf.predict_proba(texts), torch_clf.predict_proba(texts), atol=1e-4)

@@ -157,7 +157,15 @@ def test_convtune_json_holds_no_path_of_the_training_machine(tiny_encoder, tmp_p
     found = [s for s in _strings(manifest) if s.startswith("/") or str(tmp_path) in s or "my-cache" in s]
     assert found == []
     assert manifest["encoder_info"] == {"name": tiny_encoder.name, "source": "local directory"}
+    from dataclasses import fields
+
+    from convtune.config import RuntimeConfig, TrainConfig
+
+    # Hyper-parameters are saved, every one of them; runtime settings (precision, cache, device) are not.
+    assert set(manifest["train"]) == {f.name for f in fields(TrainConfig)}
+    assert not {f.name for f in fields(RuntimeConfig)} & set(manifest["train"])
     reloaded = load(tmp_path / "m")
+    reloaded.runtime.bf16 = "off"
     assert reloaded.predict(texts[:5]) == clf.predict(texts[:5])
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from convtune import Classifier
+from convtune.config import TrainConfig
 from convtune.training import loop as train
 from convtune.errors import ConvtuneError
 
@@ -67,4 +68,4 @@ def test_fit_keeps_the_averaged_weights(tiny_encoder, monkeypatch):
 @pytest.mark.parametrize("decay", [-0.1, 1.0])
 def test_ema_out_of_range_is_refused(decay):
     with pytest.raises(ConvtuneError, match="ema must be in"):
-        train.TrainConfig(ema=decay)
+        TrainConfig(ema=decay)

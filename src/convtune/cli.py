@@ -65,33 +65,45 @@ def _train_model_options(g) -> None:
 
 
 def _train_optim_options(g) -> None:
-    """Optimisation; unset options fall back to each model's own defaults (textcnn: 10 epochs, batch 50)."""
-    g.add_argument("--epochs", type=int, help="default 5 (textcnn: 10)")
-    g.add_argument("--batch-size", type=int, help="default 32 (textcnn: 50)")
-    g.add_argument("--lr", type=float,
-                   help="encoder learning rate (default: the encoder's own, 1e-4 for minilm-l6, else 5e-5)")
-    g.add_argument("--head-lr", type=float, help="default 1e-3")
-    g.add_argument("--weight-decay", type=float, help="default 0.01")
-    g.add_argument("--warmup-ratio", type=float, help="default 0.1")
-    g.add_argument("--patience", type=int, help="default 3 (textcnn: 3)")
-    g.add_argument("--class-weight", default="none", choices=["none", "balanced"])
-    g.add_argument("--label-smoothing", type=float, metavar="X", help="cross-entropy label smoothing in [0, 1] (default 0)")
-    g.add_argument("--ema", type=float, metavar="DECAY", help="dev checks and the saved model use an exponential moving "
-                   "average of the weights with this decay, e.g. 0.99 (default 0: off)")
-    g.add_argument("--freeze-embeddings", action="store_true",
-                   help="fine-tuning: keep the token embeddings fixed (less memory with big vocabularies, e.g. me5-small)")
+    """Optimisation: one option per TrainConfig field (unset: each model's own default)."""
+    from convtune.config import TrainConfig
+
+    _config_options(g, TrainConfig)
 
 
 def _train_run_options(g) -> None:
-    """Seed, precision, cache and output."""
-    g.add_argument("--seed", type=_seed, default=42)
-    g.add_argument("--bf16", choices=["auto", "on", "off"],
-                   help="bf16 autocast (default auto: where the CPU has native bf16; textcnn: off)")
-    g.add_argument("--cache-dir", default="auto",
-                   help="frozen mode: token-state cache directory (auto: $CONVTUNE_CACHE or "
-                        "~/.cache/convtune; off: no cache)")
+    """Precision, cache, device (RuntimeConfig: not saved with the model) and output."""
+    from convtune.config import RuntimeConfig
+
+    _config_options(g, RuntimeConfig)
     g.add_argument("--out", required=True, help="run directory to create")
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
+def _config_options(g, config: type) -> None:
+    """`--field-name` for each field of a config dataclass: type from its annotation, help and
+    choices from its metadata, the default (and TextCNN's, where its recipe differs) in the help.
+    Every option defaults to None, so that a model's own defaults apply to what is not given."""
+    from dataclasses import fields
+
+    from convtune.config import TEXTCNN_RUNTIME_DEFAULTS, TEXTCNN_TRAIN_DEFAULTS
+
+    textcnn = TEXTCNN_TRAIN_DEFAULTS | TEXTCNN_RUNTIME_DEFAULTS
+    for f in fields(config):
+        meta = dict(f.metadata)
+        flag, text = meta.pop("flag", "--" + f.name.replace("_", "-")), meta.pop("help")
+        if f.type == "bool":
+            g.add_argument(flag, dest=f.name, action="store_const", const=True, default=None, help=text)
+            continue
+        if f.default is not None:
+            text += f" (default {_shown(f.default)}" + (f"; textcnn: {_shown(textcnn[f.name])})"
+                                                         if textcnn.get(f.name, f.default) != f.default else ")")
+        kind = _seed if f.name == "seed" else {"int": int, "float": float, "float | None": float, "str": str}[f.type]
+        g.add_argument(flag, dest=f.name, type=kind, default=None, help=text.replace("%", "%%"), **meta)
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _whole_number(low: int, high: int | None = None, wants: str = ""):
@@ -210,12 +222,12 @@ def _serve_parser(sub) -> None:
 
 def make_estimator(a: argparse.Namespace):
     """The estimator for `--head`, given only the options the user set (others: its defaults)."""
+    from dataclasses import fields
+
+    from convtune.config import RuntimeConfig, TrainConfig
     from convtune.estimators.registry import make_estimator as make
 
-    train = {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "head_lr": a.head_lr,
-             "weight_decay": a.weight_decay, "warmup_ratio": a.warmup_ratio, "patience": a.patience,
-             "class_weight": a.class_weight, "label_smoothing": a.label_smoothing, "ema": a.ema,
-             "seed": a.seed, "bf16": a.bf16, "freeze_embeddings": True if a.freeze_embeddings else None}
+    options = {f.name: getattr(a, f.name) for f in (*fields(TrainConfig), *fields(RuntimeConfig))}
     head = {k: v for k, v in {
         "kernel_sizes": _int_list(a.kernel_sizes) if a.kernel_sizes else None, "num_filters": a.filters,
         "pooling": a.pooling, "dropout": a.dropout}.items() if v is not None}
@@ -223,8 +235,8 @@ def make_estimator(a: argparse.Namespace):
         head.pop("kernel_sizes", None)
         head.pop("num_filters", None)
     # Every option goes to the registry; each kind takes the ones it knows (TF-IDF: seed, stop words).
-    return make(a.head, encoder=a.encoder, mode=a.mode, layers=_last_k(a.layers), cache=a.cache_dir,
-                max_length=a.max_length, head_config=head, stop_words=a.stop_words, **train)
+    return make(a.head, encoder=a.encoder, mode=a.mode, layers=_last_k(a.layers), max_length=a.max_length,
+                head_config=head, stop_words=a.stop_words, **options)
 
 
 def _last_k(s: str) -> int:
@@ -239,7 +251,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     from convtune.experiments.runs import train_run
 
     clf = make_estimator(a)  # bad options fail before any data is read
-    splits = load_splits(a.data, a.dev, a.test, seed=a.seed, text_col=a.text_col,
+    splits = load_splits(a.data, a.dev, a.test, seed=clf.get_params()["seed"], text_col=a.text_col,
                          label_col=a.label_col, encoding=a.encoding, strict=a.strict)
     m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit)
     final = m.get("test", m["dev"])

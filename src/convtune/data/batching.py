@@ -39,13 +39,6 @@ def batched_logits(forward: Callable[[list[int]], torch.Tensor], lengths: list[i
     return out
 
 
-def predict_logits(model: torch.nn.Module, encoded: Encoded, pad_id: int, batch_size: int = 64,
-                   bf16: bool = False, desc: str | None = None) -> np.ndarray:
-    """Logits (N, C) of the whole model (encoder + head) for tokenised texts."""
-    model.eval()
-    return batched_logits(lambda idx: model(*collate([encoded.ids[i] for i in idx], pad_id)),
-                          encoded.lengths(), batch_size, bf16, desc)
-
 # A token is rarely longer than this many characters; clipping huge texts first keeps the
 # tokenizer from spending seconds on a megabyte it would truncate anyway.
 CHARS_PER_TOKEN_CAP = 32

@@ -92,6 +92,10 @@ class LabelSpace:
         values = self.values
         return [values[i] for i in np.asarray(proba).argmax(axis=1)]
 
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """(N, C) logits -> probabilities: a softmax over the classes (one label per text)."""
+        return softmax(logits)
+
     def scores(self, row: Sequence[float], digits: int | None = None) -> dict[str, float]:
         """One text's probabilities keyed by label (strings: JSON object keys always are)."""
         return {lab: float(x) if digits is None else round(float(x), digits) for lab, x in zip(self.labels, row)}

@@ -9,15 +9,18 @@ are here, once.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from safetensors import SafetensorError
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from convtune._fs import atomic_dir
 from convtune._version import __version__
+from convtune.data.batching import batched_logits, collate, tokenize
 from convtune.data.labels import (
     LabelSpace,
     check_labels,
@@ -180,6 +183,40 @@ def load_as(target: type[TextClassifier], path: str | Path, manifest: dict) -> T
         # A hand-edited, truncated or missing file in the directory (convtune.json, weights,
         # vocabulary): one line naming the directory, not a traceback.
         raise ConvtuneError(f"{path}: damaged model directory ({type(e).__name__}: {e})") from None
+
+
+@dataclass
+class TokenPath:
+    """What a token model needs to predict: the one path of transformer, TextCNN and ONNX."""
+
+    tokenizer: object                  # a Hugging Face tokenizer, or anything called like one
+    forward: Callable                  # (input_ids (B, T), attention_mask (B, T)) -> logits (B, C)
+    max_length: int
+    batch_size: int
+    bf16: bool = False
+
+
+class TokenClassifier(TextClassifier):
+    """A classifier over token ids. Subclasses give their `_token_path()`; prediction is here:
+    tokenize, length-sorted batches (least padding), logits, probabilities in input order."""
+
+    def _token_path(self) -> TokenPath:
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities, shape (N, C), columns in the order of `labels_`."""
+        self._check_fitted()
+        texts = as_texts(texts)
+        path = self._token_path()
+        enc = tokenize(path.tokenizer, texts, path.max_length)
+        pad = path.tokenizer.pad_token_id
+
+        def forward(idx: list[int]) -> torch.Tensor:
+            return path.forward(*collate([enc.ids[i] for i in idx], pad))
+
+        logits = batched_logits(forward, enc.lengths(), batch_size or path.batch_size, path.bf16,
+                                desc="predict" if len(texts) > 2000 else None)
+        return self.label_space_.probabilities(logits)
 
 
 def _subclasses(cls) -> list[type]:

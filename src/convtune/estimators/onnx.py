@@ -6,23 +6,18 @@ Same surface as every convtune classifier: ``predict`` / ``predict_proba`` / ``e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from convtune._fs import inside
-from convtune.data.batching import batched_logits, collate, tokenize
-from convtune.data.labels import softmax
-from convtune.data.texts import as_texts
 from convtune.errors import ConvtuneError
-from convtune.estimators.base import TextClassifier
+from convtune.estimators.base import TokenClassifier, TokenPath
 from convtune.modeling.encoders import check_vocabulary
 from convtune.runtime import usable_cores
 
 
-class OnnxClassifier(TextClassifier):
+class OnnxClassifier(TokenClassifier):
     """Prediction-only classifier over ``model.onnx`` (fp32 or int8) and its tokenizer."""
 
     kind = "onnx"
@@ -39,19 +34,12 @@ class OnnxClassifier(TextClassifier):
     def fit(self, *args, **kwargs):
         raise ConvtuneError("an exported ONNX model cannot be trained; train the source model instead")
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Class probabilities, shape (N, C), columns in the order of `labels_`."""
-        texts = as_texts(texts)
-        enc = tokenize(self.tokenizer_, texts, self.max_length)
-        pad = self.tokenizer_.pad_token_id
-
-        def forward(idx: list[int]) -> torch.Tensor:
-            ids, mask = collate([enc.ids[i] for i in idx], pad)
+    def _token_path(self) -> TokenPath:
+        def forward(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             (logits,) = self.session_.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
             return torch.from_numpy(logits)
 
-        return softmax(batched_logits(forward, enc.lengths(), batch_size or self.batch_size,
-                                      desc="predict" if len(texts) > 2000 else None))
+        return TokenPath(self.tokenizer_, forward, self.max_length, self.batch_size)
 
     def save_into(self, directory: Path) -> None:
         raise ConvtuneError("an exported model is saved by convtune export; copy its directory instead")

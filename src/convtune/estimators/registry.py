@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+from convtune.config import RuntimeConfig, TrainConfig
 from convtune.errors import ConvtuneError
 from convtune.estimators.base import TextClassifier, load_as
 from convtune.estimators.onnx import OnnxClassifier
@@ -18,7 +19,6 @@ from convtune.estimators.textcnn import TextCNNClassifier
 from convtune.estimators.tfidf import TfidfClassifier
 from convtune.estimators.transformer import Classifier
 from convtune.modeling.checkpoint import read_manifest
-from convtune.training.loop import TrainConfig
 
 KINDS: dict[str, type[TextClassifier]] = {
     c.kind: c for c in (Classifier, TfidfClassifier, TextCNNClassifier, OnnxClassifier)}
@@ -36,12 +36,12 @@ def load(path: str | Path) -> TextClassifier:
 
 
 def _accepted(cls: type[TextClassifier]) -> set[str]:
-    """Keyword options `cls(...)` takes: its own parameters, plus TrainConfig's fields for the
-    neural ones (they take **train_options)."""
+    """Keyword options `cls(...)` takes: its own parameters, plus the fields of TrainConfig and
+    RuntimeConfig for the neural ones (they take **options)."""
     params = inspect.signature(cls.__init__).parameters
     names = {n for n, p in params.items() if n != "self" and p.kind is not p.VAR_KEYWORD}
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        names |= set(TrainConfig.__dataclass_fields__)
+        names |= set(TrainConfig.__dataclass_fields__) | set(RuntimeConfig.__dataclass_fields__)
     return names
 
 

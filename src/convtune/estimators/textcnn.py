@@ -17,17 +17,21 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
 from convtune._fs import write_json
-from convtune.data.batching import predict_logits, tokenize
-from convtune.data.labels import softmax
-from convtune.data.texts import as_texts, looks_chinese
+from convtune.config import (
+    TEXTCNN_RUNTIME_DEFAULTS,
+    TEXTCNN_TRAIN_DEFAULTS,
+    RuntimeConfig,
+    TrainConfig,
+    split_options,
+)
+from convtune.data.texts import looks_chinese
 from convtune.errors import ConvtuneError
-from convtune.estimators.base import TextClassifier
+from convtune.estimators.base import TokenClassifier, TokenPath
 from convtune.modeling.checkpoint import (
     CONFIG_NAME,
     FORMAT_VERSION,
@@ -37,7 +41,7 @@ from convtune.modeling.checkpoint import (
 )
 from convtune.modeling.heads import CNNHead, CNNHeadConfig, check_head_config
 from convtune.runtime import set_threads
-from convtune.training.loop import TrainConfig, fit, seed_everything
+from convtune.training.loop import fit, seed_everything
 
 PAD, UNK = "<pad>", "<unk>"
 WORD = re.compile(r"\w+|[^\w\s]")
@@ -85,20 +89,20 @@ class TextCNN(nn.Module):
         return self.head(self.embedding(input_ids), attention_mask)
 
 
-class TextCNNClassifier(TextClassifier):
+class TextCNNClassifier(TokenClassifier):
     """TextCNN from scratch with the convtune surface (fit / predict_proba / save / load)."""
 
     kind = "textcnn"
 
     def __init__(self, embed_dim: int = 300, min_count: int = 1, max_length: int = 128,
-                 analyzer: str = "auto", head_config: dict | None = None, **train_options):
+                 analyzer: str = "auto", head_config: dict | None = None, **options):
         self.embed_dim, self.min_count, self.max_length, self.analyzer = embed_dim, min_count, max_length, analyzer
         self.head_config = head_config  # as given (scikit-learn's clone checks identity); resolved:
         self.cnn_config = check_head_config(
             "cnn", {"kernel_sizes": [3, 4, 5], "num_filters": 100, "dropout": 0.5} | (head_config or {}), "textcnn")
-        defaults = {"epochs": 10, "lr": 1e-3, "head_lr": 1e-3, "patience": 3, "batch_size": 50,
-                    "weight_decay": 0.0, "warmup_ratio": 0.0, "bf16": "off"}
-        self.train_config = TrainConfig(**(defaults | train_options))
+        train_options, runtime_options = split_options(options)
+        self.train_config = TrainConfig(**(TEXTCNN_TRAIN_DEFAULTS | train_options))
+        self.runtime = RuntimeConfig(**(TEXTCNN_RUNTIME_DEFAULTS | runtime_options))
         self.model_: TextCNN | None = None
         self.tokenizer_: SimpleTokenizer | None = None
         self.labels_, self.result_, self.manifest_ = None, None, None
@@ -111,7 +115,7 @@ class TextCNNClassifier(TextClassifier):
         seed_everything(self.train_config.seed)
         self.model_ = TextCNN(len(self.tokenizer_.vocab), len(self.labels_), self.embed_dim, self.cnn_config)
         self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,
-                           self.max_length, callbacks=callbacks)
+                           self.max_length, self.runtime, callbacks=callbacks)
         self.manifest_ = {**self._manifest_head(),
                           "model": {"head": "textcnn", "labels": self.labels_, "embed_dim": self.embed_dim,
                                     "max_length": self.max_length, "chars": chars,
@@ -122,10 +126,9 @@ class TextCNNClassifier(TextClassifier):
                                        "history": self.result_.history}}
         return self
 
-    def predict_proba(self, texts, batch_size=None) -> np.ndarray:
-        self._check_fitted()
-        enc = tokenize(self.tokenizer_, as_texts(texts), self.max_length)
-        return softmax(predict_logits(self.model_, enc, 0, batch_size or self.train_config.eval_batch_size))
+    def _token_path(self) -> TokenPath:
+        self.model_.eval()
+        return TokenPath(self.tokenizer_, self.model_, self.max_length, self.train_config.eval_batch_size)
 
     def save_into(self, directory: Path) -> None:
         self._check_fitted()
@@ -159,7 +162,7 @@ class TextCNNClassifier(TextClassifier):
 
     def get_params(self, deep: bool = True) -> dict:
         return {"embed_dim": self.embed_dim, "min_count": self.min_count, "max_length": self.max_length,
-                "analyzer": self.analyzer, "head_config": self.head_config, **self.train_config.to_dict()}
+                "analyzer": self.analyzer, "head_config": self.head_config, **self.train_config.to_dict(), **self.runtime.to_dict()}
 
     def hyperparameters(self) -> dict:
         return {"head": "textcnn", **self.get_params(), "head_config": asdict(self.cnn_config)}

@@ -13,13 +13,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
-import numpy as np
-
-from convtune.data.batching import predict_logits, tokenize
-from convtune.data.labels import softmax
-from convtune.data.texts import as_texts
+from convtune.config import RuntimeConfig, TrainConfig, split_options
 from convtune.errors import ConvtuneError
-from convtune.estimators.base import TextClassifier
+from convtune.estimators.base import TextClassifier, TokenClassifier, TokenPath
 from convtune.modeling.checkpoint import save_model
 from convtune.modeling.encoders import (
     DEFAULT_ENCODER,
@@ -31,20 +27,17 @@ from convtune.modeling.heads import check_head_config
 from convtune.modeling.model import ModelConfig, build_model, load_model
 from convtune.runtime import set_threads, use_bf16
 from convtune.training.callbacks import Callback
-from convtune.training.loop import TrainConfig, TrainResult, fit, seed_everything
-
-# TrainConfig fields that describe this machine, not the model: never saved with it.
-RUNTIME_SETTINGS = ("cache",)
+from convtune.training.loop import TrainResult, fit, seed_everything
 
 
-class Classifier(TextClassifier):
+class Classifier(TokenClassifier):
     """A pretrained encoder with a CNN (or linear) head, trained on labelled texts."""
 
     kind = "transformer"
 
     def __init__(self, encoder: str = DEFAULT_ENCODER, head: str = "cnn", mode: str = "finetune",
                  max_length: int | None = None, head_config: dict | None = None, layers: int = 1,
-                 **train_options):
+                 **options):
         if head not in ("cnn", "cnn+pool", "linear"):
             raise ConvtuneError(f"unknown head {head!r}; choose cnn, cnn+pool or linear")
         if layers < 1:
@@ -53,10 +46,7 @@ class Classifier(TextClassifier):
             raise ConvtuneError(f"unknown mode {mode!r}; choose finetune or frozen")
         if max_length is not None and max_length < 2:
             raise ConvtuneError("max_length must be at least 2 (room for the special tokens)")
-        known = {f.name for f in fields(TrainConfig)}
-        unknown = sorted(set(train_options) - known)
-        if unknown:
-            raise TypeError(f"unknown training options: {', '.join(unknown)}")
+        train_options, runtime_options = split_options(options)
         self.encoder = encoder
         self.head = head
         self.mode = mode
@@ -64,7 +54,8 @@ class Classifier(TextClassifier):
         self.layers = layers
         self.head_config = head_config  # kept as given (scikit-learn's clone checks identity)
         check_head_config(head, dict(head_config or {}))
-        self.train_config = TrainConfig(**train_options)
+        self.train_config = TrainConfig(**train_options)     # hyper-parameters: saved with the model
+        self.runtime = RuntimeConfig(**runtime_options)       # precision, cache, device: not saved
         self.train_config_: TrainConfig | None = None  # fitted: the encoder lr resolved
         self.max_length_: int | None = None  # fitted: max_length, or 128 capped at the encoder's limit
         self.model_ = None
@@ -95,7 +86,7 @@ class Classifier(TextClassifier):
         store = self._state_store(encoder_dir)
         try:
             self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config_,
-                               self.max_length_, store=store, callbacks=callbacks)
+                               self.max_length_, self.runtime, store=store, callbacks=callbacks)
         finally:
             if store is not None:
                 store.close()
@@ -104,12 +95,12 @@ class Classifier(TextClassifier):
 
     def _state_store(self, encoder_dir: Path):
         """The token-state cache for frozen mode (None when fine-tuning or turned off)."""
-        if self.mode != "frozen" or self.train_config.cache == "off":
+        if self.mode != "frozen" or self.runtime.cache == "off":
             return None
         from convtune.paths import default_cache_root
         from convtune.training.state_cache import StateStore, encoder_key
 
-        root = default_cache_root() if self.train_config.cache == "auto" else Path(self.train_config.cache)
+        root = default_cache_root() if self.runtime.cache == "auto" else Path(self.runtime.cache)
         hidden = self.model_.encoder.config.hidden_size
         return StateStore(root, encoder_key(Path(encoder_dir), self.max_length_), hidden, self.layers)
 
@@ -118,23 +109,16 @@ class Classifier(TextClassifier):
         no cache directory: where the token states were cached is a runtime setting)."""
         r = self.result_
         identity = encoder_identity(self.encoder)
-        train = {k: v for k, v in self.train_config_.to_dict().items() if k not in RUNTIME_SETTINGS}
         return {**self._manifest_head(), "model": dict(config.to_dict(), encoder=identity["name"]),
-                "train": train, "encoder_info": identity,
+                "train": self.train_config_.to_dict(), "encoder_info": identity,
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
                              "bf16": r.bf16, "cache_seconds": r.cache_seconds, "history": r.history}}
 
     # ------------------------------------------------------------------ prediction
-    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Class probabilities, shape (N, C), columns in the order of `labels_`."""
-        self._check_fitted()
-        texts = as_texts(texts)
-        enc = tokenize(self.tokenizer_, texts, self.max_length_)
-        logits = predict_logits(self.model_, enc, self.tokenizer_.pad_token_id,
-                                batch_size or self.train_config.eval_batch_size,
-                                use_bf16(self.train_config.bf16),
-                                desc="predict" if len(texts) > 2000 else None)
-        return softmax(logits)
+    def _token_path(self) -> TokenPath:
+        self.model_.eval()
+        return TokenPath(self.tokenizer_, self.model_, self.max_length_, self.train_config.eval_batch_size,
+                         use_bf16(self.runtime.bf16))
 
     # ------------------------------------------------------------------ persistence
     def save_into(self, directory: Path) -> None:
@@ -146,6 +130,7 @@ class Classifier(TextClassifier):
     def _load_from(cls, path: Path, manifest: dict) -> Classifier:
         model, tokenizer, manifest = load_model(path, manifest)
         m = manifest["model"]
+        # Only hyper-parameters (models saved before the runtime split also hold bf16 and cache).
         train_options = {k: v for k, v in manifest.get("train", {}).items()
                          if k in {f.name for f in fields(TrainConfig)}}
         clf = cls(encoder=m["encoder"], head=m["head"], mode=m["mode"], max_length=m["max_length"],
@@ -166,7 +151,7 @@ class Classifier(TextClassifier):
     def get_params(self, deep: bool = True) -> dict:
         return {"encoder": self.encoder, "head": self.head, "mode": self.mode,
                 "max_length": self.max_length, "head_config": self.head_config, "layers": self.layers,
-                **asdict(self.train_config)}
+                **asdict(self.train_config), **asdict(self.runtime)}
 
     def hyperparameters(self) -> dict:
         p = self.get_params()

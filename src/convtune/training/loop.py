@@ -8,17 +8,17 @@ Distributed training later only needs `rank` / `world_size`: batches are sharded
 from __future__ import annotations
 
 import math
-import numbers
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from convtune.config import RuntimeConfig, TrainConfig
 from convtune.data.batching import (
     Encoded,
     batched_logits,
@@ -38,55 +38,6 @@ from convtune.training.callbacks import (
     History,
     TrainState,
 )
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation hyper-parameters (saved with the model)."""
-
-    epochs: int = 5                 # with patience 3: dev macro-F1 preferred it on SMS (docs/tuning.md)
-    batch_size: int = 32
-    lr: float | None = None         # encoder learning rate; None: the encoder's default (encoders.default_lr)
-    head_lr: float = 1e-3           # head learning rate
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1       # fraction of all steps spent warming up linearly
-    max_grad_norm: float = 1.0
-    patience: int = 3               # epochs without a dev macro-F1 gain before stopping
-    class_weight: str = "none"      # none | balanced
-    label_smoothing: float = 0.0    # cross-entropy target smoothing (torch's label_smoothing), 0 = off
-    ema: float = 0.0                # decay of an exponential moving average of the weights, 0 = off
-    seed: int = 42
-    bf16: str = "auto"              # auto | on | off: bf16 autocast where the CPU has it
-    eval_batch_size: int = 64
-    cache: str = "auto"             # frozen mode: token-state cache dir; auto = default, off = none
-    freeze_embeddings: bool = False  # fine-tuning: keep the token embeddings fixed (big vocabularies)
-
-    def __post_init__(self):
-        # Checked here so that every way in (CLI, Classifier(...), a saved run) fails in one line
-        # before any data is read, instead of deep in torch or, worse, training nonsense.
-        for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
-            if not isinstance(getattr(self, name), numbers.Integral) or getattr(self, name) < 1:
-                raise ConvtuneError(f"{name} must be a whole number >= 1, not {getattr(self, name)!r}")
-            setattr(self, name, int(getattr(self, name)))  # numpy ints (a search grid) stay JSON-able
-        if not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2**32:  # numpy's range
-            raise ConvtuneError(f"seed must be a whole number from 0 to {2**32 - 1}, not {self.seed!r}")
-        self.seed = int(self.seed)
-        for name in ("lr", "head_lr", "max_grad_norm"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConvtuneError(f"{name} must be > 0, not {value!r}")
-        ranges = {"weight_decay": (0.0, math.inf), "warmup_ratio": (0.0, 1.0), "label_smoothing": (0.0, 1.0),
-                  "ema": (0.0, 0.9999)}
-        for name, (low, high) in ranges.items():
-            if not low <= getattr(self, name) <= high:
-                raise ConvtuneError(f"{name} must be in [{low}, {high}], not {getattr(self, name)!r}")
-        choices = {"class_weight": ("none", "balanced"), "bf16": ("auto", "on", "off")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConvtuneError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -268,16 +219,18 @@ def _check_dev(run: _Run, dev_forward: Forward, dev_enc: Encoded, dev: TextSet, 
 
 
 def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels: list[str],
-        config: TrainConfig, max_length: int, rank: int = 0, world_size: int = 1,
-        store=None, callbacks: Sequence[Callback] = (), device: str | torch.device = "cpu") -> TrainResult:
+        config: TrainConfig, max_length: int, runtime: RuntimeConfig | None = None, rank: int = 0,
+        world_size: int = 1, store=None, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train `model` in place; on return it holds the best epoch's weights.
 
     With a frozen encoder and a `store` (cache.StateStore), the encoder runs once per text
     that the store lacks, and every epoch trains the head on the stored token states.
     `callbacks` run after the built-in ones (weight average, history, epoch log, early stopping).
+    `runtime` (precision, device) changes how fast it runs, not what it learns.
     """
     seed_everything(config.seed)
-    device, bf16 = torch.device(device), use_bf16(config.bf16)
+    runtime = runtime or RuntimeConfig()
+    device, bf16 = torch.device(runtime.device), use_bf16(runtime.bf16)
     index = {lab: i for i, lab in enumerate(labels)}
     enc = tokenize(tokenizer, train.texts, max_length)
     dev_enc = tokenize(tokenizer, dev.texts, max_length)

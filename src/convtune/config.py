@@ -1,0 +1,113 @@
+"""The two configs of a training run, torch-free (the CLI reads them to build its options).
+
+    TrainConfig     hyper-parameters: saved with the model, they decide what it learns
+    RuntimeConfig   how this machine runs the training (precision, cache, device): never saved
+
+Each field's help is in its metadata; `convtune train` makes one option per field from it, so
+a new hyper-parameter is written once, here.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, field, fields
+
+from convtune.errors import ConvtuneError
+
+# TextCNN trains from scratch with its own recipe (Kim 2014 / Zhang & Wallace 2017): these
+# replace TrainConfig's defaults for it (an option the user sets still wins).
+TEXTCNN_TRAIN_DEFAULTS = {"epochs": 10, "lr": 1e-3, "head_lr": 1e-3, "patience": 3, "batch_size": 50,
+                          "weight_decay": 0.0, "warmup_ratio": 0.0}
+TEXTCNN_RUNTIME_DEFAULTS = {"bf16": "off"}
+
+
+def option(default, help: str, **cli) -> field:
+    """A dataclass field with its CLI help (and argparse extras such as choices or flag)."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation hyper-parameters (saved with the model)."""
+
+    epochs: int = option(5, "training epochs")  # with patience 3: dev macro-F1 preferred it on SMS (docs/tuning.md)
+    batch_size: int = option(32, "texts per training batch")
+    lr: float | None = option(None, "encoder learning rate (default: the encoder's own, 1e-4 for minilm-l6, "
+                                    "else 5e-5)")
+    head_lr: float = option(1e-3, "head learning rate")
+    weight_decay: float = option(0.01, "AdamW weight decay (not on biases and norms)")
+    warmup_ratio: float = option(0.1, "fraction of all steps spent warming up linearly")
+    max_grad_norm: float = option(1.0, "gradient clipping norm")
+    patience: int = option(3, "epochs without a dev macro-F1 gain before stopping")
+    class_weight: str = option("none", "weight the loss by inverse class frequency", choices=("none", "balanced"))
+    label_smoothing: float = option(0.0, "cross-entropy label smoothing in [0, 1]", metavar="X")
+    ema: float = option(0.0, "dev checks and the saved model use an exponential moving average of the "
+                             "weights with this decay, e.g. 0.99 (0: off)", metavar="DECAY")
+    seed: int = option(42, "seed of the initial weights, batch order and dropout")
+    eval_batch_size: int = option(64, "texts per dev / prediction batch")
+    freeze_embeddings: bool = option(False, "fine-tuning: keep the token embeddings fixed (less memory with "
+                                            "big vocabularies, e.g. me5-small)")
+
+    def __post_init__(self):
+        # Checked here so that every way in (CLI, Classifier(...), a saved run) fails in one line
+        # before any data is read, instead of deep in torch or, worse, training nonsense.
+        for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
+            _whole(self, name, 1)
+        if not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2**32:  # numpy's range
+            raise ConvtuneError(f"seed must be a whole number from 0 to {2**32 - 1}, not {self.seed!r}")
+        self.seed = int(self.seed)
+        for name in ("lr", "head_lr", "max_grad_norm"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConvtuneError(f"{name} must be > 0, not {value!r}")
+        ranges = {"weight_decay": (0.0, math.inf), "warmup_ratio": (0.0, 1.0), "label_smoothing": (0.0, 1.0),
+                  "ema": (0.0, 0.9999)}
+        for name, (low, high) in ranges.items():
+            if not low <= getattr(self, name) <= high:
+                raise ConvtuneError(f"{name} must be in [{low}, {high}], not {getattr(self, name)!r}")
+        _choice(self, "class_weight")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RuntimeConfig:
+    """How this machine runs training and prediction (not saved with the model)."""
+
+    bf16: str = option("auto", "bf16 autocast (auto: where the CPU has native bf16)", choices=("auto", "on", "off"))
+    cache: str = option("auto", "frozen mode: token-state cache directory (auto: $CONVTUNE_CACHE or "
+                                "~/.cache/convtune; off: no cache)", flag="--cache-dir")
+    device: str = option("cpu", "where the model runs (the GPU comes with issue 19)", choices=("cpu",))
+
+    def __post_init__(self):
+        _choice(self, "bf16")
+        _choice(self, "device")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_options(options: dict) -> tuple[dict, dict]:
+    """(TrainConfig options, RuntimeConfig options) of one keyword dict; TypeError for others."""
+    train = {f.name for f in fields(TrainConfig)}
+    runtime = {f.name for f in fields(RuntimeConfig)}
+    unknown = sorted(set(options) - train - runtime)
+    if unknown:
+        raise TypeError(f"unknown training options: {', '.join(unknown)}")
+    return ({k: v for k, v in options.items() if k in train}, {k: v for k, v in options.items() if k in runtime})
+
+
+def _whole(config, name: str, low: int) -> None:
+    value = getattr(config, name)
+    if not isinstance(value, numbers.Integral) or value < low:
+        raise ConvtuneError(f"{name} must be a whole number >= {low}, not {value!r}")
+    setattr(config, name, int(value))  # numpy ints (a search grid) stay JSON-able
+
+
+def _choice(config, name: str) -> None:
+    allowed = next(f for f in fields(config) if f.name == name).metadata["choices"]
+    if getattr(config, name) not in allowed:
+        raise ConvtuneError(f"{name} must be one of {', '.join(allowed)}, not {getattr(config, name)!r}")
+
