@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     splits = load_splits(a.data)
     labels = sorted(set(splits.train.labels))
     cfg = ModelConfig(encoder=a.encoder, labels=labels, head="cnn", mode="frozen", max_length=128)
-    model, tok = build_model(cfg, resolve_encoder(a.encoder))
+    model, tok, _ = build_model(cfg, resolve_encoder(a.encoder))
     ids, mask = collate(tokenize(tok, splits.train.texts[:a.texts], 128).ids, tok.pad_token_id)
     with FlopCounterMode(display=False) as fc, torch.no_grad():  # one encoder pass: states and its count
         states = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state

@@ -157,7 +157,7 @@ def test_decoder_pads_right_with_eos_and_heads_ignore_padding(tiny_decoder):
     assert tok.pad_token == tok.eos_token == "</s>" and tok.padding_side == "right"
     for head in ("cnn", "linear"):
         torch.manual_seed(0)
-        model, _ = build_model(ModelConfig(str(tiny_decoder), ["neg", "pos"], head=head), tiny_decoder)
+        model, _, _ = build_model(ModelConfig(str(tiny_decoder), ["neg", "pos"], head=head), tiny_decoder)
         model.eval()
         assert is_decoder(model.encoder.config)
         short = tok(["good film"], return_tensors="pt")

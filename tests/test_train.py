@@ -5,8 +5,8 @@ import torch
 
 from convtune import Classifier
 from convtune.config import TrainConfig
-from convtune.training import loop as train
 from convtune.errors import ConvtuneError
+from convtune.training import loop as train
 
 from .conftest import toy_texts
 

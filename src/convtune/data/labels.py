@@ -92,6 +92,18 @@ class LabelSpace:
         values = self.values
         return [values[i] for i in np.asarray(proba).argmax(axis=1)]
 
+    def encode(self, labels: Sequence[str]) -> np.ndarray:
+        """(N,) int64 column index of each label (as stored: strings)."""
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        return np.array([index[y] for y in labels], dtype=np.int64)
+
+    def loss(self, logits, targets, weight=None, label_smoothing: float = 0.0):
+        """The training loss for (B, C) logits and (B,) class indices: cross-entropy (torch
+        tensors; computed in fp32 whatever the autocast precision)."""
+        import torch.nn.functional as F
+
+        return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=label_smoothing)
+
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """(N, C) logits -> probabilities: a softmax over the classes (one label per text)."""
         return softmax(logits)

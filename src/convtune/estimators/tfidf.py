@@ -64,11 +64,11 @@ class TfidfClassifier(TextClassifier):
         params = self._vectorizer_params(train.texts)
         self.vectorizer_ = TfidfVectorizer(**{**params, "ngram_range": tuple(params["ngram_range"])})
         X = self.vectorizer_.fit_transform(train.texts)
-        y = np.array([self.labels_.index(t) for t in train.labels])
+        space = self.label_space_
+        y = space.encode(train.labels)
         self._fit_model(X, y)
         if self.model == "svm":
-            self._calibrate(self.vectorizer_.transform(dev.texts),
-                            np.array([self.labels_.index(t) for t in dev.labels]))
+            self._calibrate(self.vectorizer_.transform(dev.texts), space.encode(dev.labels))
         self.train_seconds_ = round(time.perf_counter() - start, 3)
         self.manifest_ = self._manifest(params)
         return self

@@ -77,7 +77,7 @@ class Classifier(TokenClassifier):
         encoder_dir = resolve_encoder(self.encoder)
         self.train_config_ = replace(self.train_config, lr=self.train_config.lr or default_lr(self.encoder))
         seed_everything(self.train_config.seed)  # the head's initial weights depend on it
-        self.model_, self.tokenizer_ = build_model(config, encoder_dir)
+        self.model_, self.tokenizer_, config = build_model(config, encoder_dir)
         self.max_length_ = config.max_length
         if self.train_config.freeze_embeddings:
             # me5-small's 250k-piece vocabulary is 96M of its 118M parameters: fixed, they need

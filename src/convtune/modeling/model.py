@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -85,7 +85,9 @@ class TransformerClassifier(nn.Module):
 
 
 def build_model(config: ModelConfig, encoder_dir: str | Path, head_weights: Path | None = None):
-    """(model, tokenizer) for a config, with the encoder read from a local directory.
+    """(model, tokenizer, resolved config) for a config, with the encoder read from a local
+    directory. `config` is not changed: the copy returned has max_length and the head's full
+    config filled in (what is saved with the model).
 
     `head_weights` (a saved head.safetensors) is checked against the config's shapes before
     the head is allocated, so an edited config fails in one line instead of in the allocator.
@@ -93,7 +95,7 @@ def build_model(config: ModelConfig, encoder_dir: str | Path, head_weights: Path
     encoder, tokenizer = load_encoder(encoder_dir)
     limit = token_limit(encoder.config, tokenizer)
     if config.max_length is None:  # the default adapts to small encoders; an explicit value must fit
-        config.max_length = min(DEFAULT_MAX_LENGTH, limit or DEFAULT_MAX_LENGTH)
+        config = replace(config, max_length=min(DEFAULT_MAX_LENGTH, limit or DEFAULT_MAX_LENGTH))
     elif limit is not None and config.max_length > limit:  # longer inputs would index past the position table
         raise ConvtuneError(f"max_length {config.max_length} is more than encoder {config.encoder!r} "
                             f"can read ({limit} tokens); use --max-length {limit} or less")
@@ -117,9 +119,8 @@ def build_model(config: ModelConfig, encoder_dir: str | Path, head_weights: Path
     if head_weights is not None:
         check_weight_shapes(trainable_part, head_weights)
     head = make_head()
-    config.head_config = asdict(head.config)
     model = TransformerClassifier(encoder, head, frozen=config.mode == "frozen", layers=config.layers)
-    return model, tokenizer
+    return model, tokenizer, replace(config, head_config=asdict(head.config))
 
 
 def load_model(directory: str | Path, manifest: dict | None = None):
@@ -127,7 +128,7 @@ def load_model(directory: str | Path, manifest: dict | None = None):
     directory = Path(directory)
     manifest = manifest or read_manifest(directory)
     config = ModelConfig(**manifest["model"])
-    model, tokenizer = build_model(config, directory / ENCODER_DIR, head_weights=directory / HEAD_NAME)
+    model, tokenizer, _ = build_model(config, directory / ENCODER_DIR, head_weights=directory / HEAD_NAME)
     try:
         state = load_file(str(directory / HEAD_NAME))
         require_finite(state, str(directory / HEAD_NAME))

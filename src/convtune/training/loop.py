@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from convtune.config import RuntimeConfig, TrainConfig
 from convtune.data.batching import (
@@ -26,6 +25,7 @@ from convtune.data.batching import (
     tokenize,
     train_batches,
 )
+from convtune.data.labels import LabelSpace
 from convtune.data.texts import TextSet
 from convtune.errors import ConvtuneError
 from convtune.metrics import scores
@@ -163,6 +163,7 @@ class _Run:
 
     model: torch.nn.Module
     forward: Forward
+    space: LabelSpace                  # the classes, and the loss over them
     y: torch.Tensor                    # (N,) class index of each training text, on `device`
     weight: torch.Tensor | None        # (C,) class weights, or None
     optimizer: torch.optim.Optimizer
@@ -180,8 +181,7 @@ def _train_epoch(run: _Run, batches: list[list[int]], state: TrainState, hooks: 
     for idx in bar:
         with autocast(run.bf16, run.device.type):
             logits = run.forward(idx)
-        loss = F.cross_entropy(logits.float(), run.y[idx], weight=run.weight,
-                               label_smoothing=run.config.label_smoothing)
+        loss = run.space.loss(logits, run.y[idx], run.weight, run.config.label_smoothing)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)
@@ -231,10 +231,10 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     seed_everything(config.seed)
     runtime = runtime or RuntimeConfig()
     device, bf16 = torch.device(runtime.device), use_bf16(runtime.bf16)
-    index = {lab: i for i, lab in enumerate(labels)}
+    space = LabelSpace(tuple(labels))
     enc = tokenize(tokenizer, train.texts, max_length)
     dev_enc = tokenize(tokenizer, dev.texts, max_length)
-    y = torch.tensor([index[lab] for lab in train.labels], dtype=torch.long)
+    y = torch.from_numpy(space.encode(train.labels))
     weight = class_weights(y.tolist(), len(labels), config.class_weight)
     model.to(device)
     start = time.perf_counter()
@@ -242,7 +242,7 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
                                                     bf16, device)
     steps = len(train_batches(enc.lengths(), config.batch_size, config.seed, 0, rank, world_size))
     optimizer = make_optimizer(model, config)
-    run = _Run(model, forward, y.to(device), None if weight is None else weight.to(device), optimizer,
+    run = _Run(model, forward, space, y.to(device), None if weight is None else weight.to(device), optimizer,
                linear_schedule(optimizer, math.ceil(config.warmup_ratio * steps * config.epochs),
                                steps * config.epochs), config, bf16, device)
     average, history = WeightAverage(model, config.ema), History()
