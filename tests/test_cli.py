@@ -169,7 +169,7 @@ def _train_help() -> dict[str, str]:
     """`convtune train` option -> its help text."""
     import argparse
 
-    from convtune.cli import _parser
+    from convtune.cli.options import parser as _parser
 
     sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     return {a.option_strings[-1]: a.help or "" for a in sub.choices["train"]._actions if a.option_strings}

@@ -1,0 +1,186 @@
+"""The verbs: each turns parsed options into one library call and prints what it returns.
+Heavy libraries (torch, transformers) are imported inside the verbs that need them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from convtune.errors import ConvtuneError
+
+
+def make_estimator(a: argparse.Namespace):
+    """The estimator for `--head`, given only the options the user set (others: its defaults)."""
+    from dataclasses import fields
+
+    from convtune.config import RuntimeConfig, TrainConfig
+    from convtune.estimators.registry import make_estimator as make
+
+    options = {f.name: getattr(a, f.name) for f in (*fields(TrainConfig), *fields(RuntimeConfig))}
+    head = {k: v for k, v in {
+        "kernel_sizes": _int_list(a.kernel_sizes) if a.kernel_sizes else None, "num_filters": a.filters,
+        "pooling": a.pooling, "dropout": a.dropout}.items() if v is not None}
+    if a.head == "linear":
+        head.pop("kernel_sizes", None)
+        head.pop("num_filters", None)
+    # Every option goes to the registry; each kind takes the ones it knows (TF-IDF: seed, stop words).
+    return make(a.head, encoder=a.encoder, mode=a.mode, layers=_last_k(a.layers), max_length=a.max_length,
+                head_config=head, stop_words=a.stop_words, **options)
+
+
+def _last_k(s: str) -> int:
+    k = s.removeprefix("last-")
+    if not k.isdigit() or int(k) < 1:
+        raise ConvtuneError(f"--layers wants last-K with K >= 1 (e.g. last-4), not {s!r}")
+    return int(k)
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from convtune.data.builtin import load_splits
+    from convtune.experiments.runs import train_run
+
+    clf = make_estimator(a)  # bad options fail before any data is read
+    splits = load_splits(a.data, a.dev, a.test, seed=clf.get_params()["seed"], text_col=a.text_col,
+                         label_col=a.label_col, encoding=a.encoding, strict=a.strict)
+    m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit)
+    final = m.get("test", m["dev"])
+    best = f", best epoch {m['best_epoch']}" if m.get("best_epoch") else ""
+    print(f"saved {a.out}: {'test' if 'test' in m else 'dev'} accuracy {final['accuracy']:.4f}, "
+          f"macro-F1 {final['macro_f1']:.4f}, train {m['train_seconds']:.1f} s{best}")
+    return 0
+
+
+def _int_list(s: str) -> list[int]:
+    try:
+        values = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise ConvtuneError(f"--kernel-sizes wants comma-separated integers, not {s!r}") from None
+    return values  # CNNHeadConfig checks them (at least one, all >= 1)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from convtune.data.builtin import BUILTIN, model_splits, read_spec
+    from convtune.experiments.runs import evaluate_run
+    from convtune.modeling.checkpoint import read_manifest
+
+    read_manifest(a.model_dir)  # a wrong directory fails before any data is read
+    if a.data in BUILTIN:
+        # Rebuild the split the model was trained with (its recorded seed), take its test part.
+        splits = model_splits(a.model_dir, a.data)
+        data = splits.test or splits.dev
+    else:
+        data = read_spec(a.data, a.text_col, a.label_col, a.encoding, strict=a.strict)
+    m = evaluate_run(a.model_dir, data, a.data)
+    print(m["report"])
+    print(f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  ({m['size']} texts)")
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from convtune.deploy.predict_io import predict_command
+
+    return predict_command(a)
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    from convtune.experiments.compare import TRANSFORMER_HEADS, run_compare
+
+    heads = [h.strip() for h in a.heads.split(",") if h.strip()]
+    modes = [m.strip() for m in a.modes.split(",") if m.strip()]
+    known = set(TRANSFORMER_HEADS) | {"textcnn", "tfidf-svm", "tfidf-nb"}
+    if not heads or set(heads) - known:
+        raise ConvtuneError(f"--heads takes {', '.join(sorted(known))}")
+    if not modes or set(modes) - {"finetune", "frozen"}:
+        raise ConvtuneError("--modes takes finetune and/or frozen")
+    if a.seeds < 1:
+        raise ConvtuneError("--seeds must be at least 1")
+    options = {"encoder": a.encoder, "epochs": a.epochs, "frozen_epochs": a.frozen_epochs, "patience": a.patience,
+               "max_length": a.max_length, "train_limit": a.train_limit}
+    res = run_compare(a.data, heads, modes, a.seeds, a.out, options, split_seed=a.split_seed,
+                      overwrite=a.overwrite, command="convtune " + " ".join(sys.argv[1:]))
+    print(Path(a.out, "report.md").read_text(encoding="utf-8").split("## Pictures")[0])
+    return 0 if res else 1
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    import importlib.util
+
+    from convtune.experiments.bench import run_bench
+
+    if importlib.util.find_spec("accelerate") is None:
+        raise ConvtuneError("bench runs Hugging Face Trainer, which needs accelerate: pip install 'convtune[bench]'")
+    res = run_bench(data=a.data, encoder=a.encoder, epochs=a.epochs, frozen_epochs=a.frozen_epochs,
+                    batch_size=a.batch_size, lr=a.lr, max_length=a.max_length, seed=a.seed,
+                    train_limit=a.train_limit, pipeline_batch_size=a.pipeline_batch_size, out_dir=a.out,
+                    log=lambda m: print(m, file=sys.stderr))
+    print(Path(a.out, "results.md").read_text(encoding="utf-8"))  # written as UTF-8, whatever the locale
+    return 0 if res else 1
+
+
+def cmd_datasets(a: argparse.Namespace) -> int:
+    from convtune.data.builtin import BUILTIN, builtin_path
+
+    for name, spec in BUILTIN.items():
+        path = builtin_path(name)
+        state = "found" if path.is_dir() else "MISSING"
+        print(f"{name:32s} {state:8s} {path}  - {spec.description}")
+    return 0
+
+
+def cmd_encoders(a: argparse.Namespace) -> int:
+    from convtune.modeling.encoders import list_encoders
+
+    for row in list_encoders():
+        if not row["installed"]:
+            state = f"not installed: {row['install']}"
+        else:
+            state = "installed" if row["materialised"] else "installed, converted on first use"
+        print(f"{row['name']:13s} {row['model']}\n{'':13s} [{row['licence']}, {row['size']}, "
+              f"languages: {row['languages']}]  {state}")
+    print("Any local Hugging Face model directory also works: --encoder path/to/dir")
+    return 0
+
+
+def cmd_cache(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from convtune.paths import default_cache_root
+    from convtune.training.state_cache import cache_info, clear_cache, store_dirs
+
+    root = Path(a.cache_dir) if a.cache_dir else default_cache_root()
+    if a.action == "clear":
+        count = len(store_dirs(root))  # cache_info would also read every index just to count
+        print(f"cleared {count} store(s) under {root}: {clear_cache(root) / 1e6:.1f} MB freed")
+        return 0
+    stores = cache_info(root)
+    for s in stores:
+        print(f"{s['store']:48s} {s['texts']:9d} texts {s['bytes'] / 1e6:9.1f} MB")
+    print(f"{len(stores)} store(s) under {root}")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from convtune.deploy.export import export_onnx, parity_data
+
+    out = a.out or f"{a.model_dir.rstrip('/')}-onnx{'-int8' if a.int8 else ''}"
+    data = parity_data(a.model_dir, a.data, a.text_col, a.label_col)
+    p = export_onnx(a.model_dir, out, data, int8=a.int8, overwrite=a.overwrite)
+    acc = "" if p["onnx_accuracy"] is None else \
+        f", accuracy {p['onnx_accuracy']:.4f} vs PyTorch {p['pytorch_accuracy']:.4f}"
+    print(f"exported {out} ({'int8' if a.int8 else 'fp32'}); parity on {p['source']}: max |dp| "
+          f"{p['max_abs_prob_diff']:.1e}, labels agree {p['label_agreement']:.2%}{acc}; "
+          f"{p['pytorch_fp32_seconds']:.2f} s PyTorch fp32 vs {p['onnx_seconds']:.2f} s ONNX")
+    return 0
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from convtune.deploy.serve import ServeConfig, run_server
+
+    return run_server(a.model_dir, ServeConfig(max_texts=a.max_texts, max_chars=a.max_chars, max_body=a.max_body,
+                                               batch_wait_ms=a.batch_wait_ms, max_batch=a.max_batch),
+                      host=a.host, port=a.port, workers=a.workers)
+
+
+VERBS = {"export": cmd_export, "serve": cmd_serve, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+         "cache": cmd_cache, "bench": cmd_bench, "compare": cmd_compare, "datasets": cmd_datasets, "encoders": cmd_encoders}
