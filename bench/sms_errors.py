@@ -26,7 +26,7 @@ from convtune.cli import main as convtune
 from convtune.data.builtin import load_splits
 from convtune.estimators.registry import load
 
-# method -> `convtune train` options (the peer is trained by convtune.bench's job instead)
+# method -> `convtune train` options (the peer is trained by convtune.experiments.bench's job instead)
 METHODS = {
     "convtune default": [],
     "convtune --lr 2e-4": ["--lr", "2e-4"],

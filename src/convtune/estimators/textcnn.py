@@ -4,7 +4,7 @@
         -> the same CNNHead the transformer uses: widths 3, 4, 5 x 100 filters, max pool,
            dropout 0.5 -> logits (B, C)
 
-It trains with the same loop (`train.fit`), so early stopping, bucketed batches and the
+It trains with the same loop (`training.loop.fit`), so early stopping, bucketed batches and the
 report are identical to the transformer's. Saved as vocabulary.json + safetensors.
 """
 

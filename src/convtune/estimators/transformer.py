@@ -68,7 +68,7 @@ class Classifier(TokenClassifier):
     def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
             dev_labels: Sequence[str] | None = None, callbacks: Sequence[Callback] = ()) -> Classifier:
         """Train on (texts, labels); early-stop on the dev set (10% of train if none given).
-        `callbacks` (convtune.callbacks.Callback) see every step and every epoch's dev scores."""
+        `callbacks` (convtune.training.callbacks.Callback) see every step and every epoch's dev scores."""
         set_threads()
         train, dev = self._fit_data(texts, labels, dev_texts, dev_labels, self.train_config.seed)
         config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,

@@ -5,7 +5,7 @@ The peer is what a user would run instead: Hugging Face `Trainer` +
 data, epochs, batch size, learning rate, max length and seed, with dynamic padding; for
 inference, `transformers.pipeline("text-classification")` over the peer's fine-tuned model.
 
-Every job runs in its own child process (`python -m convtune.bench JOB ARGS_JSON`), one after
+Every job runs in its own child process (`python -m convtune.experiments.bench JOB ARGS_JSON`), one after
 the other, so each one's peak memory (ru_maxrss) is its own and no job warms another's caches
 in memory. Results go to `bench/results.json` and `bench/results.md`.
 """

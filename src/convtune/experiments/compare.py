@@ -47,7 +47,7 @@ def grid(heads: list[str], modes: list[str]) -> list[Config]:
 
 def make(config: Config, seed: int, options: dict):
     """An estimator for one grid cell (options: encoder, epochs, max_length, ...)."""
-    if config.head == "textcnn":  # its own recipe: 10 epochs, batch 50, lr 1e-3 (see textcnn.py)
+    if config.head == "textcnn":  # its own recipe: 10 epochs, batch 50, lr 1e-3 (see estimators/textcnn.py)
         return make_estimator("textcnn", max_length=options["max_length"], seed=seed)
     train = {k: options.get(k) for k in ("epochs", "patience", "batch_size", "lr", "bf16")}
     if config.mode == "frozen" and options.get("frozen_epochs"):

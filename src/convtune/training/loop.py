@@ -2,7 +2,7 @@
 then decay, gradient clipping, early stopping on dev macro-F1, best epoch restored.
 
 Distributed training later only needs `rank` / `world_size`: batches are sharded in
-`batching.train_batches`, and only the caller on rank 0 saves.
+`data.batching.train_batches`, and only the caller on rank 0 saves.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
         world_size: int = 1, store=None, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train `model` in place; on return it holds the best epoch's weights.
 
-    With a frozen encoder and a `store` (cache.StateStore), the encoder runs once per text
+    With a frozen encoder and a `store` (training.state_cache.StateStore), the encoder runs once per text
     that the store lacks, and every epoch trains the head on the stored token states.
     `callbacks` run after the built-in ones (weight average, history, epoch log, early stopping).
     `runtime` (precision, device) changes how fast it runs, not what it learns.

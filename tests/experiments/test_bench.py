@@ -15,7 +15,9 @@ def test_bench_runs_every_job_and_writes_reports(tiny_encoder, toy_csv, tmp_path
                     batch_size=16, max_length=16, out_dir=str(tmp_path / "bench"), log=lambda m: None)
     for job in ("peer_train", "convtune_finetune", "convtune_frozen_cold", "convtune_frozen_warm",
                 "pipeline_predict", "convtune_predict"):
-        assert res[job]["peak_rss_mb"] > 0, job
+        # A process that has imported torch holds well over 100 MB: a figure below that is not
+        # the child's peak (the parent's, or kilobytes read as megabytes).
+        assert 100 < res[job]["peak_rss_mb"] < 16_000, (job, res[job]["peak_rss_mb"])
     assert res["convtune_frozen_warm"]["cache_seconds"] < res["convtune_frozen_cold"]["cache_seconds"]
     assert res["convtune_predict"]["texts"] == res["pipeline_predict"]["texts"] == 20
     assert set(res["ratios"]) >= {"finetune_samples_per_s_vs_peer", "predict_texts_per_s_vs_pipeline"}

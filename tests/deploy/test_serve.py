@@ -12,7 +12,7 @@ pytest.importorskip("fastapi")
 
 from convtune import load
 
-from .conftest import toy_texts
+from ..conftest import toy_texts
 
 
 @pytest.fixture(scope="module")

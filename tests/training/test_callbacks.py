@@ -7,7 +7,7 @@ import pytest
 from convtune import Classifier
 from convtune.training.callbacks import Callback, EarlyStopping, TrainState
 
-from .conftest import toy_texts
+from ..conftest import toy_texts
 
 
 class Recorder(Callback):

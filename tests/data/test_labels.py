@@ -12,7 +12,7 @@ from convtune import Classifier, load
 from convtune.cli import main
 from convtune.data.labels import LabelSpace
 
-from .conftest import toy_texts
+from ..conftest import toy_texts
 
 
 def test_label_space_decodes_in_column_order():

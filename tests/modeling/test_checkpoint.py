@@ -73,7 +73,7 @@ def test_absurd_values_in_convtune_json_are_one_line(tiny_model_dir, tmp_path, c
 def test_textcnn_with_an_absurd_embedding_size_is_one_line(tmp_path):
     from convtune import TextCNNClassifier
 
-    from .conftest import toy_texts
+    from ..conftest import toy_texts
 
     texts, labels = toy_texts(60)
     TextCNNClassifier(epochs=1, embed_dim=8, head_config={"num_filters": 4}).fit(texts, labels).save(tmp_path / "m")
@@ -147,7 +147,7 @@ def test_convtune_json_holds_no_path_of_the_training_machine(tiny_encoder, tmp_p
     path (issue 18); a model directory must read the same on any machine."""
     from convtune import Classifier
 
-    from .conftest import toy_texts
+    from ..conftest import toy_texts
 
     texts, labels = toy_texts(80)
     cache = tmp_path / "my-cache"

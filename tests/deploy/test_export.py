@@ -15,7 +15,7 @@ from convtune.deploy.export import ParityData, export_onnx
 from convtune.errors import ConvtuneError
 from convtune.estimators.onnx import OnnxClassifier
 
-from .conftest import toy_texts
+from ..conftest import toy_texts
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,12 @@ def test_int8_export_agrees_and_reports(tiny_model_dir, toy_labelled_csv, tmp_pa
     assert "labels agree" in capsys.readouterr().out
     parity = json.loads((out / "convtune.json").read_text())["onnx"]["parity"]
     assert parity["int8"] and parity["label_agreement"] >= 0.99
-    clf = load(out)
-    assert clf.evaluate(*toy_texts(40, seed=3))["accuracy"] >= parity["pytorch_accuracy"] - 0.1
+    # On texts the parity check did not see, int8 gives the fp32 PyTorch model's labels.
+    texts, _ = toy_texts(40, seed=3)
+    torch_clf = load(tiny_model_dir)
+    torch_clf.runtime.bf16 = "off"
+    agree = np.mean(np.array(load(out).predict(texts)) == np.array(torch_clf.predict(texts)))
+    assert agree >= 0.95, agree
 
 
 def test_failed_parity_leaves_no_directory(tiny_model_dir, tmp_path, monkeypatch):

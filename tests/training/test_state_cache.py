@@ -6,7 +6,7 @@ import pytest
 from convtune import Classifier
 from convtune.training.state_cache import StateStore, cache_info, clear_cache, text_key
 
-from .conftest import toy_texts
+from ..conftest import toy_texts
 
 
 def test_store_roundtrip_and_reload(tmp_path):

@@ -10,7 +10,7 @@ from convtune.data.splits import deduplicate, make_splits, stratified_split
 from convtune.data.texts import TextSet, read_table, read_text_file
 from convtune.errors import ConvtuneError
 
-from .conftest import require_shared_data
+from ..conftest import require_shared_data
 
 LATIN = "caf\xe9 \x85 d\xe9j\xe0 vu".encode("latin-1")  # 0x85 is NEL: must not split the line
 

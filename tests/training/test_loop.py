@@ -8,7 +8,7 @@ from convtune.config import TrainConfig
 from convtune.errors import ConvtuneError
 from convtune.training import loop as train
 
-from .conftest import toy_texts
+from ..conftest import toy_texts
 
 
 def test_weight_average_follows_the_formula_and_restores_the_raw_weights():
