@@ -346,3 +346,17 @@ def test_file_readers_never_fail_unexpectedly():
 def test_file_readers_never_fail_unexpectedly_long(monkeypatch):
     monkeypatch.setenv("CONVTUNE_HYPOTHESIS_EXAMPLES", "20000")
     test_file_readers_never_fail_unexpectedly()
+
+
+def test_both_readers_share_one_bom_rule_and_one_parser(tmp_path):
+    # Training files and predict's streaming reader used to differ: "UTF-8" (upper case) kept
+    # the BOM in predict's first column name, and a .json file was read as lines of text.
+    from convtune.deploy.predict_io import iter_texts
+
+    csv_file = tmp_path / "bom.csv"
+    csv_file.write_bytes("\ufefftext,label\ngood film,pos\nbad film,neg\n".encode("utf-8"))
+    assert read_table(csv_file, encoding="UTF-8").texts == ["good film", "bad film"]
+    assert list(iter_texts(str(csv_file), None, "UTF-8")) == ["good film", "bad film"]
+    json_file = tmp_path / "rows.json"
+    json_file.write_text('{"text": "good film", "label": "pos"}\n{"text": "bad film", "label": "neg"}\n')
+    assert read_table(json_file).texts == list(iter_texts(str(json_file), None, "utf-8")) == ["good film", "bad film"]

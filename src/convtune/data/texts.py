@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -84,13 +85,37 @@ def read_text_file(path: str | Path, encoding: str = "utf-8") -> str:
     if problem is not None:
         raise ConvtuneError(f"{p} {problem}")
     try:
-        return raw.decode("utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding)
+        return raw.decode(text_codec(encoding))
     except UnicodeDecodeError as e:
         raise ConvtuneError(
             f"{p}: not valid {encoding} (byte {e.start}); pass --encoding latin-1 (or the file's encoding)"
         ) from None
     except LookupError:
         raise ConvtuneError(f"unknown encoding {encoding!r}") from None
+
+
+def text_codec(encoding: str) -> str:
+    """The codec to read a file with: UTF-8 files may start with a byte-order mark (Excel
+    writes one), which must not become part of the first column's name. The one BOM rule."""
+    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")  # one JSON object a line
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
+
+
+def iter_rows(lines: Iterable[str], suffix: str, path: Path) -> Iterator[tuple[int, object]]:
+    """(row number, row) of JSONL lines (blank ones skipped; a row is whatever the line holds)
+    or of a CSV / TSV with its header (rows are dicts): the one parser of both readers, the
+    training files' and predict's streaming one."""
+    if suffix in JSONL_SUFFIXES:
+        for n, line in enumerate(lines, 1):
+            if line.strip():
+                yield n, json_line(line, f"{path}:{n}")
+        return
+    lines = iter(lines)
+    header = next(lines, "")
+    yield from enumerate(csv_rows(itertools.chain([header], lines), delimiter_for(suffix, header), path), 1)
 
 
 def json_line(line: str, where: str):
@@ -127,19 +152,15 @@ def _rows_from_file(path: Path, encoding: str) -> list[dict]:
     """Rows as dicts from a CSV / TSV (with header) or JSONL file."""
     content = read_text_file(path, encoding)
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson", ".json"):
+    if suffix in JSONL_SUFFIXES:
         rows = []
-        for n, line in enumerate(split_lines(content), 1):
-            if not line.strip():
-                continue
-            row = json_line(line, f"{path}:{n}")
+        for n, row in iter_rows(split_lines(content), suffix, path):
             if not isinstance(row, dict):
                 raise ConvtuneError(f"{path}:{n}: expected a JSON object per line")
             rows.append(row)
         return rows
     lines = content.replace("\r\n", "\n").split("\n")
-    return [r for r in csv_rows(lines, delimiter_for(suffix, lines[0]), path)
-            if any((v or "").strip() for v in r.values())]
+    return [r for _, r in iter_rows(lines, suffix, path) if any((v or "").strip() for v in r.values())]
 
 
 def delimiter_for(suffix: str, header: str) -> str:

@@ -19,12 +19,13 @@ from pathlib import Path
 
 from convtune._fs import fsync_dir, model_fingerprint
 from convtune.data.texts import (
+    JSONL_SUFFIXES,
+    TABLE_SUFFIXES,
     TEXT_COLUMNS,
-    csv_rows,
-    delimiter_for,
     file_kind_problem,
-    json_line,
+    iter_rows,
     require_file,
+    text_codec,
 )
 from convtune.errors import ConvtuneError, text_problem
 from convtune.progress import progress
@@ -56,15 +57,9 @@ def iter_texts(path: str, text_col: str | None, encoding: str) -> Iterator[str]:
         raise ConvtuneError(f"{p} {problem}")
     suffix = p.suffix.lower()
     try:
-        with p.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as f:
-            if suffix in (".jsonl", ".ndjson"):
-                for n, line in enumerate(f, 1):
-                    if line.strip():
-                        yield _text_of(json_line(line, f"{p}:{n}"), text_col, p, n)
-            elif suffix in (".csv", ".tsv", ".tab"):
-                header = f.readline()
-                f.seek(0)
-                for n, row in enumerate(csv_rows(f, delimiter_for(suffix, header), p), 1):
+        with p.open(encoding=text_codec(encoding), newline="") as f:
+            if suffix in JSONL_SUFFIXES + TABLE_SUFFIXES:
+                for n, row in iter_rows(f, suffix, p):
                     yield _text_of(row, text_col, p, n)
             else:
                 for line in f:
