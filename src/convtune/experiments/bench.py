@@ -119,12 +119,12 @@ def job_peer_train(a: dict) -> dict:
 
 def job_convtune_train(a: dict) -> dict:
     """convtune fit (fine-tune or frozen with the state cache), then the test report."""
-    from convtune.estimators.transformer import Classifier
+    from convtune.estimators.registry import make_estimator
 
     s = _splits(a)
-    clf = Classifier(encoder=a["encoder"], head=a["head"], mode=a["mode"], max_length=a["max_length"],
-                     epochs=a["epochs"], batch_size=a["batch_size"], lr=_lr(a), seed=a["seed"],
-                     patience=a["epochs"], bf16=a.get("bf16", "auto"), cache=a.get("cache", "auto"))
+    clf = make_estimator(a["head"], encoder=a["encoder"], mode=a["mode"], max_length=a["max_length"],
+                         epochs=a["epochs"], batch_size=a["batch_size"], lr=_lr(a), seed=a["seed"],
+                         patience=a["epochs"], bf16=a.get("bf16"), cache=a.get("cache"))
     start = time.perf_counter()
     clf.fit(s.train.texts, s.train.labels, s.dev.texts, s.dev.labels)
     fit_seconds = time.perf_counter() - start
@@ -151,9 +151,9 @@ def _timed_predict(fn, texts: list[str]) -> dict:
 
 
 def job_convtune_predict(a: dict) -> dict:
-    from convtune.estimators.transformer import Classifier
+    from convtune.estimators.registry import load
 
-    clf = Classifier.load(a["model"])
+    clf = load(a["model"])
     return _timed_predict(lambda t: clf.predict(t), _splits(a).test.texts)
 
 

@@ -79,6 +79,12 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.A
         for (part, no_decay), ps in groups.items()])
 
 
+def warmup_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+    """Steps of linear warm-up: the ratio of all steps, rounded up. The product is taken in
+    this order on purpose: 0.1 * 217 * 10 is 217.00000000000003 (218 steps), 0.1 * 2170 is 217."""
+    return math.ceil(config.warmup_ratio * (steps_per_epoch * config.epochs))
+
+
 def linear_schedule(optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
     def factor(step: int) -> float:
         if step < warmup:
@@ -243,8 +249,7 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     steps = len(train_batches(enc.lengths(), config.batch_size, config.seed, 0, rank, world_size))
     optimizer = make_optimizer(model, config)
     run = _Run(model, forward, space, y.to(device), None if weight is None else weight.to(device), optimizer,
-               linear_schedule(optimizer, math.ceil(config.warmup_ratio * steps * config.epochs),
-                               steps * config.epochs), config, bf16, device)
+               linear_schedule(optimizer, warmup_steps(config, steps), steps * config.epochs), config, bf16, device)
     average, history = WeightAverage(model, config.ema), History()
     hooks = [average, history, EpochLog(), EarlyStopping(config.patience), *callbacks]
     state, best_state = TrainState(config.epochs, steps, is_main=rank == 0), None
