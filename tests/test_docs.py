@@ -15,9 +15,9 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 def _commands(path: Path) -> list[str]:
     text = path.read_text(encoding="utf-8")
-    blocks = re.findall(r"```[^\n]*\n(.*?)```", text, flags=re.S)
+    blocks = re.findall(r"```[^\n]*\n(.*?)```", text, flags=re.DOTALL)
     lines = [line for block in blocks for line in block.splitlines()]
-    spans = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    spans = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.DOTALL))
     found = []
     for line, inline in [(line, False) for line in lines] + [(span, True) for span in spans]:
         for part in line.split("&&"):

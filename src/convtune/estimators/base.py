@@ -3,7 +3,8 @@
 scikit-learn's rules: `fit` returns self; `predict` returns a list of labels and
 `predict_proba` an (N, C) array whose columns follow `labels_`. A subclass implements `fit`,
 `predict_proba`, `save_into` and `_load_from`; saving, loading, prediction and evaluation
-are here, once.
+are here, once. The token models (transformer, TextCNN, ONNX) derive from `TokenClassifier`
+and give a `_token_path()` instead of `predict_proba`: one prediction path for the three.
 """
 
 from __future__ import annotations
