@@ -89,14 +89,17 @@ class RuntimeConfig:
         return asdict(self)
 
 
+TRAIN_OPTIONS = frozenset(f.name for f in fields(TrainConfig))
+RUNTIME_OPTIONS = frozenset(f.name for f in fields(RuntimeConfig))
+
+
 def split_options(options: dict) -> tuple[dict, dict]:
     """(TrainConfig options, RuntimeConfig options) of one keyword dict; TypeError for others."""
-    train = {f.name for f in fields(TrainConfig)}
-    runtime = {f.name for f in fields(RuntimeConfig)}
-    unknown = sorted(set(options) - train - runtime)
+    unknown = sorted(set(options) - TRAIN_OPTIONS - RUNTIME_OPTIONS)
     if unknown:
         raise TypeError(f"unknown training options: {', '.join(unknown)}")
-    return ({k: v for k, v in options.items() if k in train}, {k: v for k, v in options.items() if k in runtime})
+    return ({k: v for k, v in options.items() if k in TRAIN_OPTIONS},
+            {k: v for k, v in options.items() if k in RUNTIME_OPTIONS})
 
 
 def _whole(config, name: str, low: int) -> None:

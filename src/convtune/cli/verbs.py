@@ -12,12 +12,10 @@ from convtune.errors import ConvtuneError
 
 def make_estimator(a: argparse.Namespace):
     """The estimator for `--head`, given only the options the user set (others: its defaults)."""
-    from dataclasses import fields
-
-    from convtune.config import RuntimeConfig, TrainConfig
+    from convtune.config import RUNTIME_OPTIONS, TRAIN_OPTIONS
     from convtune.estimators.registry import make_estimator as make
 
-    options = {f.name: getattr(a, f.name) for f in (*fields(TrainConfig), *fields(RuntimeConfig))}
+    options = {name: getattr(a, name) for name in TRAIN_OPTIONS | RUNTIME_OPTIONS}
     head = {k: v for k, v in {
         "kernel_sizes": _int_list(a.kernel_sizes) if a.kernel_sizes else None, "num_filters": a.filters,
         "pooling": a.pooling, "dropout": a.dropout}.items() if v is not None}

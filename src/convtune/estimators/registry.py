@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from convtune.config import RuntimeConfig, TrainConfig
+from convtune.config import RUNTIME_OPTIONS, TRAIN_OPTIONS
 from convtune.errors import ConvtuneError
 from convtune.estimators.base import TextClassifier, load_as
 from convtune.estimators.onnx import OnnxClassifier
@@ -41,7 +41,7 @@ def _accepted(cls: type[TextClassifier]) -> set[str]:
     params = inspect.signature(cls.__init__).parameters
     names = {n for n, p in params.items() if n != "self" and p.kind is not p.VAR_KEYWORD}
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        names |= set(TrainConfig.__dataclass_fields__) | set(RuntimeConfig.__dataclass_fields__)
+        names |= TRAIN_OPTIONS | RUNTIME_OPTIONS
     return names
 
 

@@ -10,10 +10,10 @@ plus save / load that keep the label map with the weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from convtune.config import RuntimeConfig, TrainConfig, split_options
+from convtune.config import TRAIN_OPTIONS, RuntimeConfig, TrainConfig, split_options
 from convtune.errors import ConvtuneError
 from convtune.estimators.base import TextClassifier, TokenClassifier, TokenPath
 from convtune.modeling.checkpoint import save_model
@@ -131,8 +131,7 @@ class Classifier(TokenClassifier):
         model, tokenizer, manifest = load_model(path, manifest)
         m = manifest["model"]
         # Only hyper-parameters (models saved before the runtime split also hold bf16 and cache).
-        train_options = {k: v for k, v in manifest.get("train", {}).items()
-                         if k in {f.name for f in fields(TrainConfig)}}
+        train_options = {k: v for k, v in manifest.get("train", {}).items() if k in TRAIN_OPTIONS}
         clf = cls(encoder=m["encoder"], head=m["head"], mode=m["mode"], max_length=m["max_length"],
                   head_config=m["head_config"], layers=m.get("layers", 1), **train_options)
         clf.model_, clf.tokenizer_, clf.labels_, clf.manifest_ = model, tokenizer, list(m["labels"]), manifest
