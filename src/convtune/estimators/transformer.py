@@ -141,9 +141,8 @@ class Classifier(TokenClassifier):
 
     @classmethod
     def _loadable(cls) -> list[type[TextClassifier]]:
-        from convtune.estimators.onnx import (
-            OnnxClassifier,  # an export loads as its source model
-        )
+        # An ONNX export loads as its source model (a sibling import: onnx is below this module).
+        from convtune.estimators.onnx import OnnxClassifier
 
         return [*super()._loadable(), OnnxClassifier]
 
