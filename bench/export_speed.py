@@ -49,8 +49,8 @@ def main() -> int:
     test = model_splits(model, a.data).test
     rows = {}
     torch_clf = Classifier.load(model)
-    for name, bf16 in (("PyTorch fp32", "off"), ("PyTorch bf16 autocast", "auto")):
-        torch_clf.runtime.bf16 = bf16
+    for name, bf16 in (("PyTorch fp32", "fp32"), ("PyTorch bf16 autocast", "auto")):
+        torch_clf.runtime.precision = bf16
         rows[name] = timed(torch_clf, test.texts, test.labels)
     rows["ONNX Runtime fp32"] = timed(load(paths["fp32"]), test.texts, test.labels)
     rows["ONNX Runtime int8"] = timed(load(paths["int8"]), test.texts, test.labels)

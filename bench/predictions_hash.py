@@ -18,7 +18,7 @@ s = load_splits("sms_spam", seed=42)
 tr, te = s.train, s.test
 n = 384
 out = []
-for kw in ({"mode": "finetune", "epochs": 1}, {"mode": "frozen", "epochs": 2, "ema": 0.9, "bf16": "off", "cache": "off"},
+for kw in ({"mode": "finetune", "epochs": 1}, {"mode": "frozen", "epochs": 2, "ema": 0.9, "precision": "fp32", "cache": "off"},
            # 12 steps x 10 epochs: 0.1 * 12 * 10 rounds up to 13 warm-up steps, 0.1 * 120 to 12
            {"mode": "frozen", "epochs": 10, "patience": 10, "batch_size": 32, "cache": tempfile.mkdtemp()}):
     clf = Classifier(**({"max_length": 32, "batch_size": 16} | kw)).fit(tr.texts[:n], tr.labels[:n], s.dev.texts[:100], s.dev.labels[:100])

@@ -32,7 +32,7 @@ RECIPES = {
     "lr 2e-4": {"lr": 2e-4},  # fifth session: twice the MiniLM default encoder lr
     "batch 16": {"batch_size": 16},  # sixth session: twice the updates per epoch on a small set
     "label smoothing 0.1": {"label_smoothing": 0.1},  # seventh session: train loss fell to 4e-5 by epoch 5
-    "bf16 off": {"bf16": "off"},  # eighth session: does the bf16 autocast speed-up cost accuracy?
+    "bf16 off": {"precision": "fp32"},  # eighth session: does the bf16 autocast speed-up cost accuracy?
     "ema 0.99": {"ema": 0.99},  # eighth session: dev and the saved model use the weight average
     # The peer of `convtune bench`: HF Trainer + linear head on [CLS], 3 epochs, last epoch kept.
     "peer: Trainer, linear": {"peer": True, "epochs": 3},

@@ -102,7 +102,7 @@ def tiny_model_dir(tiny_encoder, tmp_path_factory) -> Path:
     texts, labels = toy_texts(240)
     dev_texts, dev_labels = toy_texts(60, seed=1)
     clf = Classifier(encoder=str(tiny_encoder), head="cnn", epochs=4, batch_size=16, lr=3e-3,
-                     head_lr=1e-2, max_length=16, bf16="off", seed=0,
+                     head_lr=1e-2, max_length=16, precision="fp32", seed=0,
                      head_config={"kernel_sizes": [2, 3], "num_filters": 16})
     clf.fit(texts, labels, dev_texts, dev_labels)
     d = tmp_path_factory.mktemp("tiny-model") / "model"

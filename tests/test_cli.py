@@ -20,7 +20,7 @@ def run_dir(tiny_encoder, tmp_path_factory):
         w.writerows(zip(texts, labels))
     rc = main(["train", "--data", str(d / "data.csv"), "--label-col", "sentiment",
                "--encoder", str(tiny_encoder), "--epochs", "2", "--batch-size", "16",
-               "--lr", "3e-3", "--head-lr", "1e-2", "--max-length", "16", "--bf16", "off", "--filters", "8",
+               "--lr", "3e-3", "--head-lr", "1e-2", "--max-length", "16", "--precision", "fp32", "--filters", "8",
                "--out", str(d / "run")])
     assert rc == 0
     return d
@@ -263,7 +263,7 @@ def test_predict_output_onto_its_input_is_refused(run_dir, capsys):
 
 def _train_tiny(tiny_encoder, data, out, *extra) -> int:
     return main(["train", "--data", str(data), "--label-col", "sentiment", "--encoder", str(tiny_encoder),
-                 "--epochs", "1", "--batch-size", "16", "--max-length", "16", "--bf16", "off", "--filters", "8",
+                 "--epochs", "1", "--batch-size", "16", "--max-length", "16", "--precision", "fp32", "--filters", "8",
                  "--out", str(out), *extra])
 
 
@@ -349,7 +349,7 @@ def test_absurd_sizes_are_one_line(option, match, toy_csv, tiny_encoder, tmp_pat
 
 
 def test_a_nan_loss_stops_training_and_saves_nothing(toy_csv, tiny_encoder, tmp_path, capsys):
-    rc = main(["train", "--data", str(toy_csv), "--encoder", str(tiny_encoder), "--epochs", "2", "--bf16", "off",
+    rc = main(["train", "--data", str(toy_csv), "--encoder", str(tiny_encoder), "--epochs", "2", "--precision", "fp32",
                "--head-lr", "1e30", "--lr", "1e30", "--max-length", "16", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and "training loss became nan" in err and "nothing was saved" in err

@@ -7,8 +7,8 @@ from convtune.errors import ConvtuneError
 
 
 def test_options_split_into_hyper_parameters_and_runtime():
-    train, runtime = split_options({"epochs": 3, "bf16": "off", "cache": "/tmp/c", "seed": 1})
-    assert train == {"epochs": 3, "seed": 1} and runtime == {"bf16": "off", "cache": "/tmp/c"}
+    train, runtime = split_options({"epochs": 3, "precision": "fp32", "cache": "/tmp/c", "seed": 1})
+    assert train == {"epochs": 3, "seed": 1} and runtime == {"precision": "fp32", "cache": "/tmp/c"}
     with pytest.raises(TypeError, match="unknown training options: epoch"):
         split_options({"epoch": 3})
 
@@ -16,8 +16,10 @@ def test_options_split_into_hyper_parameters_and_runtime():
 @pytest.mark.parametrize("make, match", [
     (lambda: TrainConfig(epochs=0), "epochs must be a whole number >= 1"),
     (lambda: TrainConfig(class_weight="auto"), "class_weight must be one of none, balanced"),
-    (lambda: RuntimeConfig(bf16="yes"), "bf16 must be one of auto, on, off"),
-    (lambda: RuntimeConfig(device="cuda"), "device must be one of cpu"),
+    (lambda: RuntimeConfig(precision="yes"), "precision must be one of auto, fp32, bf16, fp16"),
+    (lambda: RuntimeConfig(device="gpu"), "device must be auto, cpu, cuda, cuda:N or mps, not 'gpu'"),
+    (lambda: RuntimeConfig(device="cuda:x"), "device must be auto, cpu, cuda, cuda:N or mps"),
+    (lambda: TrainConfig(grad_accum=0), "grad_accum must be a whole number >= 1"),
 ])
 def test_bad_values_are_one_line(make, match):
     with pytest.raises(ConvtuneError, match=match):

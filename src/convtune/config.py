@@ -1,7 +1,8 @@
 """The two configs of a training run, torch-free (the CLI reads them to build its options).
 
     TrainConfig     hyper-parameters: saved with the model, they decide what it learns
-    RuntimeConfig   how this machine runs the training (precision, cache, device): never saved
+    RuntimeConfig   how this machine runs training and prediction (device, precision, cache):
+                    never saved, so a model trained on a GPU loads and predicts on a CPU
 
 Each field's help is in its metadata; `convtune train` makes one option per field from it, so
 a new hyper-parameter is written once, here.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from dataclasses import asdict, dataclass, field, fields
 
 from convtune.errors import ConvtuneError
@@ -19,7 +21,8 @@ from convtune.errors import ConvtuneError
 # replace TrainConfig's defaults for it (an option the user sets still wins).
 TEXTCNN_TRAIN_DEFAULTS = {"epochs": 10, "lr": 1e-3, "head_lr": 1e-3, "patience": 3, "batch_size": 50,
                           "weight_decay": 0.0, "warmup_ratio": 0.0}
-TEXTCNN_RUNTIME_DEFAULTS = {"bf16": "off"}
+TEXTCNN_RUNTIME_DEFAULTS = {"precision": "fp32"}
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")  # what --device accepts
 
 
 def option(default, help: str, **cli) -> field:
@@ -44,6 +47,8 @@ class TrainConfig:
     label_smoothing: float = option(0.0, "cross-entropy label smoothing in [0, 1]", metavar="X")
     ema: float = option(0.0, "dev checks and the saved model use an exponential moving average of the "
                              "weights with this decay, e.g. 0.99 (0: off)", metavar="DECAY")
+    grad_accum: int = option(1, "micro-batches accumulated per optimizer step: a step sees batch-size x "
+                                "processes x grad-accum texts (a large batch in little memory)", metavar="K")
     seed: int = option(42, "seed of the initial weights, batch order and dropout")
     eval_batch_size: int = option(64, "texts per dev / prediction batch")
     freeze_embeddings: bool = option(False, "fine-tuning: keep the token embeddings fixed (less memory with "
@@ -52,7 +57,7 @@ class TrainConfig:
     def __post_init__(self):
         # Checked here so that every way in (CLI, Classifier(...), a saved run) fails in one line
         # before any data is read, instead of deep in torch or, worse, training nonsense.
-        for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "patience", "eval_batch_size", "grad_accum"):
             _whole(self, name, 1)
         if not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2**32:  # numpy's range
             raise ConvtuneError(f"seed must be a whole number from 0 to {2**32 - 1}, not {self.seed!r}")
@@ -76,14 +81,18 @@ class TrainConfig:
 class RuntimeConfig:
     """How this machine runs training and prediction (not saved with the model)."""
 
-    bf16: str = option("auto", "bf16 autocast (auto: where the CPU has native bf16)", choices=("auto", "on", "off"))
+    precision: str = option("auto", "autocast precision (auto: bf16 on CPUs with native bf16 and on GPUs that "
+                                    "support it, fp16 with loss scaling on other GPUs, else fp32)",
+                            choices=("auto", "fp32", "bf16", "fp16"))
     cache: str = option("auto", "frozen mode: token-state cache directory (auto: $CONVTUNE_CACHE or "
                                 "~/.cache/convtune; off: no cache)", flag="--cache-dir")
-    device: str = option("cpu", "where the model runs (the GPU comes with issue 19)", choices=("cpu",))
+    device: str = option("auto", "where the model runs: auto (a CUDA GPU if torch sees one, else the CPU), "
+                                 "cpu, cuda, cuda:N or mps", metavar="DEVICE")
 
     def __post_init__(self):
-        _choice(self, "bf16")
-        _choice(self, "device")
+        _choice(self, "precision")
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConvtuneError(f"device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

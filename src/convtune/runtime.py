@@ -1,4 +1,11 @@
-"""How this machine runs torch: bf16 autocast where the CPU has it, and the number of threads."""
+"""How this machine runs torch: the device, the precision (autocast, gradient scaler) and threads.
+
+    resolve_device("auto")            -> cuda if torch sees a GPU, else cpu
+    resolve_precision("auto", device) -> bf16 on CPUs with native bf16 and GPUs that support it,
+                                         fp16 (with a gradient scaler) on other GPUs, else fp32
+Weights always stay float32; autocast only changes the dtype of the matrix products, so a model
+trained in any precision on any device saves and loads the same way.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,9 @@ import functools
 import os
 
 import torch
+
+from convtune.config import DEVICE_PATTERN
+from convtune.errors import ConvtuneError
 
 
 @functools.cache
@@ -20,21 +30,64 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def use_bf16(setting: str | bool) -> bool:
-    """Resolve a bf16 setting (auto | on | off, or a bool) for this machine."""
-    if isinstance(setting, bool):
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_device(setting: str | torch.device = "auto") -> torch.device:
+    """auto | cpu | cuda | cuda:N | mps as a torch.device; one clear line where it is absent."""
+    if isinstance(setting, torch.device):
         return setting
-    s = setting.lower()
-    if s not in ("auto", "on", "off"):
-        raise ValueError(f"bf16 must be auto, on or off, not {setting!r}")
-    return s == "on" or (s == "auto" and cpu_has_bf16())
+    if not DEVICE_PATTERN.fullmatch(setting):
+        raise ConvtuneError(f"device must be auto, cpu, cuda, cuda:N or mps, not {setting!r}")
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(setting)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise ConvtuneError(f"--device {setting}: torch sees no CUDA GPU (torch {torch.__version__}, "
+                                f"{build}); use --device cpu or auto")
+        if (device.index or 0) >= count:
+            raise ConvtuneError(f"--device {setting}: there {'is' if count == 1 else 'are'} only {count} "
+                                f"CUDA GPU{'s' if count > 1 else ''} (cuda:0 to cuda:{count - 1})")
+    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConvtuneError(f"--device {setting}: torch sees no Apple MPS device; use --device cpu or auto")
+    return device
 
 
-def autocast(enabled: bool, device_type: str = "cpu"):
-    """bf16 autocast on `device_type` (fp32 master weights stay fp32), or nothing."""
-    if enabled:
-        return torch.autocast(device_type, dtype=torch.bfloat16)
+def resolve_precision(setting: str, device: torch.device) -> str:
+    """auto | fp32 | bf16 | fp16 -> fp32 | bf16 | fp16 for `device` (auto: the fastest safe one)."""
+    if setting not in PRECISIONS:
+        raise ConvtuneError(f"precision must be one of {', '.join(PRECISIONS)}, not {setting!r}")
+    if setting != "auto":
+        return setting
+    if device.type == "cpu":  # fp16 on a CPU is emulated: slower than fp32
+        return "bf16" if cpu_has_bf16() else "fp32"
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+    return "fp16"  # mps
+
+
+def autocast(precision: str, device_type: str = "cpu"):
+    """Autocast to bf16 / fp16 on `device_type` (float32 weights stay float32), or nothing for fp32."""
+    if precision in ("bf16", "fp16"):
+        return torch.autocast(device_type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
     return contextlib.nullcontext()
+
+
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
+    """fp16 gradients underflow without loss scaling; bf16 and fp32 need none (a disabled scaler
+    is a pass-through, so the loop has one code path)."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def host_to_device(tensors, device: torch.device) -> list[torch.Tensor]:
+    """Copy CPU batches to `device`: pinned and non-blocking for a GPU, as they are for the CPU."""
+    if device.type == "cpu":
+        return list(tensors)
+    pin = device.type == "cuda"
+    return [(t.pin_memory() if pin else t).to(device, non_blocking=True) for t in tensors]
 
 
 def usable_cores() -> int:
@@ -43,6 +96,13 @@ def usable_cores() -> int:
     return max(1, n or 1)
 
 
+def threads_per_process() -> int:
+    """This process's share of the cores: all of them, or cores / local ranks under torchrun
+    (every rank keeping every core oversubscribes them: pytorch #22260)."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(1, usable_cores() // max(1, local))
+
+
 def set_threads() -> None:
-    """Use every core this process may run on (torch defaults can be lower in containers)."""
-    torch.set_num_threads(usable_cores())
+    """Use this process's share of the cores (torch defaults can be lower in containers)."""
+    torch.set_num_threads(threads_per_process())

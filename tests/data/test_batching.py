@@ -1,6 +1,6 @@
 import random
 
-from convtune.data.batching import collate, eval_batches, train_batches
+from convtune.data.batching import collate, eval_batches, train_batches, train_steps
 
 
 def test_train_batches_cover_every_index_once():
@@ -21,12 +21,27 @@ def test_train_batches_are_bucketed_and_seeded():
     assert batches != train_batches(lengths, 32, seed=1, epoch=2)
 
 
-def test_train_batches_shard_disjointly_across_ranks():
-    lengths = list(range(1, 1001))
-    shards = [train_batches(lengths, 10, seed=3, epoch=1, rank=r, world_size=3) for r in range(3)]
-    assert len({len(s) for s in shards}) == 1
-    seen = [i for s in shards for b in s for i in b]
-    assert len(seen) == len(set(seen))
+def test_train_steps_share_each_global_batch_between_ranks_and_micro_batches():
+    lengths = [random.Random(i).randint(1, 60) for i in range(1003)]
+    one = train_steps(lengths, 40, seed=3, epoch=1)  # one process, batch 40
+    for world, accum in ((2, 1), (1, 2), (2, 2), (4, 1)):
+        per_rank = [train_steps(lengths, 40 // (world * accum), seed=3, epoch=1, world_size=world, rank=r,
+                                accum=accum) for r in range(world)]
+        assert len({len(s) for s in per_rank}) == 1  # every rank the same number of steps
+        kept = [step for step in one if step.total >= world * accum]  # 1003 = 25 x 40 + 3: the 3 go with 4 parts
+        assert len(kept) == len(per_rank[0]) == 25 + (world * accum <= 3)
+        for t, step in enumerate(kept):  # ... and together exactly the texts of one process's step t
+            shares = [m for s in per_rank for m in s[t].micro]
+            assert len(shares) == world * accum and sorted(sum(shares, [])) == sorted(step.micro[0])
+            assert all(s[t].total == step.total == len(step.micro[0]) for s in per_rank)
+    assert [s.micro[0] for s in one] == train_batches(lengths, 40, seed=3, epoch=1)
+
+
+def test_a_last_batch_too_small_to_share_is_dropped():
+    steps = [train_steps([5] * 13, 4, seed=0, epoch=1, world_size=4, rank=r) for r in range(4)]
+    assert {len(s) for s in steps} == {1}  # 13 texts: one step of 13 (16 asked), none left over
+    assert sum(len(m) for s in steps for m in s[0].micro) == 13
+    assert len(train_steps([5] * 3, 4, seed=0, epoch=1, world_size=4)) == 0  # 3 texts, 4 ranks
 
 
 def test_eval_batches_sorted_and_complete():

@@ -30,7 +30,7 @@ def test_integer_labels_come_back_as_integers_from_every_interface(tiny_encoder,
     httpx = pytest.importorskip("httpx")
     texts, labels = toy_texts(120)
     ints = [1 if y == "pos" else 0 for y in labels]
-    Classifier(encoder=str(tiny_encoder), epochs=1, bf16="off", max_length=16).fit(texts, ints).save(tmp_path / "m")
+    Classifier(encoder=str(tiny_encoder), epochs=1, precision="fp32", max_length=16).fit(texts, ints).save(tmp_path / "m")
     sample = texts[:6]
     python = load(tmp_path / "m").predict(sample)
     assert all(type(p) is int for p in python)

@@ -31,7 +31,7 @@ def test_fp32_export_matches_pytorch(exported, tiny_model_dir):
     onnx_clf = Classifier.load(exported)                       # the facade loads exports too
     assert isinstance(onnx_clf, OnnxClassifier)
     torch_clf = Classifier.load(tiny_model_dir)
-    torch_clf.runtime.bf16 = "off"
+    torch_clf.runtime.precision = "fp32"
     texts, _ = toy_texts(50, seed=7)
     texts += ["good", "the movie was very very long and boring and bad " * 5]   # batch and length vary
     np.testing.assert_allclose(onnx_clf.predict_proba(texts), torch_clf.predict_proba(texts), atol=1e-4)
@@ -48,7 +48,7 @@ def test_int8_export_agrees_and_reports(tiny_model_dir, toy_labelled_csv, tmp_pa
     # On texts the parity check did not see, int8 gives the fp32 PyTorch model's labels.
     texts, _ = toy_texts(40, seed=3)
     torch_clf = load(tiny_model_dir)
-    torch_clf.runtime.bf16 = "off"
+    torch_clf.runtime.precision = "fp32"
     agree = np.mean(np.array(load(out).predict(texts)) == np.array(torch_clf.predict(texts)))
     assert agree >= 0.95, agree
 
@@ -102,7 +102,7 @@ def test_export_keeps_integer_labels(tiny_encoder, tmp_path):
     texts, labels = toy_texts(60)
     ints = [1 if y == "pos" else 0 for y in labels]
     src = tmp_path / "src"
-    Classifier(encoder=str(tiny_encoder), epochs=1, bf16="off", max_length=16).fit(texts, ints).save(src)
+    Classifier(encoder=str(tiny_encoder), epochs=1, precision="fp32", max_length=16).fit(texts, ints).save(src)
     export_onnx(src, tmp_path / "onnx", ParityData(texts[:20], [str(y) for y in ints[:20]], "toy"))
     pred = load(tmp_path / "onnx").predict(texts[:5])
     assert all(type(p) is int for p in pred) and pred == load(src).predict(texts[:5])

@@ -32,7 +32,7 @@ def test_predict_matches_the_library(server, tiny_model_dir):
     assert r.status_code == 200
     preds = r.json()["predictions"]
     clf = load(tiny_model_dir)
-    clf.runtime.bf16 = "off"
+    clf.runtime.precision = "fp32"
     proba = clf.predict_proba(texts)
     assert [p["label"] for p in preds] == clf.predict(texts)
     for p, row in zip(preds, proba):
@@ -163,7 +163,7 @@ def test_poison_requests_do_not_fail_good_ones(server, tiny_model_dir):
     its own right answer (26 of them used to share the bad ones' 500)."""
     texts, _ = toy_texts(100, seed=11)
     clf = load(tiny_model_dir)
-    clf.runtime.bf16 = "off"
+    clf.runtime.precision = "fp32"
     expected = clf.predict(texts)
     bodies = [("good", i, json.dumps({"texts": [t]}).encode()) for i, t in enumerate(texts)]
     bodies += [("bad", i, b'{"texts": ["good film", "bad \\udc80 film"]}') for i in range(20)]

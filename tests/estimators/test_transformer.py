@@ -17,7 +17,7 @@ def trained(tiny_encoder):
     texts, labels = toy_texts(240)
     dev_texts, dev_labels = toy_texts(60, seed=1)
     clf = Classifier(encoder=str(tiny_encoder), head="cnn", epochs=4, batch_size=16, lr=3e-3,
-                     head_lr=1e-2, max_length=16, bf16="off", seed=0,
+                     head_lr=1e-2, max_length=16, precision="fp32", seed=0,
                      head_config={"kernel_sizes": [2, 3], "num_filters": 16})
     return clf.fit(texts, labels, dev_texts, dev_labels)
 
@@ -56,7 +56,7 @@ def test_save_load_roundtrip(trained, tmp_path):
     assert not list(tmp_path.glob("**/*.bin")) and not list(tmp_path.glob("**/*.pkl"))
     loaded = Classifier.load(tmp_path / "m")
     assert loaded.labels_ == trained.labels_
-    loaded.runtime.bf16 = "off"  # precision is this machine's choice, not saved with the model
+    loaded.runtime.precision = "fp32"  # precision is this machine's choice, not saved with the model
     np.testing.assert_allclose(loaded.predict_proba(texts), trained.predict_proba(texts), atol=1e-6)
 
 
@@ -124,7 +124,7 @@ def test_frozen_mode_keeps_encoder_fixed(tiny_encoder):
     import torch
 
     texts, labels = toy_texts(64)
-    clf = Classifier(encoder=str(tiny_encoder), mode="frozen", epochs=1, batch_size=16, bf16="off")
+    clf = Classifier(encoder=str(tiny_encoder), mode="frozen", epochs=1, batch_size=16, precision="fp32")
     clf.fit(texts, labels)
     from convtune.modeling.encoders import load_encoder
 
@@ -135,7 +135,7 @@ def test_frozen_mode_keeps_encoder_fixed(tiny_encoder):
 
 def test_linear_head_trains(tiny_encoder):
     texts, labels = toy_texts(64)
-    clf = Classifier(encoder=str(tiny_encoder), head="linear", epochs=1, batch_size=16, bf16="off",
+    clf = Classifier(encoder=str(tiny_encoder), head="linear", epochs=1, batch_size=16, precision="fp32",
                      head_config={"pooling": "mean"})
     assert clf.fit(texts, labels).predict_proba(["good"]).shape == (1, 2)
 
@@ -144,7 +144,7 @@ def test_freeze_embeddings_keeps_token_embeddings_fixed(tiny_encoder):
     import torch
 
     texts, labels = toy_texts(64)
-    clf = Classifier(encoder=str(tiny_encoder), epochs=1, batch_size=16, lr=1e-2, max_length=16, bf16="off",
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, batch_size=16, lr=1e-2, max_length=16, precision="fp32",
                      freeze_embeddings=True, head_config={"kernel_sizes": [2], "num_filters": 8})
     from transformers import AutoModel
 
@@ -163,7 +163,7 @@ def test_label_smoothing_sets_a_loss_floor(tiny_encoder, trained):
     texts, labels = toy_texts(240)
     dev_texts, dev_labels = toy_texts(60, seed=1)
     clf = Classifier(encoder=str(tiny_encoder), head="cnn", epochs=4, batch_size=16, lr=3e-3,
-                     head_lr=1e-2, max_length=16, bf16="off", seed=0, label_smoothing=0.5,
+                     head_lr=1e-2, max_length=16, precision="fp32", seed=0, label_smoothing=0.5,
                      head_config={"kernel_sizes": [2, 3], "num_filters": 16}).fit(texts, labels, dev_texts, dev_labels)
     floor = -(0.75 * np.log(0.75) + 0.25 * np.log(0.25))  # 0.562 nats
     assert min(h["train_loss"] for h in clf.result_.history) >= floor - 1e-3
@@ -193,7 +193,7 @@ def test_max_length_beyond_the_position_table_is_refused(tiny_encoder):
     with pytest.raises(ConvtuneError, match=r"max_length 100 is more than encoder .* can read \(64 tokens\)"):
         Classifier(encoder=str(tiny_encoder), max_length=100, epochs=1).fit(texts, labels)
     # Unset, max_length is 128 capped at the encoder's limit, and the cap is what gets saved.
-    clf = Classifier(encoder=str(tiny_encoder), epochs=1, bf16="off").fit(texts, labels)
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, precision="fp32").fit(texts, labels)
     assert clf.max_length is None and clf.max_length_ == 64 and clf.manifest_["model"]["max_length"] == 64
 
 
@@ -204,7 +204,7 @@ def test_scikit_learn_contract(tiny_encoder):
 
     texts, labels = toy_texts(40)
     head = {"num_filters": 8}
-    clf = Classifier(encoder=str(tiny_encoder), head_config=head, epochs=1, bf16="off")
+    clf = Classifier(encoder=str(tiny_encoder), head_config=head, epochs=1, precision="fp32")
     twin = clone(clf)  # raises if the constructor alters what it was given
     assert twin.get_params() == clf.get_params() and twin.model_ is None
     clf.fit(texts, labels)
@@ -212,7 +212,7 @@ def test_scikit_learn_contract(tiny_encoder):
     assert clf.get_params()["lr"] is None and clf.get_params()["head_config"] is head
     assert clf.hyperparameters()["lr"] == DEFAULT_LR and clf.hyperparameters()["head_config"]["kernel_sizes"] == [2, 3, 4]
     assert list(clf.classes_) == clf.labels_
-    assert repr(clf) == f"Classifier(encoder={str(tiny_encoder)!r}, head_config={{'num_filters': 8}}, epochs=1, bf16='off')"
+    assert repr(clf) == f"Classifier(encoder={str(tiny_encoder)!r}, head_config={{'num_filters': 8}}, epochs=1, precision='fp32')"
     assert clf.set_params(epochs=2) is clf and clf.train_config.epochs == 2 and clf.model_ is None
     with pytest.raises(ValueError, match="unknown parameters for Classifier: bogus"):
         clf.set_params(bogus=1)
@@ -230,7 +230,7 @@ def test_integer_labels_come_back_as_integers(tiny_encoder, tmp_path):
     # e.g. Hugging Face datasets' 0/1 labels: predict() answers in the caller's type, saved too
     texts, labels = toy_texts(60)
     ints = np.array([1 if y == "pos" else 0 for y in labels])  # numpy ints, as from a data frame
-    clf = Classifier(encoder=str(tiny_encoder), epochs=1, bf16="off").fit(texts, ints)
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, precision="fp32").fit(texts, ints)
     pred = clf.predict(texts[:4])
     assert all(type(p) is int for p in pred) and list(clf.classes_) == [0, 1] and clf.labels_ == ["0", "1"]
     # evaluate() compares in the label space, so integer labels score as their predictions do

@@ -151,7 +151,7 @@ def test_convtune_json_holds_no_path_of_the_training_machine(tiny_encoder, tmp_p
 
     texts, labels = toy_texts(80)
     cache = tmp_path / "my-cache"
-    clf = Classifier(encoder=str(tiny_encoder), mode="frozen", epochs=1, bf16="off", max_length=16, cache=str(cache))
+    clf = Classifier(encoder=str(tiny_encoder), mode="frozen", epochs=1, precision="fp32", max_length=16, cache=str(cache))
     clf.fit(texts, labels).save(tmp_path / "m")
     manifest = json.loads((tmp_path / "m" / "convtune.json").read_text())
     found = [s for s in _strings(manifest) if s.startswith("/") or str(tmp_path) in s or "my-cache" in s]
@@ -165,7 +165,7 @@ def test_convtune_json_holds_no_path_of_the_training_machine(tiny_encoder, tmp_p
     assert set(manifest["train"]) == {f.name for f in fields(TrainConfig)}
     assert not {f.name for f in fields(RuntimeConfig)} & set(manifest["train"])
     reloaded = load(tmp_path / "m")
-    reloaded.runtime.bf16 = "off"
+    reloaded.runtime.precision = "fp32"
     assert reloaded.predict(texts[:5]) == clf.predict(texts[:5])
 
 

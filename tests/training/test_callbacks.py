@@ -29,7 +29,7 @@ class Recorder(Callback):
 def _fit(tiny_encoder, *callbacks, epochs=3, patience=5):
     texts, labels = toy_texts(96)
     dev = toy_texts(32, seed=1)
-    clf = Classifier(encoder=str(tiny_encoder), epochs=epochs, patience=patience, batch_size=16, bf16="off",
+    clf = Classifier(encoder=str(tiny_encoder), epochs=epochs, patience=patience, batch_size=16, precision="fp32",
                      max_length=16, head_config={"num_filters": 8})
     return clf.fit(texts, labels, *dev, callbacks=list(callbacks))
 

@@ -55,7 +55,7 @@ def test_fit_keeps_the_averaged_weights(tiny_encoder, monkeypatch):
     texts, labels = toy_texts(64)
     dev_texts, dev_labels = toy_texts(16, seed=1)
     clf = Classifier(encoder=str(tiny_encoder), epochs=1, batch_size=16, lr=3e-3, head_lr=1e-2,
-                     max_length=16, bf16="off", seed=0, ema=0.9,
+                     max_length=16, precision="fp32", seed=0, ema=0.9,
                      head_config={"kernel_sizes": [2], "num_filters": 4}).fit(texts, labels, dev_texts, dev_labels)
     (average,) = made
     kept = [p.detach() for p in clf.model_.parameters() if p.requires_grad]

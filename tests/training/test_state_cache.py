@@ -71,7 +71,7 @@ def test_frozen_training_fills_then_reuses_cache(tiny_encoder, tmp_path):
     texts, labels = toy_texts(120)
     dev = toy_texts(40, seed=1)
     common = dict(encoder=str(tiny_encoder), mode="frozen", epochs=3, batch_size=16, head_lr=1e-2,
-                  max_length=16, bf16="off", cache=str(tmp_path / "cache"))
+                  max_length=16, precision="fp32", cache=str(tmp_path / "cache"))
     first = Classifier(**common).fit(texts, labels, *dev)
     stores = cache_info(tmp_path / "cache")
     assert len(stores) == 1 and stores[0]["texts"] == len(set(texts) | set(dev[0]))
@@ -90,14 +90,14 @@ def test_frozen_training_fills_then_reuses_cache(tiny_encoder, tmp_path):
 def test_last_k_layers_with_cache_and_roundtrip(tiny_encoder, tmp_path):
     texts, labels = toy_texts(80)
     clf = Classifier(encoder=str(tiny_encoder), head="cnn+pool", mode="frozen", layers=2, epochs=2,
-                     batch_size=16, max_length=16, bf16="off", cache=str(tmp_path / "cache"))
+                     batch_size=16, max_length=16, precision="fp32", cache=str(tmp_path / "cache"))
     clf.fit(texts, labels)
     assert [s["store"].endswith("-k2") for s in cache_info(tmp_path / "cache")] == [True]
     assert clf.model_.head_mix is not None
     clf.save(tmp_path / "m")
     again = Classifier.load(tmp_path / "m")
     assert again.layers == 2 and again.head == "cnn+pool"
-    again.runtime.bf16 = "off"  # a runtime setting: not saved with the model
+    again.runtime.precision = "fp32"  # a runtime setting: not saved with the model
     probe = toy_texts(10, seed=4)[0]
     # The cached (fp16) path and the full model agree closely: same mix, same head.
     np.testing.assert_allclose(again.predict_proba(probe), clf.predict_proba(probe), atol=1e-6)

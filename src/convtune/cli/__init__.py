@@ -6,25 +6,45 @@
     convtune export runs/sms --int8 && convtune serve runs/sms-onnx-int8
     convtune datasets | convtune encoders
 
+    torchrun --nproc-per-node 2 -m convtune train ...   (or convtune train --nproc 2 ...)
+
 Heavy libraries (torch, transformers) are imported inside the verbs that need them.
-Expected failures print one `error:` line and exit with status 2.
+Expected failures print one `error:` line and exit with status 2 (under torchrun: one line
+per rank, the others' prefixed with their rank).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 from convtune.cli.options import parser
 from convtune.cli.verbs import VERBS
 from convtune.errors import ConvtuneError
 
+DISTRIBUTED_VERBS = ("train", "predict")
+
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    prefix = _rank_prefix()
     try:
-        return VERBS[args.verb](args)
+        if getattr(args, "nproc", None) and args.nproc > 1:
+            return _launch(args.nproc, argv)
+        with _process_group(args):
+            return VERBS[args.verb](args)
     except ConvtuneError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {prefix}{e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if not prefix and not _launched():
+            raise
+        # A peer died or hung: gloo / NCCL say so in a RuntimeError. One line, not a traceback.
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"error: {prefix}lost contact with the other processes ({first[:300]}); the run stopped "
+              "and wrote no finished output", file=sys.stderr)
         return 2
     except OSError as e:  # disk full, permission denied ...: one line, not a traceback
         print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
@@ -34,3 +54,47 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
 
+
+
+def _launched() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+
+
+def _rank_prefix() -> str:
+    rank = os.environ.get("RANK", "0")
+    return f"rank {rank}: " if _launched() and rank != "0" else ""
+
+
+@contextlib.contextmanager
+def _process_group(args):
+    """Under torchrun: join the process group (train, predict) for the verb's duration."""
+    if not _launched():
+        yield
+        return
+    if args.verb not in DISTRIBUTED_VERBS:
+        raise ConvtuneError(f"{args.verb} runs in one process; under torchrun only {' and '.join(DISTRIBUTED_VERBS)} do")
+    from convtune import distributed
+
+    args.device = distributed.init(args.device or "auto")
+    try:
+        yield
+    finally:
+        distributed.shutdown()
+
+
+def _launch(nproc: int, argv: list[str]) -> int:
+    """`--nproc N`: the same command under torchrun on this machine (a free port of its own)."""
+    import subprocess
+
+    rest, skip = [], False
+    for x in argv:  # drop --nproc N / --nproc=N; torchrun's ranks run the rest
+        if skip:
+            skip = False
+        elif x == "--nproc":
+            skip = True
+        elif not x.startswith("--nproc="):
+            rest.append(x)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+           "-m", "convtune", *rest]
+    # torchrun prints a traceback summary for a failed rank; the ranks have said why in one line.
+    return subprocess.run(cmd).returncode

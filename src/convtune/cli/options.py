@@ -63,8 +63,15 @@ def _train_run_options(g) -> None:
     from convtune.config import RuntimeConfig
 
     _config_options(g, RuntimeConfig)
+    _nproc_option(g)
     g.add_argument("--out", required=True, help="run directory to create")
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
+def _nproc_option(g) -> None:
+    g.add_argument("--nproc", type=_positive_int, default=None, metavar="N",
+                   help="processes on this machine: starts torchrun --standalone --nproc-per-node N (several "
+                        "machines: run torchrun yourself, see docs/training.md)")
 
 
 def _config_options(g, config: type) -> None:
@@ -118,8 +125,18 @@ def _wait_ms(s: str) -> float:
     return value
 
 
+def _device_options(p) -> None:
+    """--device / --precision for the verbs that run a model (train takes them from RuntimeConfig)."""
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="auto (a CUDA GPU if torch sees one, else the CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"),
+                   help="autocast precision (default auto: bf16 where the device has it, fp16 on other GPUs, "
+                        "else fp32; TextCNN: fp32)")
+
+
 def _evaluate_parser(sub) -> None:
     e = sub.add_parser("evaluate", help="evaluate a saved model on labelled data")
+    _device_options(e)
     e.add_argument("model_dir")
     e.add_argument("--data", required=True, help="file, or built-in set name (its test split)")
     e.add_argument("--text-col")
@@ -130,6 +147,8 @@ def _evaluate_parser(sub) -> None:
 
 def _predict_parser(sub) -> None:
     r = sub.add_parser("predict", help="label texts with a saved model")
+    _device_options(r)
+    _nproc_option(r)
     r.add_argument("model_dir")
     r.add_argument("texts", nargs="*", help="texts to classify")
     r.add_argument("--input", help="CSV/TSV/JSONL (text column) or plain .txt (one text a line); "
@@ -149,6 +168,7 @@ def _cache_parser(sub) -> None:
 
 def _compare_parser(sub) -> None:
     g = sub.add_parser("compare", help="heads x modes x seeds on one split: report.md / report.html")
+    _device_options(g)
     g.add_argument("--data", required=True, help="built-in set name or file")
     g.add_argument("--heads", default="cnn,cnn+pool,linear,textcnn,tfidf-svm",
                    help="comma-separated: cnn, cnn+pool, linear, textcnn, tfidf-svm, tfidf-nb")
@@ -167,6 +187,8 @@ def _compare_parser(sub) -> None:
 
 def _bench_parser(sub) -> None:
     b = sub.add_parser("bench", help="convtune vs Trainer + pipeline, side by side (needs accelerate)")
+    b.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="auto (a CUDA GPU if torch sees one, else the CPU), cpu, cuda, cuda:N or mps: both sides")
     b.add_argument("--data", default="sst2")
     b.add_argument("--encoder", default="minilm-l6")
     b.add_argument("--epochs", type=_positive_int, default=3)
@@ -195,6 +217,7 @@ def _export_parser(sub) -> None:
 
 def _serve_parser(sub) -> None:
     v = sub.add_parser("serve", help="REST server: POST /predict, GET /health, GET /info")
+    _device_options(v)
     v.add_argument("model_dir")
     v.add_argument("--host", default="127.0.0.1", help="default loopback only; 0.0.0.0 exposes it")
     v.add_argument("--port", type=_port, default=8000)

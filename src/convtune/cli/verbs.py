@@ -69,7 +69,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         data = splits.test or splits.dev
     else:
         data = read_spec(a.data, a.text_col, a.label_col, a.encoding, strict=a.strict)
-    m = evaluate_run(a.model_dir, data, a.data)
+    m = evaluate_run(a.model_dir, data, a.data, a.device, a.precision)
     print(m["report"])
     print(f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  ({m['size']} texts)")
     return 0
@@ -94,7 +94,8 @@ def cmd_compare(a: argparse.Namespace) -> int:
     if a.seeds < 1:
         raise ConvtuneError("--seeds must be at least 1")
     options = {"encoder": a.encoder, "epochs": a.epochs, "frozen_epochs": a.frozen_epochs, "patience": a.patience,
-               "max_length": a.max_length, "train_limit": a.train_limit}
+               "max_length": a.max_length, "train_limit": a.train_limit, "device": a.device,
+               "precision": a.precision}
     res = run_compare(a.data, heads, modes, a.seeds, a.out, options, split_seed=a.split_seed,
                       overwrite=a.overwrite, command="convtune " + " ".join(sys.argv[1:]))
     print(Path(a.out, "report.md").read_text(encoding="utf-8").split("## Pictures")[0])
@@ -111,6 +112,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     res = run_bench(data=a.data, encoder=a.encoder, epochs=a.epochs, frozen_epochs=a.frozen_epochs,
                     batch_size=a.batch_size, lr=a.lr, max_length=a.max_length, seed=a.seed,
                     train_limit=a.train_limit, pipeline_batch_size=a.pipeline_batch_size, out_dir=a.out,
+                    device=a.device,
                     log=lambda m: print(m, file=sys.stderr))
     print(Path(a.out, "results.md").read_text(encoding="utf-8"))  # written as UTF-8, whatever the locale
     return 0 if res else 1
@@ -176,7 +178,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
     from convtune.deploy.serve import ServeConfig, run_server
 
     return run_server(a.model_dir, ServeConfig(max_texts=a.max_texts, max_chars=a.max_chars, max_body=a.max_body,
-                                               batch_wait_ms=a.batch_wait_ms, max_batch=a.max_batch),
+                                               batch_wait_ms=a.batch_wait_ms, max_batch=a.max_batch,
+                                               device=a.device, precision=a.precision),
                       host=a.host, port=a.port, workers=a.workers)
 
 

@@ -1,8 +1,9 @@
 """Tokenisation and batching with as little padding as possible.
 
 Training batches come from length buckets (shuffle, cut into pools of 50 batches, sort each
-pool by length, cut into batches, shuffle the batches); evaluation batches are sorted by
-length and the caller restores input order. Every batch is padded to its own longest text.
+pool by length, cut into batches, shuffle the batches), grouped into optimizer steps of
+micro-batches for ranks and gradient accumulation; evaluation batches are sorted by length
+and the caller restores input order. Every batch is padded to its own longest text.
 `batched_logits` runs any forward function over such batches and puts rows back in order.
 """
 
@@ -15,25 +16,35 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from convtune.distributed import Ranks, all_max, all_sum, collective, current
 from convtune.progress import progress
 from convtune.runtime import autocast
 
 
 @torch.inference_mode()
 def batched_logits(forward: Callable[[list[int]], torch.Tensor], lengths: list[int], batch_size: int,
-                   bf16: bool = False, desc: str | None = None) -> np.ndarray:
+                   precision: str = "fp32", desc: str | None = None, device_type: str = "cpu") -> np.ndarray:
     """Logits (N, C) float32 in input order; `forward(indices)` gives one batch's logits.
 
-    Batches are sorted by length (least padding); results are written back by index.
+    Batches are sorted by length (least padding); results are written back by index. Under
+    torchrun (`distributed.collective()`) each rank scores every world_size-th batch and the
+    rows are summed over the ranks: every text scored once, every rank the same logits.
     """
-    out: np.ndarray | None = None
+    ranks = current() if collective() else Ranks()
     batches = eval_batches(lengths, batch_size)
-    for idx in progress(batches, desc=desc, quiet=not desc, leave=False, unit="batch"):
-        with autocast(bf16):
+    out: np.ndarray | None = None
+    for idx in progress(batches[ranks.rank::ranks.world_size], desc=desc, quiet=not desc or not ranks.is_main,
+                        leave=False, unit="batch"):
+        with autocast(precision, device_type):
             logits = forward(idx).float().cpu().numpy()
         if out is None:
-            out = np.empty((len(lengths), logits.shape[1]), dtype=np.float32)
+            out = np.zeros((len(lengths), logits.shape[1]), dtype=np.float32)
         out[idx] = logits
+    if ranks.active:  # a rank with no batch of its own still learns the width from the others
+        width = torch.tensor([0 if out is None else out.shape[1]])
+        width = int(all_max(width))
+        mine = torch.zeros((len(lengths), width)) if out is None else torch.from_numpy(out)
+        out = all_sum(mine).numpy()
     if out is None:
         raise ValueError("no texts to predict")
     return out
@@ -73,13 +84,9 @@ def collate(ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tens
     return input_ids, mask
 
 
-def train_batches(lengths: list[int], batch_size: int, seed: int, epoch: int,
-                  rank: int = 0, world_size: int = 1) -> list[list[int]]:
-    """Index batches for one epoch, bucketed by length; this rank's share when distributed.
-
-    The same (seed, epoch) gives every rank the same global order, so ranks take disjoint
-    batches without communicating.
-    """
+def train_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Index batches for one epoch, bucketed by length (shuffle, pools of 50 batches sorted by
+    length, batches shuffled). The same (seed, epoch) gives the same batches on every rank."""
     rng = random.Random(seed * 100_003 + epoch)
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -89,10 +96,35 @@ def train_batches(lengths: list[int], batch_size: int, seed: int, epoch: int,
         chunk = sorted(order[start:start + pool], key=lambda i: lengths[i])
         batches.extend(chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
-    if world_size > 1:
-        usable = len(batches) - len(batches) % world_size  # equal step counts on every rank
-        batches = batches[rank:usable:world_size]
     return batches
+
+
+@dataclass
+class Step:
+    """One optimizer step: this rank's micro-batches (accumulated), and the step's global size."""
+
+    micro: list[list[int]]
+    total: int  # texts in the step over all ranks and micro-batches (the loss is their mean)
+
+
+def train_steps(lengths: list[int], batch_size: int, seed: int, epoch: int, world_size: int = 1,
+                rank: int = 0, accum: int = 1) -> list[Step]:
+    """This rank's optimizer steps for one epoch.
+
+    A step is one global batch of batch_size * world_size * accum texts, bucketed as in
+    `train_batches`, cut into world_size * accum length-sorted micro-batches: micro-batch m goes
+    to rank m % world_size. So N ranks with batch B (or accumulation N with batch B) see
+    exactly the batches one process sees with batch N * B, and every rank takes the same number
+    of steps. A last global batch too small to give each micro-batch a text is dropped.
+    """
+    parts = world_size * accum
+    steps = []
+    for batch in train_batches(lengths, batch_size * parts, seed, epoch):
+        if len(batch) < parts:
+            continue
+        micro = [m.tolist() for m in np.array_split(np.asarray(batch), parts)]
+        steps.append(Step([m for i, m in enumerate(micro) if i % world_size == rank], len(batch)))
+    return steps
 
 
 def eval_batches(lengths: list[int], batch_size: int) -> list[list[int]]:

@@ -82,7 +82,8 @@ def _accuracy(pred: list[str], labels: list[str] | None) -> float | None:
 
 def check_parity(clf, onnx_clf, data: ParityData, int8: bool) -> dict:
     """Compare the exported model with PyTorch (fp32) on the parity texts; raise if it fails."""
-    clf.runtime.bf16 = "off"                           # the reference is the fp32 PyTorch model
+    clf.runtime.precision = "fp32"                     # the reference is the fp32 PyTorch model ...
+    clf.runtime.device = "cpu"                         # ... on the CPU, where the export runs
     t = time.perf_counter()
     ref = clf.predict_proba(data.texts)
     torch_s = time.perf_counter() - t

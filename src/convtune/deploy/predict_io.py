@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from convtune._fs import fsync_dir, model_fingerprint
+from convtune.distributed import barrier, current
+from convtune.distributed import local as distributed_local
 from convtune.data.texts import (
     JSONL_SUFFIXES,
     TABLE_SUFFIXES,
@@ -117,10 +119,14 @@ def predict_command(a) -> int:
         require_file(a.input)
     if a.output:
         _check_output(a)
-    clf = load(a.model_dir)
+    clf = load(a.model_dir, a.device, a.precision)
     texts: Iterable[str] = a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding)
-    if a.output:
+    if a.output and current().active:
+        _write_shared(clf, texts, Path(a.output), a.batch_size, _job_id(a.model_dir, a.input, a.texts))
+    elif a.output:
         _write_file(clf, texts, Path(a.output), a.batch_size, _job_id(a.model_dir, a.input, a.texts))
+    elif current().active:
+        raise ConvtuneError("under torchrun, predict writes to --output FILE (the ranks share its chunks)")
     else:
         for batch in chunks(texts, CHUNK):
             for row in _rows(clf, batch, a.batch_size):
@@ -133,6 +139,23 @@ def _rows(clf, batch: list[str], batch_size: int) -> list[dict]:
     space = clf.label_space_  # integer labels come out as numbers, as from Python and the server
     return [{"text": t, "label": label, "probabilities": space.scores(p, digits=6)}
             for t, label, p in zip(batch, space.decode(proba), proba)]
+
+
+def _formatted(rows: list[dict], jsonl: bool) -> str:
+    """Rows as the output file holds them: JSON lines, or CSV rows (text, label, p_<label>...)."""
+    if jsonl:
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows([row["text"], row["label"], *row["probabilities"].values()] for row in rows)
+    return buf.getvalue()
+
+
+def _header(clf, jsonl: bool) -> str:
+    if jsonl:
+        return ""
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerow(["text", "label"] + [f"p_{lab}" for lab in clf.labels_])
+    return buf.getvalue()
 
 
 def _job_id(model_dir: str, source: str | None, texts: list[str]) -> dict:
@@ -196,15 +219,10 @@ def _append_chunks(clf, texts: Iterable[str], tmp: Path, marker: Path, job: dict
             progress(unit="text", desc="predict", initial=done) as bar:
         f.truncate(keep)
         f.seek(keep)
-        writer = None if jsonl else csv.writer(f)
-        if writer and not done:
-            writer.writerow(["text", "label"] + [f"p_{lab}" for lab in clf.labels_])
+        if not done:
+            f.write(_header(clf, jsonl))
         for batch in chunks(texts, CHUNK):
-            for row in _rows(clf, batch, batch_size):
-                if writer:
-                    writer.writerow([row["text"], row["label"], *row["probabilities"].values()])
-                else:
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(_formatted(_rows(clf, batch, batch_size), jsonl))
             f.flush()
             os.fsync(f.fileno())
             done += len(batch)
@@ -212,3 +230,79 @@ def _append_chunks(clf, texts: Iterable[str], tmp: Path, marker: Path, job: dict
             marker_tmp = marker.with_suffix(".tmp")
             marker_tmp.write_text(json.dumps({"job": job, "texts": done, "bytes": f.tell()}))
             marker_tmp.replace(marker)
+
+
+def _write_shared(clf, texts: Iterable[str], out: Path, batch_size: int, job: dict) -> None:
+    """Under torchrun: chunk k is predicted by rank k % N into its own partial file (with a
+    marker, so a rerun resumes each rank where it stopped); rank 0 then merges the chunks in
+    input order into `out`, byte for byte what one process writes."""
+    ranks = current()
+    part = out.with_name(f".{out.name}.partial-{ranks.rank}of{ranks.world_size}")
+    marker = part.with_name(part.name + ".json")
+    job = dict(job, rank=ranks.rank, world_size=ranks.world_size)
+    state = _shared_resume(part, marker, job)
+    jsonl = out.suffix.lower() in (".jsonl", ".ndjson")
+    if not state["complete"]:
+        with distributed_local(), part.open("r+b" if state["ends"] else "wb") as f:
+            f.truncate(state["ends"][-1] if state["ends"] else 0)
+            f.seek(0, os.SEEK_END)
+            mine = (b for k, b in enumerate(chunks(texts, CHUNK)) if k % ranks.world_size == ranks.rank)
+            for j, batch in enumerate(progress(mine, unit="chunk", desc="predict", quiet=not ranks.is_main)):
+                if j < len(state["ends"]):
+                    continue  # done before the interruption
+                f.write(_formatted(_rows(clf, batch, batch_size), jsonl).encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+                state["ends"].append(f.tell())
+                _save_state(marker, state)
+        state["complete"] = True
+        _save_state(marker, state)
+    barrier()
+    if ranks.is_main:
+        _merge_parts(out, ranks.world_size, _header(clf, jsonl))
+    barrier()
+
+
+def _shared_resume(part: Path, marker: Path, job: dict) -> dict:
+    """This rank's progress: the end offset of each chunk it wrote, and whether it is done."""
+    fresh = {"job": job, "ends": [], "complete": False}
+    try:
+        state = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return fresh
+    ok = (isinstance(state, dict) and state.get("job") == job and isinstance(state.get("ends"), list)
+          and part.exists() and part.stat().st_size >= (state["ends"][-1] if state["ends"] else 0))
+    return state if ok else fresh
+
+
+def _save_state(marker: Path, state: dict) -> None:
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(marker)
+
+
+def _merge_parts(out: Path, world: int, header: str) -> None:
+    """Interleave the ranks' chunks (chunk k: rank k % world) into `out`, atomically."""
+    parts = [out.with_name(f".{out.name}.partial-{r}of{world}") for r in range(world)]
+    ends = [json.loads(p.with_name(p.name + ".json").read_text())["ends"] for p in parts]
+    tmp = out.with_name(f".{out.name}.partial")
+    with tmp.open("wb") as dst:
+        dst.write(header.encode("utf-8"))
+        sources = [p.open("rb") for p in parts]
+        try:
+            for j in range(max(len(e) for e in ends)):
+                for r in range(world):
+                    if j < len(ends[r]):
+                        sources[r].seek(ends[r][j - 1] if j else 0)
+                        dst.write(sources[r].read(ends[r][j] - (ends[r][j - 1] if j else 0)))
+        finally:
+            for src in sources:
+                src.close()
+        dst.flush()
+        os.fsync(dst.fileno())
+    tmp.replace(out)
+    fsync_dir(out.resolve().parent)
+    for p in parts:
+        p.with_name(p.name + ".json").unlink(missing_ok=True)
+        p.unlink(missing_ok=True)
+    print(f"wrote {out} ({world} processes)", file=sys.stderr)

@@ -41,10 +41,14 @@ class ServeConfig:
     max_body: int = 1_000_000     # request body bytes
     batch_wait_ms: float = 5.0    # how long the first request of a batch waits for company
     max_batch: int = 64           # texts per model call
+    device: str = "auto"          # where the model runs (a GPU if torch sees one)
+    precision: str = "auto"       # autocast precision on that device
 
     def __post_init__(self):
         for name, value in asdict(self).items():
             flag = f"--{name.replace('_', '-')}"
+            if name in ("device", "precision"):
+                continue  # checked by the model's RuntimeConfig when it loads
             if name == "batch_wait_ms":
                 # inf used to be accepted: requests then waited forever and SIGTERM could not stop the server
                 if not 0 <= value <= MAX_BATCH_WAIT_MS:
@@ -226,7 +230,7 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
 
     cfg = cfg or ServeConfig()
     model_dir = Path(model_dir)
-    clf = load(model_dir)
+    clf = load(model_dir, cfg.device, cfg.precision)
     set_threads()
     clf.predict_proba(["warm-up"])            # first-call allocations before the first client
     batcher = Batcher(clf.predict_proba, cfg.max_batch, cfg.batch_wait_ms)

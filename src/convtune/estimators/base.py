@@ -34,6 +34,7 @@ from convtune.data.texts import TextSet, as_texts
 from convtune.errors import ConvtuneError
 from convtune.metrics import compute_metrics, text_report
 from convtune.modeling.checkpoint import read_manifest
+from convtune.runtime import host_to_device
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
@@ -122,8 +123,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         r = getattr(self, "result_", None)
         if r is None:
             return {"train_seconds": getattr(self, "train_seconds_", None), "best_epoch": None,
-                    "bf16": False, "history": [], "step_losses": []}
-        return {"train_seconds": r.train_seconds, "best_epoch": r.best_epoch, "bf16": r.bf16,
+                    "precision": "fp32", "history": [], "step_losses": []}
+        return {"train_seconds": r.train_seconds, "best_epoch": r.best_epoch, "precision": r.precision,
                 "history": r.history, "step_losses": r.step_losses}
 
     def _check_fitted(self) -> None:
@@ -194,7 +195,8 @@ class TokenPath:
     forward: Callable                  # (input_ids (B, T), attention_mask (B, T)) -> logits (B, C)
     max_length: int
     batch_size: int
-    bf16: bool = False
+    precision: str = "fp32"            # autocast: fp32, bf16 or fp16
+    device: torch.device = torch.device("cpu")  # where `forward` wants its inputs
 
 
 class TokenClassifier(TextClassifier):
@@ -213,10 +215,10 @@ class TokenClassifier(TextClassifier):
         pad = path.tokenizer.pad_token_id
 
         def forward(idx: list[int]) -> torch.Tensor:
-            return path.forward(*collate([enc.ids[i] for i in idx], pad))
+            return path.forward(*host_to_device(collate([enc.ids[i] for i in idx], pad), path.device))
 
-        logits = batched_logits(forward, enc.lengths(), batch_size or path.batch_size, path.bf16,
-                                desc="predict" if len(texts) > 2000 else None)
+        logits = batched_logits(forward, enc.lengths(), batch_size or path.batch_size, path.precision,
+                                desc="predict" if len(texts) > 2000 else None, device_type=path.device.type)
         return self.label_space_.probabilities(logits)
 
 

@@ -26,13 +26,21 @@ TRANSFORMER_HEADS = ("cnn", "cnn+pool", "linear")
 HEADS = (*TRANSFORMER_HEADS, "tfidf-svm", "tfidf-nb", "textcnn")
 
 
-def load(path: str | Path) -> TextClassifier:
-    """Load any saved convtune model (transformer, TF-IDF, TextCNN or an ONNX export)."""
+def load(path: str | Path, device: str | None = None, precision: str | None = None) -> TextClassifier:
+    """Load any saved convtune model (transformer, TF-IDF, TextCNN or an ONNX export) to predict
+    on `device` in `precision` (None: auto). A model saved on any device loads on any other."""
     manifest = read_manifest(path)
     kind = manifest.get("kind", "transformer")
     if kind not in KINDS:
         raise ConvtuneError(f"{path}: unknown model kind {kind!r}")
-    return load_as(KINDS[kind], path, manifest)
+    clf = load_as(KINDS[kind], path, manifest)
+    runtime = getattr(clf, "runtime", None)
+    if runtime is not None:
+        runtime.device, runtime.precision = device or runtime.device, precision or runtime.precision
+        type(runtime)(**runtime.to_dict())  # checks the values as the constructor would
+    elif device not in (None, "auto", "cpu"):
+        raise ConvtuneError(f"{path}: a {kind} model runs on the CPU only, not on --device {device}")
+    return clf
 
 
 def _accepted(cls: type[TextClassifier]) -> set[str]:

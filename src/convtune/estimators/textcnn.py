@@ -40,7 +40,7 @@ from convtune.modeling.checkpoint import (
     write_safetensors,
 )
 from convtune.modeling.heads import CNNHead, CNNHeadConfig, check_head_config
-from convtune.runtime import set_threads
+from convtune.runtime import resolve_device, resolve_precision, set_threads
 from convtune.training.loop import fit, seed_everything
 
 PAD, UNK = "<pad>", "<unk>"
@@ -128,7 +128,10 @@ class TextCNNClassifier(TokenClassifier):
 
     def _token_path(self) -> TokenPath:
         self.model_.eval()
-        return TokenPath(self.tokenizer_, self.model_, self.max_length, self.train_config.eval_batch_size)
+        device = resolve_device(self.runtime.device)
+        self.model_.to(device)
+        return TokenPath(self.tokenizer_, self.model_, self.max_length, self.train_config.eval_batch_size,
+                         resolve_precision(self.runtime.precision, device), device)
 
     def save_into(self, directory: Path) -> None:
         self._check_fitted()

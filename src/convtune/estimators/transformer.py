@@ -25,7 +25,7 @@ from convtune.modeling.encoders import (
 )
 from convtune.modeling.heads import check_head_config
 from convtune.modeling.model import ModelConfig, build_model, load_model
-from convtune.runtime import set_threads, use_bf16
+from convtune.runtime import resolve_device, resolve_precision, set_threads
 from convtune.training.callbacks import Callback
 from convtune.training.loop import TrainResult, fit, seed_everything
 
@@ -112,13 +112,14 @@ class Classifier(TokenClassifier):
         return {**self._manifest_head(), "model": dict(config.to_dict(), encoder=identity["name"]),
                 "train": self.train_config_.to_dict(), "encoder_info": identity,
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
-                             "bf16": r.bf16, "cache_seconds": r.cache_seconds, "history": r.history}}
+                             "precision": r.precision, "cache_seconds": r.cache_seconds, "history": r.history}}
 
     # ------------------------------------------------------------------ prediction
     def _token_path(self) -> TokenPath:
-        self.model_.eval()
+        device = resolve_device(self.runtime.device)  # a loaded model comes to the device it predicts on
+        self.model_.to(device).eval()
         return TokenPath(self.tokenizer_, self.model_, self.max_length_, self.train_config.eval_batch_size,
-                         use_bf16(self.runtime.bf16))
+                         resolve_precision(self.runtime.precision, device), device)
 
     # ------------------------------------------------------------------ persistence
     def save_into(self, directory: Path) -> None:

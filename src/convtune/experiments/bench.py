@@ -53,6 +53,12 @@ def _lr(a: dict) -> float:
     return a["lr"] if a.get("lr") is not None else default_lr(a["encoder"])
 
 
+def _device(a: dict):
+    from convtune.runtime import resolve_device
+
+    return resolve_device(a.get("device") or "auto")
+
+
 def peer_model(enc_dir, labels: list[str], seed: int):
     """The peer's AutoModelForSequenceClassification, its new linear layer initialised from `seed`.
 
@@ -103,7 +109,7 @@ def job_peer_train(a: dict) -> dict:
                              per_device_train_batch_size=a["batch_size"], per_device_eval_batch_size=64,
                              learning_rate=_lr(a), warmup_steps=0.1,  # a float < 1 is a ratio in transformers 5
                              weight_decay=0.01, seed=a["seed"],
-                             eval_strategy="no", save_strategy="no", report_to=[], use_cpu=True,
+                             eval_strategy="no", save_strategy="no", report_to=[], use_cpu=_device(a).type == "cpu",
                              disable_tqdm=True, logging_strategy="no")
     trainer = Trainer(model=model, args=args, train_dataset=DS(s.train),
                       data_collator=DataCollatorWithPadding(tok))
@@ -124,7 +130,8 @@ def job_convtune_train(a: dict) -> dict:
     s = _splits(a)
     clf = make_estimator(a["head"], encoder=a["encoder"], mode=a["mode"], max_length=a["max_length"],
                          epochs=a["epochs"], batch_size=a["batch_size"], lr=_lr(a), seed=a["seed"],
-                         patience=a["epochs"], bf16=a.get("bf16"), cache=a.get("cache"))
+                         patience=a["epochs"], precision=a.get("precision"), cache=a.get("cache"),
+                         device=a.get("device"))
     start = time.perf_counter()
     clf.fit(s.train.texts, s.train.labels, s.dev.texts, s.dev.labels)
     fit_seconds = time.perf_counter() - start
@@ -153,7 +160,7 @@ def _timed_predict(fn, texts: list[str]) -> dict:
 def job_convtune_predict(a: dict) -> dict:
     from convtune.estimators.registry import load
 
-    clf = load(a["model"])
+    clf = load(a["model"], a.get("device"))
     return _timed_predict(lambda t: clf.predict(t), _splits(a).test.texts)
 
 
@@ -163,7 +170,7 @@ def job_pipeline_predict(a: dict) -> dict:
     from convtune.runtime import set_threads
 
     set_threads()
-    pipe = pipeline("text-classification", model=a["model"], device=-1)
+    pipe = pipeline("text-classification", model=a["model"], device=_device(a))
     return _timed_predict(lambda t: pipe(t, batch_size=a["pipeline_batch_size"], truncation=True,
                                          max_length=a["max_length"]), _splits(a).test.texts)
 
@@ -205,10 +212,10 @@ def run_job(job: str, args: dict, log) -> dict:
 def run_bench(data: str = "sst2", encoder: str = "minilm-l6", epochs: int = 3, frozen_epochs: int = 10,
               batch_size: int = 32, lr: float | None = None, max_length: int = 128, seed: int = 42,
               train_limit: int | None = None, pipeline_batch_size: int = 32, out_dir: str = "bench",
-              log=print) -> dict:
+              device: str = "auto", log=print) -> dict:
     """Run every job, write `out_dir/results.json` and `results.md`; return the results."""
     common = {"data": data, "encoder": encoder, "batch_size": batch_size, "lr": lr if lr is not None else _lr({"encoder": encoder}),
-              "max_length": max_length, "seed": seed, "train_limit": train_limit}
+              "max_length": max_length, "seed": seed, "train_limit": train_limit, "device": device}
     with tempfile.TemporaryDirectory(prefix="convtune-bench-") as work:
         res: dict = {"config": dict(common, epochs=epochs, frozen_epochs=frozen_epochs,
                                     pipeline_batch_size=pipeline_batch_size),

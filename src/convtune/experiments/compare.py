@@ -48,8 +48,8 @@ def grid(heads: list[str], modes: list[str]) -> list[Config]:
 def make(config: Config, seed: int, options: dict):
     """An estimator for one grid cell (options: encoder, epochs, max_length, ...)."""
     if config.head == "textcnn":  # its own recipe: 10 epochs, batch 50, lr 1e-3 (see estimators/textcnn.py)
-        return make_estimator("textcnn", max_length=options["max_length"], seed=seed)
-    train = {k: options.get(k) for k in ("epochs", "patience", "batch_size", "lr", "bf16")}
+        return make_estimator("textcnn", max_length=options["max_length"], seed=seed, device=options.get("device"))
+    train = {k: options.get(k) for k in ("epochs", "patience", "batch_size", "lr", "precision", "device")}
     if config.mode == "frozen" and options.get("frozen_epochs"):
         train["epochs"] = options["frozen_epochs"]
     # A TF-IDF cell takes only the seed of these; make_estimator leaves the rest out.

@@ -6,6 +6,7 @@ directory and renamed into place only when everything is written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -16,6 +17,7 @@ from tqdm.auto import tqdm
 from convtune._fs import atomic_dir, write_json
 from convtune.data.labels import check_labels, label_list
 from convtune.data.splits import Splits, subsample
+from convtune.distributed import barrier, current, main_first
 from convtune.estimators.base import TextClassifier
 from convtune.estimators.registry import load
 from convtune.experiments.plots import plot_confusion_of, plot_training
@@ -31,33 +33,45 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
     check_labels(splits.dev, labels, "dev split")
     if splits.test is not None:
         check_labels(splits.test, labels, "test split")
-    # Fail on an existing --out before spending minutes on training.
-    with atomic_dir(out, overwrite) as tmp:
+    # Fail on an existing --out before spending minutes on training. Under torchrun every rank
+    # trains and evaluates (collectively); only rank 0 writes, the others wait for its rename.
+    ranks = current()
+    with contextlib.ExitStack() as stack:
+        tmp = main_first(lambda: stack.enter_context(atomic_dir(out, overwrite)))
         wall = time.perf_counter()
         clf.fit(train.texts, train.labels, splits.dev.texts, splits.dev.labels)
         summary = clf.training_summary()
         step_losses = summary.pop("step_losses")
         metrics = {"dataset": splits.name, **clf.describe(), "train_size": len(train),
-                   "labels": clf.labels_, **summary, "hyperparameters": clf.hyperparameters()}
+                   "labels": clf.labels_, **summary, "hyperparameters": clf.hyperparameters(),
+                   "processes": ranks.world_size}
         reports = {}
         for part in ("dev", "test"):
             data = getattr(splits, part)
-            if data is None:
-                continue
-            m = clf.evaluate(data.texts, data.labels)
-            reports[part] = m.pop("report")
-            metrics[part] = m
+            if data is not None:
+                metrics[part] = clf.evaluate(data.texts, data.labels)
+                reports[part] = metrics[part].pop("report")
+        metrics["wall_seconds"] = round(time.perf_counter() - wall, 2)
+        if ranks.is_main:
+            _write_run(tmp, clf, splits, metrics, step_losses)
+            final = "test" if "test" in reports else "dev"
+            tqdm.write(f"\n{splits.name} {final} report ({metrics['head']} head, {metrics['mode']}):\n{reports[final]}")
+    barrier()
+    return metrics
+
+
+def _write_run(tmp: Path, clf: TextClassifier, splits: Splits, metrics: dict, step_losses: list) -> None:
+    """The run directory's files: model, metrics.json, split.json, confusion matrices, curve."""
+    for part in ("dev", "test"):
+        if part in metrics:
+            m = metrics[part]
             plot_confusion_of(m, tmp / f"confusion_matrix{'' if part == 'test' else '_dev'}.png",
                               f"{splits.name} {part}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
-        metrics["wall_seconds"] = round(time.perf_counter() - wall, 2)
-        clf.save_into(tmp)
-        write_json(tmp / "metrics.json", metrics)
-        write_json(tmp / "split.json", splits.describe())
-        if metrics["history"]:
-            plot_training(metrics["history"], step_losses, tmp / "training_curve.png")
-        final = "test" if "test" in reports else "dev"
-        tqdm.write(f"\n{splits.name} {final} report ({metrics['head']} head, {metrics['mode']}):\n{reports[final]}")
-    return metrics
+    clf.save_into(tmp)
+    write_json(tmp / "metrics.json", metrics)
+    write_json(tmp / "split.json", splits.describe())
+    if metrics["history"]:
+        plot_training(metrics["history"], step_losses, tmp / "training_curve.png")
 
 
 def eval_name(spec: str) -> str:
@@ -65,9 +79,10 @@ def eval_name(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(spec).stem if Path(spec).exists() else spec)
 
 
-def evaluate_run(model_dir: str | Path, data, spec: str) -> dict:
+def evaluate_run(model_dir: str | Path, data, spec: str, device: str | None = None,
+                 precision: str | None = None) -> dict:
     """Evaluate a saved model on labelled data; writes DIR/eval-<spec>.json (atomically)."""
-    clf = load(model_dir)
+    clf = load(model_dir, device, precision)
     m = clf.evaluate(data.texts, data.labels)
     m["dataset"] = spec
     path = Path(model_dir) / f"eval-{eval_name(spec)}.json"

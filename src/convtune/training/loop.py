@@ -1,12 +1,16 @@
 """One explicit training loop: cross-entropy, AdamW with two learning rates, linear warm-up
 then decay, gradient clipping, early stopping on dev macro-F1, best epoch restored.
 
-Distributed training later only needs `rank` / `world_size`: batches are sharded in
-`data.batching.train_batches`, and only the caller on rank 0 saves.
+On any device and precision (runtime.py), with gradient accumulation, and under torchrun on
+many ranks (DDP; distributed.py says what every rank does): a step is one global batch of
+batch_size * ranks * grad_accum texts, each micro-batch's mean loss weighted by its share of
+the step, so N ranks or N accumulated micro-batches of B texts take the very step one process
+takes with N * B texts. Only the caller on rank 0 saves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -20,17 +24,19 @@ import torch
 from convtune.config import RuntimeConfig, TrainConfig
 from convtune.data.batching import (
     Encoded,
+    Step,
     batched_logits,
     collate,
     tokenize,
-    train_batches,
+    train_steps,
 )
 from convtune.data.labels import LabelSpace
 from convtune.data.texts import TextSet
 from convtune.errors import ConvtuneError
 from convtune.metrics import scores
 from convtune.progress import progress
-from convtune.runtime import autocast, use_bf16
+from convtune.distributed import Ranks, all_sum, barrier, current
+from convtune.runtime import autocast, grad_scaler, host_to_device, resolve_device, resolve_precision
 from convtune.training.callbacks import (
     Callback,
     EarlyStopping,
@@ -46,7 +52,7 @@ class TrainResult:
     train_seconds: float
     history: list[dict] = field(default_factory=list)
     step_losses: list[tuple[float, float]] = field(default_factory=list)  # (fractional epoch, loss)
-    bf16: bool = False
+    precision: str = "fp32"  # what autocast ran in: fp32, bf16 or fp16
     cache_seconds: float | None = None  # frozen mode: time spent filling the state cache
 
 
@@ -140,27 +146,62 @@ class WeightAverage(Callback):
 Forward = Callable[[list[int]], torch.Tensor]  # batch indices -> logits (B, C)
 
 
+class _StepModule(torch.nn.Module):
+    """The model's training forward as one module call, so that DDP sees (and syncs) every
+    step, whether it runs the whole model or, on cached token states, only the head."""
+
+    def __init__(self, model: torch.nn.Module, method: str):
+        super().__init__()
+        self.model, self.method = model, method
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return getattr(self.model, self.method)(*tensors)
+
+
 def _forwards(model, store, enc: Encoded, dev_enc: Encoded, pad_id: int, config: TrainConfig,
-              bf16: bool, device: torch.device) -> tuple[Forward, Forward, float | None]:
-    """(train forward, dev forward, seconds spent filling the cache); batches go to `device`.
+              precision: str, device: torch.device, ranks: Ranks):
+    """(train module, train forward, dev forward, seconds spent filling the cache).
 
     With a frozen encoder and a state store the encoder runs once per missing text, and both
-    forwards run only the head on stored token states.
+    forwards run only the head on stored token states. The train module is DDP-wrapped when
+    there are several ranks (frozen parts have no gradient, so none is left unused: #43259).
     """
-    def to(tensors):
-        return [t.to(device, non_blocking=True) for t in tensors]
-
+    start, cache_seconds = time.perf_counter(), None
     if store is None or not getattr(model, "frozen", False):
-        return (lambda idx: model(*to(collate([enc.ids[i] for i in idx], pad_id))),
-                lambda idx: model(*to(collate([dev_enc.ids[i] for i in idx], pad_id))), None)
+        step, train_inputs = _StepModule(model, "forward"), lambda idx: collate([enc.ids[i] for i in idx], pad_id)
+        dev_inputs = lambda idx: collate([dev_enc.ids[i] for i in idx], pad_id)  # noqa: E731
+        dev_call = model
+    else:
+        train_keys, dev_keys = _fill_cache(model, store, enc, dev_enc, pad_id, config, precision, ranks)
+        cache_seconds = round(time.perf_counter() - start, 2)
+        step, train_inputs = _StepModule(model, "classify"), lambda idx: store.batch([train_keys[i] for i in idx])
+        dev_inputs = lambda idx: store.batch([dev_keys[i] for i in idx])  # noqa: E731
+        dev_call = model.classify
+    if ranks.active:
+        step = torch.nn.parallel.DistributedDataParallel(
+            step, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+    return (step, lambda idx: step(*host_to_device(train_inputs(idx), device)),
+            lambda idx: dev_call(*host_to_device(dev_inputs(idx), device)), cache_seconds)
+
+
+def _fill_cache(model, store, enc: Encoded, dev_enc: Encoded, pad_id: int, config: TrainConfig,
+                precision: str, ranks: Ranks) -> tuple[list[bytes], list[bytes]]:
+    """Keys of the train and dev texts after the encoder ran over those the store lacks: on rank
+    0 first; the others then read what it wrote (and fill only what their disk still lacks)."""
     from convtune.training.state_cache import fill_store
 
-    start = time.perf_counter()
-    train_keys = fill_store(model, store, enc.ids, pad_id, config.eval_batch_size, bf16, desc="encode train")
-    dev_keys = fill_store(model, store, dev_enc.ids, pad_id, config.eval_batch_size, bf16, desc="encode dev")
-    return (lambda idx: model.classify(*to(store.batch([train_keys[i] for i in idx]))),
-            lambda idx: model.classify(*to(store.batch([dev_keys[i] for i in idx]))),
-            round(time.perf_counter() - start, 2))
+    def fill() -> tuple[list[bytes], list[bytes]]:
+        batch = config.eval_batch_size
+        return (fill_store(model, store, enc.ids, pad_id, batch, precision, desc="encode train"),
+                fill_store(model, store, dev_enc.ids, pad_id, batch, precision, desc="encode dev"))
+
+    keys = fill() if ranks.is_main else None
+    if ranks.active:
+        barrier()
+        if not ranks.is_main:
+            store.reload()
+            keys = fill()
+    return keys
 
 
 @dataclass
@@ -168,37 +209,59 @@ class _Run:
     """What every training step uses (one object instead of a dozen parameters)."""
 
     model: torch.nn.Module
+    module: torch.nn.Module            # what the step calls: the model, or its DDP wrapper
     forward: Forward
     space: LabelSpace                  # the classes, and the loss over them
     y: torch.Tensor                    # (N,) class index of each training text, on `device`
     weight: torch.Tensor | None        # (C,) class weights, or None
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler       # loss scaling for fp16 (a pass-through otherwise)
     config: TrainConfig
-    bf16: bool
+    precision: str
     device: torch.device
+    ranks: Ranks
 
 
-def _train_epoch(run: _Run, batches: list[list[int]], state: TrainState, hooks: list[Callback]) -> float:
-    """One pass over `batches`; returns the mean training loss."""
-    run.model.train()
-    bar = progress(batches, desc=f"epoch {state.epoch}/{state.epochs}", unit="batch", quiet=not state.is_main)
+def _step_loss(run: _Run, step: Step) -> float:
+    """Forward and backward over this rank's micro-batches; returns the step's global mean loss.
+
+    Each micro-batch's mean loss is weighted by ranks * its share of the step: DDP averages
+    gradients over the ranks and accumulation sums them, so the gradient is that of the mean
+    loss over the whole global batch, however it was cut."""
+    ddp = isinstance(run.module, torch.nn.parallel.DistributedDataParallel)
+    share_sum = torch.zeros((), dtype=torch.float64)
+    for k, idx in enumerate(step.micro):
+        last = k == len(step.micro) - 1
+        with contextlib.nullcontext() if last or not ddp else run.module.no_sync():
+            with autocast(run.precision, run.device.type):
+                logits = run.forward(idx)
+            loss = run.space.loss(logits, run.y[idx], run.weight, run.config.label_smoothing)
+            share = len(idx) * run.ranks.world_size / step.total
+            run.scaler.scale(loss * share).backward()
+        share_sum += loss.detach().double().cpu() * (len(idx) / step.total)
+    return float(all_sum(share_sum))
+
+
+def _train_epoch(run: _Run, steps: list[Step], state: TrainState, hooks: list[Callback]) -> float:
+    """One pass over `steps`; returns the mean training loss."""
+    run.module.train()
+    bar = progress(steps, desc=f"epoch {state.epoch}/{state.epochs}", unit="step", quiet=not state.is_main)
     losses = []
-    for idx in bar:
-        with autocast(run.bf16, run.device.type):
-            logits = run.forward(idx)
-        loss = run.space.loss(logits, run.y[idx], run.weight, run.config.label_smoothing)
+    for step in bar:
         run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)
-        run.optimizer.step()
-        run.scheduler.step()
-        state.step, state.loss = state.step + 1, loss.item()
+        state.loss = _step_loss(run, step)
         if not math.isfinite(state.loss):  # NaN / inf: every later step and the saved model would be NaN
             raise ConvtuneError(
                 f"training loss became {state.loss} at epoch {state.epoch}, step {len(losses) + 1}: the learning "
                 f"rate is too high (lr {run.config.lr:g}, head lr {run.config.head_lr:g}) or the data breaks "
                 "the model; nothing was saved")
+        run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the scaled ones
+        torch.nn.utils.clip_grad_norm_(run.module.parameters(), run.config.max_grad_norm)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.scheduler.step()
+        state.step += 1
         losses.append(state.loss)
         for hook in hooks:
             hook.on_step(state)
@@ -210,53 +273,59 @@ def _train_epoch(run: _Run, batches: list[list[int]], state: TrainState, hooks: 
 def _check_dev(run: _Run, dev_forward: Forward, dev_enc: Encoded, dev: TextSet, labels: list[str],
                state: TrainState, average: WeightAverage) -> dict | None:
     """Dev accuracy / macro-F1 into `state`; the trainable weights if they are the best so far."""
-    run.model.eval()
+    model = run.model
+    model.eval()
     best = None
     with average.applied():  # a no-op without --ema; with it, dev sees (and we keep) the average
-        pred = batched_logits(dev_forward, dev_enc.lengths(), run.config.eval_batch_size, run.bf16, "dev").argmax(1)
+        # Every rank scores its share of dev and sees all the logits: the same early stopping.
+        pred = batched_logits(dev_forward, dev_enc.lengths(), run.config.eval_batch_size, run.precision, "dev",
+                              run.device.type).argmax(1)
         state.dev = scores(dev.labels, [labels[i] for i in pred], labels)
         state.improved = state.dev["macro_f1"] > state.best_score
         if state.improved:  # a frozen encoder never changes: keep only the trainable part
-            frozen = getattr(run.model, "frozen", False)
-            best = {k: v.detach().clone() for k, v in run.model.state_dict().items()
+            frozen = getattr(model, "frozen", False)
+            best = {k: v.detach().clone() for k, v in model.state_dict().items()
                     if not (frozen and k.startswith("encoder."))}
             state.best_score, state.best_epoch = state.dev["macro_f1"], state.epoch
     return best
 
 
 def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels: list[str],
-        config: TrainConfig, max_length: int, runtime: RuntimeConfig | None = None, rank: int = 0,
-        world_size: int = 1, store=None, callbacks: Sequence[Callback] = ()) -> TrainResult:
+        config: TrainConfig, max_length: int, runtime: RuntimeConfig | None = None, store=None,
+        callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train `model` in place; on return it holds the best epoch's weights.
 
     With a frozen encoder and a `store` (training.state_cache.StateStore), the encoder runs once per text
     that the store lacks, and every epoch trains the head on the stored token states.
     `callbacks` run after the built-in ones (weight average, history, epoch log, early stopping).
-    `runtime` (precision, device) changes how fast it runs, not what it learns.
+    `runtime` (device, precision) changes where and how fast it runs, not what it learns. Under
+    torchrun every rank calls fit with the same data; each trains on its share of every step.
     """
     seed_everything(config.seed)
-    runtime = runtime or RuntimeConfig()
-    device, bf16 = torch.device(runtime.device), use_bf16(runtime.bf16)
+    runtime, ranks = runtime or RuntimeConfig(), current()
+    device = resolve_device(runtime.device)
+    precision = resolve_precision(runtime.precision, device)
     space = LabelSpace(tuple(labels))
-    enc = tokenize(tokenizer, train.texts, max_length)
-    dev_enc = tokenize(tokenizer, dev.texts, max_length)
+    enc, dev_enc = tokenize(tokenizer, train.texts, max_length), tokenize(tokenizer, dev.texts, max_length)
     y = torch.from_numpy(space.encode(train.labels))
     weight = class_weights(y.tolist(), len(labels), config.class_weight)
     model.to(device)
     start = time.perf_counter()
-    forward, dev_forward, cache_seconds = _forwards(model, store, enc, dev_enc, tokenizer.pad_token_id, config,
-                                                    bf16, device)
-    steps = len(train_batches(enc.lengths(), config.batch_size, config.seed, 0, rank, world_size))
+    module, forward, dev_forward, cache_seconds = _forwards(model, store, enc, dev_enc, tokenizer.pad_token_id,
+                                                            config, precision, device, ranks)
+    plan = dict(lengths=enc.lengths(), batch_size=config.batch_size, seed=config.seed,
+                world_size=ranks.world_size, rank=ranks.rank, accum=config.grad_accum)
+    steps = len(train_steps(epoch=0, **plan))
     optimizer = make_optimizer(model, config)
-    run = _Run(model, forward, space, y.to(device), None if weight is None else weight.to(device), optimizer,
-               linear_schedule(optimizer, warmup_steps(config, steps), steps * config.epochs), config, bf16, device)
+    run = _Run(model, module, forward, space, y.to(device), None if weight is None else weight.to(device), optimizer,
+               linear_schedule(optimizer, warmup_steps(config, steps), steps * config.epochs),
+               grad_scaler(precision, device), config, precision, device, ranks)
     average, history = WeightAverage(model, config.ema), History()
     hooks = [average, history, EpochLog(), EarlyStopping(config.patience), *callbacks]
-    state, best_state = TrainState(config.epochs, steps, is_main=rank == 0), None
+    state, best_state = TrainState(config.epochs, steps, is_main=ranks.is_main), None
     for state.epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
-        batches = train_batches(enc.lengths(), config.batch_size, config.seed, state.epoch, rank, world_size)
-        state.train_loss = _train_epoch(run, batches, state, hooks)
+        state.train_loss = _train_epoch(run, train_steps(epoch=state.epoch, **plan), state, hooks)
         best_state = _check_dev(run, dev_forward, dev_enc, dev, labels, state, average) or best_state
         state.epoch_seconds = time.perf_counter() - epoch_start
         for hook in hooks:
@@ -268,5 +337,5 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     return TrainResult(best_epoch=state.best_epoch, train_seconds=round(time.perf_counter() - start, 2),
-                       history=history.epochs, step_losses=history.step_losses, bf16=bf16,
+                       history=history.epochs, step_losses=history.step_losses, precision=precision,
                        cache_seconds=cache_seconds)

@@ -69,6 +69,10 @@ class StateStore:
             tmp.replace(meta)
         elif json.loads(meta.read_text())["hidden_size"] != hidden_size:
             raise ConvtuneError(f"{self.dir}: cache was made for another hidden size; clear it")
+        self.reload()
+
+    def reload(self) -> None:
+        """Read every complete shard's index (again: another process may have written more)."""
         for idx in sorted(self.dir.glob("shard-*.idx.npz")):
             shard = idx.name[: -len(".idx.npz")]
             if not (self.dir / f"{shard}.f16").exists():
@@ -193,7 +197,7 @@ def clear_cache(root: Path | None = None) -> int:
 
 @torch.inference_mode()
 def fill_store(model, store: StateStore, ids: list[list[int]], pad_id: int, batch_size: int = 64,
-               bf16: bool = False, chunk: int = 4096, desc: str = "encode") -> list[bytes]:
+               precision: str = "fp32", chunk: int = 4096, desc: str = "encode") -> list[bytes]:
     """Keys of `ids`, after running the encoder once over the texts the store lacks.
 
     Texts are encoded in length-sorted batches and written a shard per `chunk` texts, so
@@ -201,20 +205,21 @@ def fill_store(model, store: StateStore, ids: list[list[int]], pad_id: int, batc
     """
     from convtune.data.batching import collate, eval_batches
     from convtune.progress import progress
-    from convtune.runtime import autocast
+    from convtune.runtime import autocast, host_to_device
 
     keys = [text_key(x) for x in ids]
     todo = store.missing(keys)
     model.eval()
+    device = next(model.parameters()).device
     with progress(total=len(todo), desc=desc, unit="text", quiet=not todo) as bar:
         for start in range(0, len(todo), chunk):
             part = todo[start:start + chunk]
             got: dict[int, np.ndarray] = {}
             for idx in eval_batches([len(ids[i]) for i in part], batch_size):
                 rows = [part[j] for j in idx]
-                input_ids, mask = collate([ids[i] for i in rows], pad_id)
-                with autocast(bf16):
-                    h = model.token_states(input_ids, mask).float().numpy()
+                input_ids, mask = host_to_device(collate([ids[i] for i in rows], pad_id), device)
+                with autocast(precision, device.type):
+                    h = model.token_states(input_ids, mask).float().cpu().numpy()
                 for b, i in enumerate(rows):
                     got[i] = h[b, : len(ids[i])].reshape(len(ids[i]), -1)  # (T, H) or (T, k*H)
                 bar.update(len(rows))

@@ -1,0 +1,82 @@
+"""Devices and precisions, each path exercised on the CPU with the device passed explicitly
+(CI has no GPU: what a GPU would answer is stood in for by patching torch's queries)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from convtune import runtime
+from convtune.errors import ConvtuneError
+
+
+def test_auto_is_the_gpu_when_torch_sees_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.resolve_device("auto") == torch.device("cuda")
+    assert runtime.resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("setting, count, match", [
+    ("cuda", 0, r"--device cuda: torch sees no CUDA GPU \(torch .*\); use --device cpu or auto"),
+    ("cuda:1", 1, r"--device cuda:1: there is only 1 CUDA GPU \(cuda:0 to cuda:0\)"),
+    ("gpu", 0, "device must be auto, cpu, cuda, cuda:N or mps, not 'gpu'"),
+])
+def test_a_missing_device_is_one_line(monkeypatch, setting, count, match):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    with pytest.raises(ConvtuneError, match=match):
+        runtime.resolve_device(setting)
+
+
+def test_mps_where_there_is_none_is_one_line(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConvtuneError, match="torch sees no Apple MPS device"):
+        runtime.resolve_device("mps")
+
+
+def test_auto_precision_follows_the_device(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: True)
+    assert runtime.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
+    assert runtime.resolve_precision("auto", cpu) == "fp32"  # CPU fp16 is emulated: slower than fp32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert runtime.resolve_precision("auto", cuda) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    assert runtime.resolve_precision("auto", cuda) == "fp16"  # e.g. a V100 or T4
+    assert runtime.resolve_precision("fp32", cuda) == "fp32"
+    with pytest.raises(ConvtuneError, match="precision must be one of auto, fp32, bf16, fp16, not 'half'"):
+        runtime.resolve_precision("half", cpu)
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16),
+                                              ("fp16", torch.float16)])
+def test_autocast_runs_matrix_products_in_the_precision(precision, dtype):
+    a = torch.randn(4, 4)
+    with runtime.autocast(precision, "cpu"):
+        assert (a @ a).dtype == dtype
+
+
+def test_only_fp16_scales_the_loss():
+    cpu = torch.device("cpu")
+    assert runtime.grad_scaler("fp16", cpu).is_enabled()
+    assert not runtime.grad_scaler("bf16", cpu).is_enabled() and not runtime.grad_scaler("fp32", cpu).is_enabled()
+
+
+def test_batches_go_to_the_device_they_are_asked_for():
+    batch = [torch.ones(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long)]
+    assert all(a is b for a, b in zip(runtime.host_to_device(batch, torch.device("cpu")), batch))  # no copy
+    moved = runtime.host_to_device(batch, torch.device("meta"))  # another device: a real copy
+    assert all(t.device.type == "meta" and t.shape == (2, 3) for t in moved)
+
+
+def test_each_local_rank_gets_its_share_of_the_cores(monkeypatch):
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 16)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert runtime.threads_per_process() == 16
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert runtime.threads_per_process() == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "32")
+    assert runtime.threads_per_process() == 1
