@@ -14,11 +14,17 @@ try:
     from convtune.data.builtin import load_splits
 except ImportError:
     from convtune.datasets import load_splits
+from dataclasses import fields
+
+from convtune.config import RuntimeConfig
+
+# fp32 is spelled precision="fp32" since issue 19 and bf16="off" before it.
+FP32 = {"precision": "fp32"} if "precision" in {f.name for f in fields(RuntimeConfig)} else {"bf16": "off"}
 s = load_splits("sms_spam", seed=42)
 tr, te = s.train, s.test
 n = 384
 out = []
-for kw in ({"mode": "finetune", "epochs": 1}, {"mode": "frozen", "epochs": 2, "ema": 0.9, "precision": "fp32", "cache": "off"},
+for kw in ({"mode": "finetune", "epochs": 1}, {"mode": "frozen", "epochs": 2, "ema": 0.9, "cache": "off", **FP32},
            # 12 steps x 10 epochs: 0.1 * 12 * 10 rounds up to 13 warm-up steps, 0.1 * 120 to 12
            {"mode": "frozen", "epochs": 10, "patience": 10, "batch_size": 32, "cache": tempfile.mkdtemp()}):
     clf = Classifier(**({"max_length": 32, "batch_size": 16} | kw)).fit(tr.texts[:n], tr.labels[:n], s.dev.texts[:100], s.dev.labels[:100])

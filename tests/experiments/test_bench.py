@@ -13,7 +13,7 @@ def test_bench_runs_every_job_and_writes_reports(tiny_encoder, toy_csv, tmp_path
     monkeypatch.setenv("CONVTUNE_CACHE", str(tmp_path / "cache"))
     res = run_bench(data=str(toy_csv), encoder=str(tiny_encoder), epochs=1, frozen_epochs=2,
                     batch_size=16, max_length=16, out_dir=str(tmp_path / "bench"), log=lambda m: None)
-    for job in ("peer_train", "convtune_finetune", "convtune_frozen_cold", "convtune_frozen_warm",
+    for job in ("peer_train", "convtune_finetune", "convtune_ddp", "convtune_frozen_cold", "convtune_frozen_warm",
                 "pipeline_predict", "convtune_predict"):
         # A process that has imported torch holds well over 100 MB: a figure below that is not
         # the child's peak (the parent's, or kilobytes read as megabytes).
@@ -21,15 +21,19 @@ def test_bench_runs_every_job_and_writes_reports(tiny_encoder, toy_csv, tmp_path
     assert res["convtune_frozen_warm"]["cache_seconds"] < res["convtune_frozen_cold"]["cache_seconds"]
     assert res["convtune_predict"]["texts"] == res["pipeline_predict"]["texts"] == 20
     assert set(res["ratios"]) >= {"finetune_samples_per_s_vs_peer", "predict_texts_per_s_vs_pipeline"}
+    assert res["convtune_ddp"]["processes"] == 2 and res["convtune_finetune"]["processes"] == 1
+    assert res["peak"]["bf16"] > 0 and res["peak"]["fp32"] > 0
+    assert res["flops"]["convtune_train"] > 2 * res["flops"]["convtune_predict"] > 0  # backward costs about 2x forward
+    assert all(0 < m["mfu"] < 1 for m in res["mfu"].values()), res["mfu"]
     md = (tmp_path / "bench" / "results.md").read_text()
-    assert "Trainer" in md and "texts/s" in md
+    assert "Trainer" in md and "texts/s" in md and "MFU" in md and "2 processes (torchrun)" in md
     assert json.loads((tmp_path / "bench" / "results.json").read_text())["config"]["epochs"] == 1
 
 
 def test_peer_classifier_init_follows_the_seed_not_earlier_rng_use(tiny_encoder):
     import torch
 
-    from convtune.experiments.bench import peer_model
+    from convtune.experiments.peer import peer_model
 
     first = peer_model(tiny_encoder, ["ham", "spam"], seed=3).classifier.weight
     torch.rand(1000)  # what an earlier job in the same process would have drawn
@@ -62,13 +66,26 @@ def test_bench_and_compare_numbers_are_usage_errors(verb, option, capsys):
 def test_bench_jobs_take_given_dev_and_test_files(tmp_path):
     # bench/sms_reference_split.py runs the peer on three fixed files; without the dev / test
     # keys the job would re-split the train file and score another test set.
-    from convtune.experiments.bench import _splits
+    from convtune.experiments.peer import bench_splits
 
     files = {}
     for part, n in (("train", 20), ("dev", 6), ("test", 4)):
         rows = [{"text": f"{part} text {i}", "label": "ab"[i % 2]} for i in range(n)]
         files[part] = tmp_path / f"{part}.jsonl"
         files[part].write_text("".join(json.dumps(r) + "\n" for r in rows))
-    s = _splits({"data": str(files["train"]), "dev": str(files["dev"]), "test": str(files["test"]), "seed": 1})
+    s = bench_splits({"data": str(files["train"]), "dev": str(files["dev"]), "test": str(files["test"]), "seed": 1})
     assert (len(s.train), len(s.dev), len(s.test)) == (20, 6, 4)
     assert s.test.texts[0] == "test text 0"
+
+
+def test_flops_are_counted_as_the_matrix_products_need():
+    import torch
+
+    from convtune.experiments.mfu import flops_per_text
+
+    layer = torch.nn.Linear(8, 3, bias=False)
+    batches = [(torch.randn(4, 8), None), (torch.randn(2, 8), None)]
+    forward = lambda x, _mask: layer(x)  # noqa: E731
+    assert flops_per_text(forward, batches, train=False) == 2 * 8 * 3  # one multiply-add per weight
+    # backward: the weight's gradient only (the input needs none): as much again
+    assert flops_per_text(forward, batches, train=True) == 2 * (2 * 8 * 3)

@@ -96,5 +96,7 @@ def _launch(nproc: int, argv: list[str]) -> int:
             rest.append(x)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
            "-m", "convtune", *rest]
-    # torchrun prints a traceback summary for a failed rank; the ranks have said why in one line.
-    return subprocess.run(cmd).returncode
+    # torchrun warns unless OMP_NUM_THREADS is set; each rank sets its share of the cores anyway.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    env = {"OMP_NUM_THREADS": str(max(1, cores // nproc))} | dict(os.environ)
+    return subprocess.run(cmd, env=env).returncode

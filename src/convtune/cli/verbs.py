@@ -42,6 +42,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     splits = load_splits(a.data, a.dev, a.test, seed=clf.get_params()["seed"], text_col=a.text_col,
                          label_col=a.label_col, encoding=a.encoding, strict=a.strict)
     m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit)
+    from convtune.distributed import current
+
+    if not current().is_main:  # under torchrun: rank 0 reports for all
+        return 0
     final = m.get("test", m["dev"])
     best = f", best epoch {m['best_epoch']}" if m.get("best_epoch") else ""
     print(f"saved {a.out}: {'test' if 'test' in m else 'dev'} accuracy {final['accuracy']:.4f}, "

@@ -23,7 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from convtune.distributed import current
 from convtune.errors import ConvtuneError
+from convtune.experiments import mfu
+from convtune.experiments.peer import bench_device, bench_lr, bench_splits, peer_model
 
 # --------------------------------------------------------------------------- jobs (child side)
 
@@ -31,46 +34,11 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _splits(a: dict):
-    from convtune.data.builtin import load_splits
-    from convtune.data.splits import subsample
-
-    s = load_splits(a["data"], a.get("dev"), a.get("test"), seed=a["seed"])
-    s.train = subsample(s.train, a.get("train_limit"), a["seed"])
-    return s
-
-
 def _scores(y_true: list[str], y_pred: list[str]) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
     return {"test_accuracy": float(accuracy_score(y_true, y_pred)),
             "test_macro_f1": float(f1_score(y_true, y_pred, average="macro"))}
-
-
-def _lr(a: dict) -> float:
-    from convtune.modeling.encoders import default_lr
-
-    return a["lr"] if a.get("lr") is not None else default_lr(a["encoder"])
-
-
-def _device(a: dict):
-    from convtune.runtime import resolve_device
-
-    return resolve_device(a.get("device") or "auto")
-
-
-def peer_model(enc_dir, labels: list[str], seed: int):
-    """The peer's AutoModelForSequenceClassification, its new linear layer initialised from `seed`.
-
-    Trainer seeds only when it starts, after this layer exists; unseeded, the layer followed
-    whatever had used torch's generator earlier in the process.
-    """
-    from transformers import AutoModelForSequenceClassification, set_seed
-
-    set_seed(seed)
-    return AutoModelForSequenceClassification.from_pretrained(
-        enc_dir, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={x: i for i, x in enumerate(labels)})
 
 
 def job_peer_train(a: dict) -> dict:
@@ -87,7 +55,7 @@ def job_peer_train(a: dict) -> dict:
     from convtune.runtime import set_threads
 
     set_threads()
-    s = _splits(a)
+    s = bench_splits(a)
     labels = sorted(set(s.train.labels))
     enc_dir = resolve_encoder(a["encoder"])
     tok = AutoTokenizer.from_pretrained(enc_dir)
@@ -107,9 +75,9 @@ def job_peer_train(a: dict) -> dict:
 
     args = TrainingArguments(output_dir=a["workdir"] + "/peer-tmp", num_train_epochs=a["epochs"],
                              per_device_train_batch_size=a["batch_size"], per_device_eval_batch_size=64,
-                             learning_rate=_lr(a), warmup_steps=0.1,  # a float < 1 is a ratio in transformers 5
+                             learning_rate=bench_lr(a), warmup_steps=0.1,  # a float < 1 is a ratio in transformers 5
                              weight_decay=0.01, seed=a["seed"],
-                             eval_strategy="no", save_strategy="no", report_to=[], use_cpu=_device(a).type == "cpu",
+                             eval_strategy="no", save_strategy="no", report_to=[], use_cpu=bench_device(a).type == "cpu",
                              disable_tqdm=True, logging_strategy="no")
     trainer = Trainer(model=model, args=args, train_dataset=DS(s.train),
                       data_collator=DataCollatorWithPadding(tok))
@@ -127,9 +95,9 @@ def job_convtune_train(a: dict) -> dict:
     """convtune fit (fine-tune or frozen with the state cache), then the test report."""
     from convtune.estimators.registry import make_estimator
 
-    s = _splits(a)
+    s = bench_splits(a)
     clf = make_estimator(a["head"], encoder=a["encoder"], mode=a["mode"], max_length=a["max_length"],
-                         epochs=a["epochs"], batch_size=a["batch_size"], lr=_lr(a), seed=a["seed"],
+                         epochs=a["epochs"], batch_size=a["batch_size"], lr=bench_lr(a), seed=a["seed"],
                          patience=a["epochs"], precision=a.get("precision"), cache=a.get("cache"),
                          device=a.get("device"))
     start = time.perf_counter()
@@ -146,7 +114,7 @@ def job_convtune_train(a: dict) -> dict:
             "first_epoch_seconds": first_epoch,
             "mean_epoch_seconds": float(np.mean([h["seconds"] for h in r.history])), "epochs_run": epochs_run, "best_epoch": r.best_epoch,
             "samples_per_s": epochs_run * len(s.train) / fit_seconds, "train_size": len(s.train),
-            **_scores(s.test.labels, pred)}
+            "precision": r.precision, "processes": current().world_size, **_scores(s.test.labels, pred)}
 
 
 def _timed_predict(fn, texts: list[str]) -> dict:
@@ -161,7 +129,7 @@ def job_convtune_predict(a: dict) -> dict:
     from convtune.estimators.registry import load
 
     clf = load(a["model"], a.get("device"))
-    return _timed_predict(lambda t: clf.predict(t), _splits(a).test.texts)
+    return _timed_predict(lambda t: clf.predict(t), bench_splits(a).test.texts)
 
 
 def job_pipeline_predict(a: dict) -> dict:
@@ -170,30 +138,37 @@ def job_pipeline_predict(a: dict) -> dict:
     from convtune.runtime import set_threads
 
     set_threads()
-    pipe = pipeline("text-classification", model=a["model"], device=_device(a))
+    pipe = pipeline("text-classification", model=a["model"], device=bench_device(a))
     return _timed_predict(lambda t: pipe(t, batch_size=a["pipeline_batch_size"], truncation=True,
-                                         max_length=a["max_length"]), _splits(a).test.texts)
+                                         max_length=a["max_length"]), bench_splits(a).test.texts)
 
 
 JOBS = {"peer_train": job_peer_train, "convtune_train": job_convtune_train,
-        "convtune_predict": job_convtune_predict, "pipeline_predict": job_pipeline_predict}
+        "convtune_predict": job_convtune_predict, "pipeline_predict": job_pipeline_predict,
+        "peak": mfu.job_peak, "flops": mfu.job_flops}
 
 
 def _child_main(job: str, args_json: str) -> None:
+    from convtune import distributed
+
     try:
+        distributed.init("cpu")  # under torchrun (the 2-process job): join the group
         out = JOBS[job](json.loads(args_json))
     except ConvtuneError as e:  # the parent repeats it as one line, not as a child's traceback
         print(f"BENCH-ERROR {e}")
         sys.exit(2)
-    out["peak_rss_mb"] = _peak_mb()
-    print("BENCH-RESULT " + json.dumps(out))
+    out["peak_rss_mb"] = _peak_mb()  # rank 0's, under torchrun
+    if distributed.current().is_main:
+        print("BENCH-RESULT " + json.dumps(out))
+    distributed.shutdown()
 
 
 # --------------------------------------------------------------------------- orchestration (parent)
 
-def run_job(job: str, args: dict, log) -> dict:
-    """Run one job in a child process; return its result dict (plus its wall time)."""
-    cmd = [sys.executable, "-m", "convtune.experiments.bench", job, json.dumps(args)]
+def run_job(job: str, args: dict, log, nproc: int = 1) -> dict:
+    """Run one job in a child process (nproc > 1: torchrun's); return its result dict (plus its wall time)."""
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)] if nproc > 1 else []
+    cmd = [sys.executable, *launcher, "-m", "convtune.experiments.bench", job, json.dumps(args)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     log(f"[{job}] {time.perf_counter() - start:.0f} s")
@@ -214,7 +189,7 @@ def run_bench(data: str = "sst2", encoder: str = "minilm-l6", epochs: int = 3, f
               train_limit: int | None = None, pipeline_batch_size: int = 32, out_dir: str = "bench",
               device: str = "auto", log=print) -> dict:
     """Run every job, write `out_dir/results.json` and `results.md`; return the results."""
-    common = {"data": data, "encoder": encoder, "batch_size": batch_size, "lr": lr if lr is not None else _lr({"encoder": encoder}),
+    common = {"data": data, "encoder": encoder, "batch_size": batch_size, "lr": lr if lr is not None else bench_lr({"encoder": encoder}),
               "max_length": max_length, "seed": seed, "train_limit": train_limit, "device": device}
     with tempfile.TemporaryDirectory(prefix="convtune-bench-") as work:
         res: dict = {"config": dict(common, epochs=epochs, frozen_epochs=frozen_epochs,
@@ -223,13 +198,19 @@ def run_bench(data: str = "sst2", encoder: str = "minilm-l6", epochs: int = 3, f
         res["peer_train"] = run_job("peer_train", dict(common, epochs=epochs, workdir=work), log)
         res["convtune_finetune"] = run_job("convtune_train", dict(
             common, epochs=epochs, head="cnn", mode="finetune", save=work + "/ct-model"), log)
+        # The same global batch on 2 processes (torchrun, gloo): half the batch each.
+        res["convtune_ddp"] = run_job("convtune_train", dict(
+            common, epochs=epochs, head="cnn", mode="finetune", batch_size=max(1, batch_size // 2)), log, nproc=2)
         frozen = dict(common, epochs=frozen_epochs, head="cnn", mode="frozen", cache=work + "/cache")
         res["convtune_frozen_cold"] = run_job("convtune_train", frozen, log)
         res["convtune_frozen_warm"] = run_job("convtune_train", frozen, log)
         res["pipeline_predict"] = run_job("pipeline_predict", dict(
             common, model=work + "/peer-model", pipeline_batch_size=pipeline_batch_size), log)
         res["convtune_predict"] = run_job("convtune_predict", dict(common, model=work + "/ct-model"), log)
+        res["peak"] = run_job("peak", {"device": device}, log)
+        res["flops"] = run_job("flops", common, log)
     res["ratios"] = _ratios(res)
+    res["mfu"] = mfu.mfu_table(res)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
@@ -258,6 +239,8 @@ def _ratios(r: dict) -> dict:
         "frozen_warm_epoch_speedup_vs_cold_first_epoch": cold["first_epoch_seconds"] / warm["mean_epoch_seconds"],
         "frozen_warm_fit_speedup_vs_cold_fit": cold["train_seconds"] / warm["train_seconds"],
         "predict_texts_per_s_vs_pipeline": r["convtune_predict"]["texts_per_s"] / r["pipeline_predict"]["texts_per_s"],
+        "ddp_samples_per_s_vs_one_process": r["convtune_ddp"]["samples_per_s"] / ft["samples_per_s"],
+        "ddp_accuracy_minus_one_process": r["convtune_ddp"]["test_accuracy"] - ft["test_accuracy"],
     }
 
 
@@ -265,6 +248,8 @@ def render_markdown(r: dict) -> str:
     c, q = r["config"], r["ratios"]
     rows = [("peer: Trainer + AutoModelForSequenceClassification (linear)", r["peer_train"], c["epochs"]),
             ("convtune fine-tune, CNN head", r["convtune_finetune"], c["epochs"]),
+            (f"convtune fine-tune, 2 processes (torchrun), batch {max(1, c['batch_size'] // 2)} each",
+             r["convtune_ddp"], c["epochs"]),
             ("convtune frozen, CNN head, cold cache", r["convtune_frozen_cold"], c["frozen_epochs"]),
             ("convtune frozen, CNN head, warm cache", r["convtune_frozen_warm"], c["frozen_epochs"])]
     lines = [f"# convtune bench: {c['data']}, encoder {c['encoder']}",
@@ -297,8 +282,23 @@ def render_markdown(r: dict) -> str:
               f"- frozen, warm cache: one epoch is **{q['frozen_warm_epoch_speedup_vs_cold_first_epoch']:.1f}x** "
               f"faster than the cold run's first epoch (cache fill + epoch 1); the whole warm fit is "
               f"{q['frozen_warm_fit_speedup_vs_cold_fit']:.1f}x faster than the cold fit",
-              f"- prediction: **{q['predict_texts_per_s_vs_pipeline']:.2f}x** the pipeline's texts/s", ""]
-    return "\n".join(lines)
+              f"- prediction: **{q['predict_texts_per_s_vs_pipeline']:.2f}x** the pipeline's texts/s",
+              f"- 2 processes (torchrun, same global batch) vs 1: **{q['ddp_samples_per_s_vs_one_process']:.2f}x** "
+              f"samples/s, test accuracy {q['ddp_accuracy_minus_one_process'] * 100:+.2f} points", ""]
+    return "\n".join(lines + _mfu_lines(r))
+
+
+def _mfu_lines(r: dict) -> list[str]:
+    p = r["peak"]
+    lines = ["## How close to the limit (MFU)", "",
+             f"Matrix-multiply peak on {p['device']} (2048 x 2048 products): fp32 {p['fp32'] / 1e9:.0f} GFLOP/s, "
+             f"bf16 {p['bf16'] / 1e9:.0f} GFLOP/s. Model FLOPs per text counted with torch.utils.flop_counter on "
+             "length-bucketed batches (training: forward + backward).", "",
+             "| side | precision | GFLOP per text | texts/s | GFLOP/s reached | MFU |", "|---|---|---|---|---|---|"]
+    for name, m in r["mfu"].items():
+        lines.append(f"| {name} | {m['precision']} | {m['gflops_per_text']:.3f} | {m['texts_per_s']:.1f} | "
+                     f"{m['achieved_gflops']:.1f} | {m['mfu'] * 100:.1f}% |")
+    return lines + [""]
 
 
 if __name__ == "__main__":
