@@ -80,3 +80,36 @@ def test_each_local_rank_gets_its_share_of_the_cores(monkeypatch):
     assert runtime.threads_per_process() == 4
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "32")
     assert runtime.threads_per_process() == 1
+
+
+def test_fp16_trains_on_the_cpu_with_a_loss_scaler(tiny_encoder):
+    from convtune.estimators.transformer import Classifier
+
+    from .conftest import toy_texts
+
+    texts, labels = toy_texts(120)
+    clf = Classifier(encoder=str(tiny_encoder), epochs=2, max_length=16, lr=3e-3, head_lr=1e-2, device="cpu",
+                     precision="fp16", head_config={"num_filters": 8}).fit(texts, labels)
+    assert clf.result_.precision == "fp16" and clf.manifest_["training"]["precision"] == "fp16"
+    assert next(clf.model_.parameters()).dtype == torch.float32  # autocast: the weights stay fp32
+    assert clf.predict_proba(texts[:5]).shape == (5, 2)
+
+
+def test_a_gpu_that_is_not_there_is_one_line_everywhere(tiny_encoder, toy_csv, tmp_path, capsys, monkeypatch):
+    from convtune.cli import main
+    from convtune.estimators.registry import load
+    from convtune.estimators.tfidf import TfidfClassifier
+
+    from .conftest import toy_texts
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc = main(["train", "--data", str(toy_csv), "--encoder", str(tiny_encoder), "--device", "cuda",
+               "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("error: --device cuda: torch sees no CUDA GPU")
+    assert not (tmp_path / "run").exists()
+    texts, labels = toy_texts(60)
+    TfidfClassifier().fit(texts, labels).save(tmp_path / "tfidf")
+    with pytest.raises(ConvtuneError, match="a tfidf model runs on the CPU only, not on --device cuda"):
+        load(tmp_path / "tfidf", device="cuda")
+    assert load(tmp_path / "tfidf", device="cpu").predict(texts[:2])

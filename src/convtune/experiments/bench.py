@@ -291,7 +291,7 @@ def render_markdown(r: dict) -> str:
 def _mfu_lines(r: dict) -> list[str]:
     p = r["peak"]
     lines = ["## How close to the limit (MFU)", "",
-             f"Matrix-multiply peak on {p['device']} (2048 x 2048 products): fp32 {p['fp32'] / 1e9:.0f} GFLOP/s, "
+             f"Matrix-multiply peak on {p['device']} (1024 x 1024 products, torch.nn.functional.linear): fp32 {p['fp32'] / 1e9:.0f} GFLOP/s, "
              f"bf16 {p['bf16'] / 1e9:.0f} GFLOP/s. Model FLOPs per text counted with torch.utils.flop_counter on "
              "length-bucketed batches (training: forward + backward).", "",
              "| side | precision | GFLOP per text | texts/s | GFLOP/s reached | MFU |", "|---|---|---|---|---|---|"]

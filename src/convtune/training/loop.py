@@ -179,7 +179,8 @@ def _forwards(model, store, enc: Encoded, dev_enc: Encoded, pad_id: int, config:
         dev_call = model.classify
     if ranks.active:
         step = torch.nn.parallel.DistributedDataParallel(
-            step, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False)
+            step, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False,
+            gradient_as_bucket_view=True)
     return (step, lambda idx: step(*host_to_device(train_inputs(idx), device)),
             lambda idx: dev_call(*host_to_device(dev_inputs(idx), device)), cache_seconds)
 
