@@ -62,6 +62,8 @@ def test_killing_one_node_stops_the_other_with_one_error_line(tiny_encoder, tmp_
     first, second = _nodes(tiny_encoder, data, out, epochs=200)
     time.sleep(25)  # both joined and training
     assert first.poll() is None and second.poll() is None, "the run ended before the kill"
+    # the node's worker runs in a session of its own (torchrun's): kill it, then its agent
+    subprocess.run(["pkill", "-9", "-P", str(second.pid)], check=False)
     os.killpg(second.pid, signal.SIGKILL)
     start = time.monotonic()
     _, err = first.communicate(timeout=120)
