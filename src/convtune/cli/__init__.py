@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _launched() -> bool:
+    # distributed.launched(), without importing torch: `convtune datasets` must start fast.
     return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
 
 
@@ -96,7 +97,8 @@ def _launch(nproc: int, argv: list[str]) -> int:
             rest.append(x)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
            "-m", "convtune", *rest]
+    from convtune.runtime import usable_cores  # torch: torchrun imports it anyway
+
     # torchrun warns unless OMP_NUM_THREADS is set; each rank sets its share of the cores anyway.
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    env = {"OMP_NUM_THREADS": str(max(1, cores // nproc))} | dict(os.environ)
+    env = {"OMP_NUM_THREADS": str(max(1, usable_cores() // nproc))} | dict(os.environ)
     return subprocess.run(cmd, env=env).returncode
