@@ -122,3 +122,17 @@ def toy_labelled_csv(tmp_path_factory) -> Path:
         w.writerow(["text", "label"])
         w.writerows(zip(texts, labels))
     return path
+
+
+def toy_multilabel(n: int, seed: int = 0) -> tuple[list[str], list[list[str]]]:
+    """Texts holding any of "pos" (a positive word) and "neg" (a negative word): 0, 1 or 2 labels."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        chosen = [["pos"], ["neg"], ["neg", "pos"], []][i % 4]
+        words = rng.choices(NEUTRAL, k=rng.randint(2, 8))
+        for lab in chosen:
+            words.insert(rng.randint(0, len(words)), rng.choice(POSITIVE if lab == "pos" else NEGATIVE))
+        texts.append(" ".join(words))
+        labels.append(chosen)
+    return texts, labels

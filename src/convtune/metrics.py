@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 from sklearn.metrics import (
     accuracy_score,
     classification_report,
     confusion_matrix,
     f1_score,
+    hamming_loss,
+    label_ranking_average_precision_score,
     precision_recall_fscore_support,
 )
 
@@ -68,3 +71,35 @@ def top_confusion(y_true: list[str], y_pred: list[str], labels: list[str], k: in
 def text_report(y_true: list[str], y_pred: list[str], labels: list[str]) -> str:
     """scikit-learn's classification report."""
     return classification_report(y_true, y_pred, labels=labels, digits=4, zero_division=0)
+
+
+# --------------------------------------------------------------------------- multi-label
+
+def multilabel_scores(truth: np.ndarray, pred: np.ndarray) -> dict:
+    """(N, C) 0/1 truth and prediction -> subset accuracy (as "accuracy") and macro-F1: the dev
+    check, under the same keys as the single-label one."""
+    return {"accuracy": float(accuracy_score(truth, pred)),
+            "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0))}
+
+
+def multilabel_metrics(truth: np.ndarray, pred: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict:
+    """Micro / macro / samples F1, per-label P/R/F1/support, Hamming loss, subset accuracy and
+    label-ranking average precision (LRAP, from the probabilities) for (N, C) arrays."""
+    p, r, f, s = precision_recall_fscore_support(truth, pred, zero_division=0)
+    out = {"size": int(len(truth)), "multi_label": True, **multilabel_scores(truth, pred),
+           "subset_accuracy": float(accuracy_score(truth, pred)),
+           "micro_f1": float(f1_score(truth, pred, average="micro", zero_division=0)),
+           "samples_f1": float(f1_score(truth, pred, average="samples", zero_division=1.0)),  # no label, none predicted: 1
+           "hamming_loss": float(hamming_loss(truth, pred)),
+           "per_class": {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                               "support": int(s[i])} for i, lab in enumerate(labels)},
+           "labels": list(labels), "confusion_matrix": None}
+    # LRAP is undefined for a text without labels; scikit-learn scores such rows 1.0, so leave them out.
+    rows = truth.sum(axis=1) > 0
+    out["lrap"] = float(label_ranking_average_precision_score(truth[rows], proba[rows])) if rows.any() else None
+    return out
+
+
+def multilabel_report(truth: np.ndarray, pred: np.ndarray, labels: list[str]) -> str:
+    """scikit-learn's classification report for label indicator arrays (micro / macro / samples rows)."""
+    return classification_report(truth, pred, target_names=list(labels), digits=4, zero_division=0)

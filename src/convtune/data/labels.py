@@ -19,8 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convtune.data.multilabel import flat, is_multi
 from convtune.data.texts import TextSet
 from convtune.errors import ConvtuneError, warn
+
+
+def label_counts(labels: Sequence) -> Counter:
+    """Texts per label (a multi-label text counts once for each of its labels)."""
+    return flat(labels) if is_multi(labels) else Counter(labels)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -35,7 +41,13 @@ def label_list(train: TextSet) -> list[str]:
     Labels that name the same number ("1" and "1.0") are ordered by their text, so the order
     never depends on set iteration (PYTHONHASHSEED).
     """
-    counts = Counter(train.labels)
+    counts = label_counts(train.labels)
+    if is_multi(train.labels):  # one label is a yes/no question per text, but it must have both answers
+        if not counts:
+            raise ConvtuneError("training data has no labels at all (every label set is empty)")
+        if len(counts) == 1 and all(train.labels):
+            raise ConvtuneError(f"every training text has label {next(iter(counts))!r}; need texts without it too")
+        return sort_labels(counts)
     if len(counts) < 2:
         raise ConvtuneError(
             f"training data has only one class ({next(iter(counts), 'none')!r}); need at least two")
@@ -44,7 +56,7 @@ def label_list(train: TextSet) -> list[str]:
 
 def warn_rare_classes(train: TextSet) -> None:
     """One warning line for classes with fewer than 2 training examples: predictable, hardly learnable."""
-    counts = Counter(train.labels)
+    counts = label_counts(train.labels)
     rare = sort_labels(lab for lab, n in counts.items() if n < 2)
     if rare:
         warn(f"{len(rare)} of {len(counts)} classes have fewer than 2 training examples "
@@ -65,7 +77,7 @@ def sort_labels(labels: Iterable[str]) -> list[str]:
 
 def check_labels(data: TextSet, labels: list[str], where: str) -> None:
     """Reject labels that the model was not trained on (e.g. a class seen only in dev)."""
-    unseen = sorted(set(data.labels) - set(labels))
+    unseen = sorted(set(label_counts(data.labels)) - set(labels))
     if unseen:
         shown = ", ".join(repr(u) for u in unseen[:5])
         raise ConvtuneError(f"{where} has labels not in the training data: {shown}")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
 from dataclasses import dataclass, field
 
+from convtune.data.labels import label_counts
+from convtune.data.multilabel import is_multi, stratified_split_multi
 from convtune.data.texts import TextSet
 from convtune.errors import ConvtuneError
 
@@ -27,7 +28,9 @@ class Splits:
             s = getattr(self, part)
             if s is not None:
                 out[part] = {"size": len(s), "fingerprint": s.fingerprint(),
-                             "label_counts": dict(sorted(Counter(s.labels).items()))}
+                             "label_counts": dict(sorted(label_counts(s.labels).items()))}
+        if self.train is not None and is_multi(self.train.labels):
+            out |= {"multi_label": True, "stratification": "iterative (iterative-stratification, Sechidis et al. 2011)"}
         return out
 
 
@@ -57,7 +60,11 @@ def stratified_split(data: TextSet, fractions: tuple[float, ...], seed: int) -> 
 
     Deterministic for a given seed and input order. Each label's items are shuffled, then cut
     at the cumulative fractions, so small classes still appear in every part when possible.
+    Label sets (multi-label) are split by iterative stratification instead.
     """
+    if is_multi(data.labels):
+        return [TextSet([data.texts[i] for i in part], [data.labels[i] for i in part])
+                for part in stratified_split_multi(data.labels, fractions, seed)]
     rng = random.Random(seed)
     by_label: dict[str, list[int]] = {}
     for i, y in enumerate(data.labels):

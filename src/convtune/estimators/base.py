@@ -29,10 +29,11 @@ from convtune.data.labels import (
     label_type,
     warn_rare_classes,
 )
+from convtune.data.multilabel import MultiLabelSpace, check_thresholds, is_multi, label_set, tune_thresholds
 from convtune.data.splits import carve
 from convtune.data.texts import TextSet, as_texts
 from convtune.errors import ConvtuneError
-from convtune.metrics import compute_metrics, text_report
+from convtune.metrics import compute_metrics, multilabel_metrics, multilabel_report, text_report
 from convtune.modeling.checkpoint import read_manifest
 from convtune.runtime import host_to_device
 
@@ -44,6 +45,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     labels_: list[str] | None = None
     manifest_: dict | None = None
     label_type_: str = "str"  # "int" when fit() got integer labels: predict() gives ints back
+    multi_label_: bool = False  # fit() got a label set per text: sigmoid outputs, predict() gives lists
+    thresholds_: list[float] | None = None  # multi-label: each label's threshold, tuned on dev
 
     # ---------------------------------------------------------------- to implement
     def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
@@ -71,12 +74,23 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """fit()'s first step for every model: checked (train, dev); sets `labels_` (the label map)
         and `label_type_` (ints given, ints predicted)."""
         train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, seed)
-        self.label_type_ = label_type(labels)
+        self.multi_label_, self.thresholds_ = is_multi(train.labels), None
+        self.label_type_ = label_type([y for ys in labels for y in ys] if self.multi_label_ else labels)
         return train, dev
+
+    def _tune_thresholds(self, dev: TextSet) -> None:
+        """Multi-label: each label's threshold from the dev probabilities (its best F1); a
+        no-op for single-label models. Called by fit() once the model is trained."""
+        if self.multi_label_:
+            proba = self.predict_proba(dev.texts)
+            self.thresholds_ = tune_thresholds(proba, self.label_space_.encode(dev.labels))
 
     def _manifest_head(self) -> dict:
         """The keys every fitted model's convtune.json starts with; load() dispatches on "kind"."""
-        return {"kind": self.kind, "convtune_version": __version__, "label_type": self.label_type_}
+        head = {"kind": self.kind, "convtune_version": __version__, "label_type": self.label_type_}
+        if self.multi_label_:
+            head |= {"multi_label": True, "thresholds": self.thresholds_}
+        return head
 
     def set_params(self, **params) -> TextClassifier:
         """Change constructor arguments (re-initialises: a fitted model is dropped)."""
@@ -98,10 +112,28 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     @property
-    def label_space_(self) -> LabelSpace:
+    def label_space_(self) -> LabelSpace | MultiLabelSpace:
         """The fitted labels, their order and type: what every interface decodes predictions with."""
         self._check_fitted()
+        if self.multi_label_:
+            return MultiLabelSpace(tuple(self.labels_), self.label_type_,
+                                   None if self.thresholds_ is None else tuple(self.thresholds_))
         return LabelSpace(tuple(self.labels_), self.label_type_)
+
+    def decision_space(self, threshold: float | None = None, at_least_one: bool = False):
+        """The label space predictions are decoded with: multi-label models take one `threshold`
+        for every label instead of the tuned ones, and `at_least_one` (an empty set becomes the
+        most probable label). Single-label models refuse both (they pick the top label)."""
+        space = self.label_space_
+        if not self.multi_label_:
+            if threshold is not None or at_least_one:
+                raise ConvtuneError("--threshold and --at-least-one are for multi-label models; "
+                                    "this one predicts one label per text")
+            return space
+        if threshold is not None:
+            check_thresholds([threshold], 1, "--threshold")
+            space = MultiLabelSpace(space.labels, space.kind, (float(threshold),) * len(space.labels))
+        return MultiLabelSpace(space.labels, space.kind, space.thresholds, at_least_one=at_least_one)
 
     @property
     def classes_(self) -> np.ndarray:
@@ -131,20 +163,29 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if self.labels_ is None:
             raise ConvtuneError("this classifier is not trained yet: call fit() or convtune.load()")
 
-    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list:
-        """The most probable label of each text: strings, or ints if fit() was given ints."""
+    def predict(self, texts: Sequence[str], batch_size: int | None = None, threshold: float | None = None,
+                at_least_one: bool = False) -> list:
+        """The most probable label of each text: strings, or ints if fit() was given ints.
+        Multi-label: each text's list of labels over their thresholds (see `decision_space`)."""
         self._check_fitted()
-        return self.label_space_.decode(self.predict_proba(texts, batch_size))
+        return self.decision_space(threshold, at_least_one).decode(self.predict_proba(texts, batch_size))
 
     def _predict_labels(self, texts: Sequence[str], batch_size: int | None = None) -> list[str]:
         """Predicted labels as stored (strings), for comparing with a TextSet's labels."""
         return [self.labels_[i] for i in self.predict_proba(texts, batch_size).argmax(axis=1)]
 
     def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
-        """Metrics on labelled texts: accuracy, macro-F1, per class, confusion matrix, report."""
+        """Metrics on labelled texts: accuracy, macro-F1, per class, confusion matrix, report
+        (multi-label: micro / macro / samples F1, Hamming loss, subset accuracy, LRAP too)."""
         self._check_fitted()
-        data = as_set(texts, labels, "evaluation data")
+        data = as_set(texts, labels, "evaluation data", multi=self.multi_label_)
         check_labels(data, self.labels_, "evaluation data")
+        if self.multi_label_:
+            space = self.label_space_
+            proba = self.predict_proba(data.texts)
+            truth, pred = space.encode(data.labels), space.decide(proba).astype(np.float32)
+            return multilabel_metrics(truth, pred, proba, self.labels_) | {
+                "report": multilabel_report(truth, pred, self.labels_), "thresholds": self.thresholds_}
         pred = self._predict_labels(data.texts)
         out = compute_metrics(data.labels, pred, self.labels_)
         out["report"] = text_report(data.labels, pred, self.labels_)
@@ -179,7 +220,11 @@ def load_as(target: type[TextClassifier], path: str | Path, manifest: dict) -> T
     try:
         clf = target._load_from(Path(path), manifest)
         # An ONNX export keeps its source model's manifest under "source".
-        clf.label_type_ = manifest.get("label_type") or manifest.get("source", {}).get("label_type", "str")
+        source = manifest.get("source", manifest)  # an ONNX export keeps its model's labels under "source"
+        clf.label_type_ = manifest.get("label_type") or source.get("label_type", "str")
+        clf.multi_label_ = source.get("multi_label") is True
+        if clf.multi_label_ and source.get("thresholds") is not None:
+            clf.thresholds_ = check_thresholds(source["thresholds"], len(clf.labels_), f"{path}: convtune.json")
         return clf
     except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile, SafetensorError) as e:
         # A hand-edited, truncated or missing file in the directory (convtune.json, weights,
@@ -237,14 +282,20 @@ def train_dev(texts, labels, dev_texts, dev_labels, seed: int) -> tuple[TextSet,
     if dev_texts is None:
         train, dev = carve(train, (0.9, 0.1), ("training", "dev"), seed)
     else:
-        dev = as_set(dev_texts, dev_labels, "dev data")
+        dev = as_set(dev_texts, dev_labels, "dev data", multi=is_multi(train.labels))
         check_labels(dev, label_map, "dev data")
     return train, dev, label_map
 
 
-def as_set(texts, labels, what: str) -> TextSet:
-    """Texts and labels as a TextSet; rejects length mismatches and empty texts."""
+def as_set(texts, labels, what: str, multi: bool | None = None) -> TextSet:
+    """Texts and labels as a TextSet; rejects length mismatches and empty texts. Labels that are
+    lists (or tuples / sets) make a multi-label set; `multi=True` also reads a plain label as a
+    set of one (single-label data for a multi-label model)."""
     texts = as_texts(texts, empty_ok=False, where=f"{what}: ")
     if labels is None or len(labels) != len(texts):
         raise ConvtuneError(f"{what}: {len(texts)} texts but {0 if labels is None else len(labels)} labels")
+    labels = list(labels)
+    if multi or (multi is None and any(isinstance(y, list | tuple | set | frozenset) for y in labels)):
+        return TextSet(texts, [label_set(y if isinstance(y, list | tuple | set | frozenset) else [y],
+                                         f"{what}, text {i + 1}") for i, y in enumerate(labels)])
     return TextSet(texts, [str(y) for y in labels])

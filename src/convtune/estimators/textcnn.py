@@ -116,6 +116,7 @@ class TextCNNClassifier(TokenClassifier):
         self.model_ = TextCNN(len(self.tokenizer_.vocab), len(self.labels_), self.embed_dim, self.cnn_config)
         self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,
                            self.max_length, self.runtime, callbacks=callbacks)
+        self._tune_thresholds(dev)
         self.manifest_ = {**self._manifest_head(),
                           "model": {"head": "textcnn", "labels": self.labels_, "embed_dim": self.embed_dim,
                                     "max_length": self.max_length, "chars": chars,

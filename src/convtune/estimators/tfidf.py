@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from convtune._fs import write_json
-from convtune.data.labels import softmax
 from convtune.data.texts import as_texts, looks_chinese
 from convtune.errors import ConvtuneError
 from convtune.estimators.base import TextClassifier
@@ -66,10 +65,14 @@ class TfidfClassifier(TextClassifier):
         X = self.vectorizer_.fit_transform(train.texts)
         space = self.label_space_
         y = space.encode(train.labels)
-        self._fit_model(X, y)
-        if self.model == "svm":
+        if self.multi_label_:  # one-vs-rest: a binary model per label
+            self._fit_one_vs_rest(X, y, self.vectorizer_.transform(dev.texts), space.encode(dev.labels))
+        else:
+            self._fit_model(X, y)
+        if self.model == "svm" and not self.multi_label_:
             self._calibrate(self.vectorizer_.transform(dev.texts), space.encode(dev.labels))
         self.train_seconds_ = round(time.perf_counter() - start, 3)
+        self._tune_thresholds(dev)
         self.manifest_ = self._manifest(params)
         return self
 
@@ -87,6 +90,32 @@ class TfidfClassifier(TextClassifier):
         if coef.shape[0] == 1:  # binary: one score s for class 1; use (-s, s) so classes are symmetric
             coef, intercept = np.vstack([-coef, coef]), np.array([-intercept[0], intercept[0]])
         self.coef_, self.intercept_ = coef, intercept
+
+    def _fit_one_vs_rest(self, X, Y: np.ndarray, X_dev, Y_dev: np.ndarray) -> None:
+        """Multi-label: per label, a binary linear model whose score is that label's logit. NB:
+        the log-odds of two multinomial NBs (label vs. not); SVM: its margin, Platt-scaled on dev
+        (a*s + b; a=1, b=0 for a label dev lacks or always has). Weights stay (C, V) + (C,)."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.naive_bayes import MultinomialNB
+        from sklearn.svm import LinearSVC
+
+        coef, intercept, a, b = [], [], np.ones(Y.shape[1]), np.zeros(Y.shape[1])
+        for c in range(Y.shape[1]):
+            y = Y[:, c].astype(int)
+            if self.model == "nb":
+                nb = MultinomialNB(alpha=self.alpha).fit(X, y)
+                coef.append(nb.feature_log_prob_[1] - nb.feature_log_prob_[0])
+                intercept.append(nb.class_log_prior_[1] - nb.class_log_prior_[0])
+                continue
+            svm = LinearSVC(C=self.C, random_state=self.seed).fit(X, y)
+            coef.append(svm.coef_[0])
+            intercept.append(svm.intercept_[0])
+            if 0 < Y_dev[:, c].sum() < len(Y_dev):
+                s = np.asarray(X_dev @ svm.coef_[0]).reshape(-1, 1) + svm.intercept_[0]
+                lr = LogisticRegression(C=10.0, max_iter=1000).fit(s, Y_dev[:, c].astype(int))
+                a[c], b[c] = lr.coef_[0, 0], lr.intercept_[0]
+        self.coef_, self.intercept_ = np.vstack(coef), np.asarray(intercept)
+        self.calib_ = (a, b) if self.model == "svm" else None
 
     def _scores(self, X) -> np.ndarray:
         return np.asarray(X @ self.coef_.T) + self.intercept_
@@ -109,8 +138,8 @@ class TfidfClassifier(TextClassifier):
         scores = self._scores(self.vectorizer_.transform(as_texts(texts)))
         if self.model == "svm":
             A, b = self.calib_
-            scores = scores @ A.T + b
-        return softmax(scores)
+            scores = scores * A + b if A.ndim == 1 else scores @ A.T + b  # (C,): per-label Platt scaling
+        return self.label_space_.probabilities(scores)
 
     def _manifest(self, params: dict) -> dict:
         return {**self._manifest_head(),

@@ -90,6 +90,7 @@ class Classifier(TokenClassifier):
         finally:
             if store is not None:
                 store.close()
+        self._tune_thresholds(dev)
         self.manifest_ = self._manifest(config)
         return self
 

@@ -1,0 +1,77 @@
+"""Multi-label models: BCE, tuned thresholds saved with the model, set predictions, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import convtune
+from convtune import Classifier
+from convtune.errors import ConvtuneError
+from convtune.estimators.tfidf import TfidfClassifier
+from tests.conftest import toy_multilabel, toy_texts
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_encoder):
+    texts, labels = toy_multilabel(240)
+    clf = Classifier(encoder=str(tiny_encoder), epochs=6, batch_size=16, lr=3e-3, seed=0)
+    return clf.fit(texts, labels)
+
+
+def test_transformer_learns_label_sets(fitted):
+    texts, labels = toy_multilabel(80, seed=5)
+    m = fitted.evaluate(texts, labels)
+    assert m["multi_label"] and m["micro_f1"] > 0.9, m["report"]
+    assert set(m) >= {"macro_f1", "samples_f1", "hamming_loss", "subset_accuracy", "lrap", "per_class"}
+    assert len(fitted.thresholds_) == 2 and all(0 < t < 1 for t in fitted.thresholds_)
+    proba = fitted.predict_proba(texts)
+    assert proba.shape == (80, 2) and not np.allclose(proba.sum(axis=1), 1)  # sigmoids, not a softmax
+    pred = fitted.predict(texts)
+    assert all(isinstance(p, list) for p in pred) and [] in pred and ["neg", "pos"] in pred
+
+
+def test_saved_thresholds_reload_and_override(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    back = convtune.load(tmp_path / "m")
+    texts, _ = toy_multilabel(20, seed=9)
+    assert back.thresholds_ == fitted.thresholds_ and back.predict(texts) == fitted.predict(texts)
+    assert all(p == ["neg", "pos"] for p in back.predict(texts, threshold=0.0))
+    assert all(p for p in back.predict(texts, at_least_one=True))
+    with pytest.raises(ConvtuneError, match="from 0 to 1"):
+        back.predict(texts, threshold=2)
+
+
+def test_damaged_thresholds_entry_is_one_line(fitted, tmp_path):
+    import json
+
+    fitted.save(tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "convtune.json").read_text())
+    manifest["thresholds"] = [0.5, "high"]
+    (tmp_path / "m" / "convtune.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConvtuneError, match="threshold 1"):
+        convtune.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize("model", ["svm", "nb"])
+def test_tfidf_one_vs_rest(model, tmp_path):
+    texts, labels = toy_multilabel(400)
+    clf = TfidfClassifier(model=model).fit(texts, labels)
+    m = clf.evaluate(*toy_multilabel(100, seed=3))
+    assert m["micro_f1"] > (0.9 if model == "svm" else 0.8), m["report"]  # NB's log-odds are cruder
+    clf.save(tmp_path / "t")
+    assert convtune.load(tmp_path / "t").predict(texts[:30]) == clf.predict(texts[:30])
+
+
+def test_single_label_data_as_sets_of_one(tiny_encoder):
+    texts, labels = toy_texts(120)
+    clf = TfidfClassifier().fit(texts, [[y] for y in labels])
+    assert clf.multi_label_ and all(len(p) <= 2 for p in clf.predict(texts[:10]))
+    with pytest.raises(ConvtuneError, match="multi-label"):
+        TfidfClassifier().fit(texts, labels).predict(texts[:2], threshold=0.3)
+
+
+def test_balanced_class_weight_is_a_pos_weight(tiny_encoder):
+    texts, labels = toy_multilabel(80)
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, batch_size=16, class_weight="balanced")
+    assert clf.fit(texts, labels).multi_label_
