@@ -75,3 +75,34 @@ def test_balanced_class_weight_is_a_pos_weight(tiny_encoder):
     texts, labels = toy_multilabel(80)
     clf = Classifier(encoder=str(tiny_encoder), epochs=1, batch_size=16, class_weight="balanced")
     assert clf.fit(texts, labels).multi_label_
+
+
+def test_every_interface_gives_the_same_label_sets(fitted, tmp_path, capsys):
+    """Python, CLI (JSONL and CSV), server and ONNX agree on a multi-label model's sets."""
+    import csv
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from convtune.cli import main
+    from convtune.deploy.export import ParityData, export_onnx
+    from convtune.deploy.serve import create_app
+
+    fitted.save(tmp_path / "m")
+    texts, labels = toy_multilabel(40, seed=11)
+    want = fitted.predict(texts)
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(texts) + "\n")
+    assert main(["predict", str(tmp_path / "m"), "--input", str(src), "--output", str(tmp_path / "o.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [r["labels"] for r in rows] == want
+    assert main(["predict", str(tmp_path / "m"), "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 0
+    with (tmp_path / "o.csv").open() as f:
+        assert [json.loads(r["labels"]) for r in csv.DictReader(f)] == want
+    with TestClient(create_app(str(tmp_path / "m"))) as client:  # the context runs the batcher
+        got = client.post("/predict", json={"texts": texts}).json()["predictions"]
+    assert [p["labels"] for p in got] == want
+    export_onnx(tmp_path / "m", tmp_path / "onnx", ParityData(texts, None, "toy"))
+    onnx = convtune.load(tmp_path / "onnx")
+    assert onnx.multi_label_ and onnx.thresholds_ == fitted.thresholds_
+    assert onnx.predict(texts) == want

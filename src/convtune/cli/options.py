@@ -29,9 +29,19 @@ def _train_data_options(g) -> None:
     g.add_argument("--test", help="test file (default: the set's own, else 10%% of train)")
     g.add_argument("--text-col")
     g.add_argument("--label-col")
+    _label_rule_options(g)
     g.add_argument("--encoding", default="utf-8", help="input file encoding (default utf-8)")
     g.add_argument("--train-limit", type=int, help="train on a stratified subset of this size")
     g.add_argument("--strict", action="store_true", help="refuse files with empty texts (default: skip them, warn)")
+
+
+def _label_rule_options(g) -> None:
+    """Multi-label data: several labels in one cell, or one 0/1 column per label."""
+    g.add_argument("--label-sep", help="the label cell holds several labels cut at this (e.g. ,); "
+                   "a JSON list in a JSONL label is always read as several")
+    g.add_argument("--label-cols", help="comma-separated 0/1 columns, one per label (multi-label)")
+    g.add_argument("--multi-label", action="store_true",
+                   help="train a multi-label model (implied by --label-sep, --label-cols or list labels)")
 
 
 def _train_model_options(g) -> None:
@@ -141,6 +151,7 @@ def _evaluate_parser(sub) -> None:
     e.add_argument("--data", required=True, help="file, or built-in set name (its test split)")
     e.add_argument("--text-col")
     e.add_argument("--label-col")
+    _label_rule_options(e)
     e.add_argument("--encoding", default="utf-8")
     e.add_argument("--strict", action="store_true", help="refuse a file with empty texts (default: skip them, warn)")
 
@@ -158,6 +169,10 @@ def _predict_parser(sub) -> None:
     r.add_argument("--text-col")
     r.add_argument("--encoding", default="utf-8")
     r.add_argument("--batch-size", type=_positive_int, default=64)
+    r.add_argument("--threshold", type=float, help="multi-label: one threshold for every label "
+                   "instead of the ones tuned on dev")
+    r.add_argument("--at-least-one", action="store_true",
+                   help="multi-label: a text with no label over its threshold gets its most probable one")
 
 
 def _cache_parser(sub) -> None:

@@ -34,13 +34,33 @@ def _last_k(s: str) -> int:
     return int(k)
 
 
+def label_rule(a):
+    """The LabelRule of parsed --label-sep / --label-cols / --multi-label options."""
+    from convtune.data.texts import LabelRule
+
+    cols = tuple(c.strip() for c in a.label_cols.split(",") if c.strip()) if getattr(a, "label_cols", None) else None
+    if cols is not None and len(cols) < 1:
+        raise ConvtuneError("--label-cols wants comma-separated column names")
+    if cols is not None and len(set(cols)) != len(cols):
+        raise ConvtuneError("--label-cols names a column twice")
+    return LabelRule(sep=getattr(a, "label_sep", None) or None, cols=cols, multi=getattr(a, "multi_label", False))
+
+
+def headline(m: dict) -> str:
+    """The one-line summary of a metrics dict (multi-label: micro-F1 and subset accuracy too)."""
+    if m.get("multi_label"):
+        return (f"micro-F1 {m['micro_f1']:.4f}, macro-F1 {m['macro_f1']:.4f}, "
+                f"subset accuracy {m['subset_accuracy']:.4f}")
+    return f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from convtune.data.builtin import load_splits
     from convtune.experiments.runs import train_run
 
     clf = make_estimator(a)  # bad options fail before any data is read
     splits = load_splits(a.data, a.dev, a.test, seed=clf.get_params()["seed"], text_col=a.text_col,
-                         label_col=a.label_col, encoding=a.encoding, strict=a.strict)
+                         label_col=a.label_col, encoding=a.encoding, strict=a.strict, rule=label_rule(a))
     m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit)
     from convtune.distributed import current
 
@@ -48,8 +68,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         return 0
     final = m.get("test", m["dev"])
     best = f", best epoch {m['best_epoch']}" if m.get("best_epoch") else ""
-    print(f"saved {a.out}: {'test' if 'test' in m else 'dev'} accuracy {final['accuracy']:.4f}, "
-          f"macro-F1 {final['macro_f1']:.4f}, train {m['train_seconds']:.1f} s{best}")
+    print(f"saved {a.out}: {'test' if 'test' in m else 'dev'} {headline(final)}, train {m['train_seconds']:.1f} s{best}")
     return 0
 
 
@@ -72,10 +91,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         splits = model_splits(a.model_dir, a.data)
         data = splits.test or splits.dev
     else:
-        data = read_spec(a.data, a.text_col, a.label_col, a.encoding, strict=a.strict)
+        data = read_spec(a.data, a.text_col, a.label_col, a.encoding, strict=a.strict, rule=label_rule(a))
     m = evaluate_run(a.model_dir, data, a.data, a.device, a.precision)
     print(m["report"])
-    print(f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  ({m['size']} texts)")
+    print(f"{headline(m)}  ({m['size']} texts)")
     return 0
 
 

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from convtune.data.multilabel import label_set
 from convtune.data.splits import Splits, make_splits
-from convtune.data.texts import TextSet, read_table, read_text_file, split_lines
+from convtune.data.texts import SINGLE, LabelRule, TextSet, read_table, read_text_file, split_lines
 from convtune.errors import ConvtuneError
 from convtune.paths import data_root
 
@@ -123,6 +124,65 @@ def _thucnews(d):
     return tuple(_tab_lines(d / f"{s}.txt", text_first=True, names=names) for s in ("train", "dev", "test"))
 
 
+def _goemotions(d):
+    """Official splits; the label cell holds comma-separated ids into labels.txt (27 = neutral)."""
+    names = [c.strip() for c in split_lines(read_text_file(d / "labels.txt")) if c.strip()]
+    parts = []
+    for split in ("train", "dev", "test"):
+        texts, labels = [], []
+        for n, line in enumerate(split_lines(read_text_file(d / f"{split}.tsv")), 1):
+            if line.strip():
+                text, ids = line.split("\t")[:2]
+                texts.append(text.strip())
+                labels.append(label_set([names[int(i)] for i in ids.split(",")], f"{split}.tsv line {n}"))
+        parts.append(TextSet(texts, labels))
+    return tuple(parts)
+
+
+def _latin1_fallback(raw: bytes) -> str:
+    try:  # 73 of the 18,846 posts are Latin-1 (scikit-learn reads all of them as Latin-1)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _newsgroups(d):
+    """20 Newsgroups "bydate", read inside the tarball; headers stripped (they name the poster
+    and the site, which leaks the label), as scikit-learn's remove=("headers",) does."""
+    import tarfile
+
+    parts = {"train": ([], []), "test": ([], [])}
+    with tarfile.open(d / "20news-bydate.tar.gz") as tar:
+        members = sorted((m for m in tar.getmembers() if m.isfile()), key=lambda m: m.name)
+        for m in members:
+            split, group = m.name.split("/")[-3:-1]
+            body = _latin1_fallback(tar.extractfile(m).read()).replace("\r\n", "\n").partition("\n\n")[2]
+            if body.strip():  # 34 posts are empty without their headers
+                texts, labels = parts[split.rsplit("-", 1)[-1]]
+                texts.append(body.strip())
+                labels.append(group)
+    return TextSet(*parts["train"]), None, TextSet(*parts["test"])
+
+
+def _reuters(d):
+    """Reuters-21578 ApteMod (NLTK's layout, read inside the zip): 90 topics, several per text."""
+    import zipfile
+
+    with zipfile.ZipFile(d / "corpora" / "reuters.zip") as z:
+        cats = {}
+        for line in z.read("reuters/cats.txt").decode("latin-1").split("\n"):
+            if line.strip():
+                doc, *topics = line.split()
+                cats[doc] = topics
+        parts = {"training": ([], []), "test": ([], [])}
+        for doc in sorted(cats, key=lambda k: (k.split("/")[0], int(k.split("/")[1]))):
+            text = " ".join(html.unescape(z.read(f"reuters/{doc}").decode("iso-8859-2")).split())
+            texts, labels = parts[doc.split("/")[0]]
+            texts.append(text)
+            labels.append(label_set(sorted(set(cats[doc])), f"cats.txt {doc}"))  # test/19918 lists trade twice
+    return TextSet(*parts["training"]), None, TextSet(*parts["test"])
+
+
 @dataclass(frozen=True)
 class BuiltinSet:
     folder: str
@@ -150,6 +210,12 @@ BUILTIN: dict[str, BuiltinSet] = {
     "waimai_10k": BuiltinSet("waimai_10k",
                              lambda d: (_csv_label_review(d / "waimai_10k.csv", SENTIMENT), None, None),
                              "food-delivery review sentiment, zh, 2 classes, no split"),
+    "goemotions": BuiltinSet("goemotions", _goemotions,
+                             "GoEmotions Reddit comments, en, 28 labels, multi-label, official splits"),
+    "20news": BuiltinSet("20news_bydate", _newsgroups,
+                         "20 Newsgroups bydate, headers stripped, en, 20 classes, long posts, official test"),
+    "reuters": BuiltinSet("reuters_modapte", _reuters,
+                          "Reuters-21578 ModApte, en, 90 topics, multi-label, long-ish, official test"),
 }
 
 
@@ -167,14 +233,21 @@ def read_builtin(name: str) -> tuple[TextSet, TextSet | None, TextSet | None]:
 
 
 def read_spec(spec: str, text_col: str | None = None, label_col: str | None = None,
-              encoding: str = "utf-8", strict: bool = False) -> TextSet:
+              encoding: str = "utf-8", strict: bool = False, rule: LabelRule = SINGLE) -> TextSet:
     """One labelled set from a SPEC: a file path, or a built-in name (its test split, else train).
     A file's rows with an empty text are skipped with a warning, or refused with `strict`."""
     if spec in BUILTIN:
         train, _dev, test = read_builtin(spec)
-        return test if test is not None else train
+        return as_sets(test if test is not None else train, rule.multi)
     _check_spec(spec)
-    return read_table(spec, text_col, label_col, encoding, strict=strict)
+    return as_sets(read_table(spec, text_col, label_col, encoding, strict=strict, rule=rule), rule.multi)
+
+
+def as_sets(data: TextSet | None, multi: bool) -> TextSet | None:
+    """Single-label data as label sets of one (--multi-label on single-label data)."""
+    if data is None or not multi or (data.labels and isinstance(data.labels[0], tuple)):
+        return data
+    return TextSet(data.texts, [(y,) for y in data.labels])
 
 
 def _check_spec(spec: str) -> None:
@@ -184,21 +257,23 @@ def _check_spec(spec: str) -> None:
 
 def load_splits(spec: str, dev: str | None = None, test: str | None = None, *, seed: int = 42,
                 text_col: str | None = None, label_col: str | None = None,
-                encoding: str = "utf-8", strict: bool = False) -> Splits:
+                encoding: str = "utf-8", strict: bool = False, rule: LabelRule = SINGLE) -> Splits:
     """Resolve SPECs into train / dev / test, splitting what is missing with the seed.
-    Files' rows with an empty text are skipped with a warning, or refused with `strict`."""
+    Files' rows with an empty text are skipped with a warning, or refused with `strict`.
+    `rule` says how rows give labels (label sets: --label-sep, --label-cols, --multi-label)."""
     if spec in BUILTIN:
         tr, dv, te = read_builtin(spec)
         name = spec
     else:
         _check_spec(spec)
-        tr, dv, te = read_table(spec, text_col, label_col, encoding, strict=strict), None, None
+        tr, dv, te = read_table(spec, text_col, label_col, encoding, strict=strict, rule=rule), None, None
         name = Path(spec).name
     if dev is not None:
-        dv = read_table(dev, text_col, label_col, encoding, strict=strict)
+        dv = read_table(dev, text_col, label_col, encoding, strict=strict, rule=rule)
     if test is not None:
-        te = read_table(test, text_col, label_col, encoding, strict=strict)
-    return make_splits(name, tr, dv, te, seed)
+        te = read_table(test, text_col, label_col, encoding, strict=strict, rule=rule)
+    multi = rule.multi or any(p is not None and p.labels and isinstance(p.labels[0], tuple) for p in (tr, dv, te))
+    return make_splits(name, *(as_sets(p, multi) for p in (tr, dv, te)), seed)
 
 
 def model_splits(model_dir: str | Path, name: str | None = None) -> Splits | None:

@@ -26,12 +26,31 @@ TEXT_COLUMNS = ("text", "sentence", "review", "content", "message", "title")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target")
 
 
+@dataclass(frozen=True)
+class LabelRule:
+    """How a file's rows give labels: one label cell (default); a cell of several labels cut at
+    `sep` (or a JSON list, always read as several); several 0/1 columns (`cols`), one per
+    label. `multi` reads every label cell as a set, even of one label."""
+
+    sep: str | None = None
+    cols: tuple[str, ...] | None = None
+    multi: bool = False
+
+    @property
+    def is_multi(self) -> bool:
+        return self.multi or self.sep is not None or self.cols is not None
+
+
+SINGLE = LabelRule()
+TRUE_CELLS, FALSE_CELLS = ("1", "1.0", "true", "yes"), ("0", "0.0", "false", "no", "")
+
+
 @dataclass
 class TextSet:
-    """Parallel lists of texts and string labels."""
+    """Parallel lists of texts and string labels (multi-label: sorted tuples of labels)."""
 
     texts: list[str]
-    labels: list[str]
+    labels: list
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -194,8 +213,10 @@ def csv_rows(lines: Iterable[str], delimiter: str, path: Path) -> Iterator[dict]
 
 
 def read_table(path: str | Path, text_col: str | None = None, label_col: str | None = None,
-               encoding: str = "utf-8", require_labels: bool = True, strict: bool = False) -> TextSet:
-    """Read a labelled CSV / TSV / JSONL file into a `TextSet`.
+               encoding: str = "utf-8", require_labels: bool = True, strict: bool = False,
+               rule: LabelRule = SINGLE) -> TextSet:
+    """Read a labelled CSV / TSV / JSONL file into a `TextSet` (label sets as `rule` says, or
+    when a JSONL label is a list).
 
     Rows with an empty text are skipped with one warning that counts them (real data sets have
     a few: CR has 4 blank sentences in 3,020), or refused with `strict`. A missing label, a
@@ -207,7 +228,11 @@ def read_table(path: str | Path, text_col: str | None = None, label_col: str | N
         raise ConvtuneError(f"{p}: no data rows")
     columns = list(rows[0].keys())
     tcol = _pick_column(columns, text_col, TEXT_COLUMNS, "text", p)
-    lcol = _pick_column(columns, label_col, LABEL_COLUMNS, "label", p) if require_labels else None
+    if rule.cols is not None and require_labels:
+        for c in rule.cols:
+            _pick_column(columns, c, (), "label", p)
+    lcol = (_pick_column(columns, label_col, LABEL_COLUMNS, "label", p)
+            if require_labels and rule.cols is None else None)
     texts, labels, empty = [], [], []
     for n, row in enumerate(rows, 1):
         text = _row_text(row.get(tcol), tcol, p, n)
@@ -217,11 +242,15 @@ def read_table(path: str | Path, text_col: str | None = None, label_col: str | N
             empty.append(n)
             continue
         texts.append(text)
-        if lcol is not None:
-            label = row.get(lcol)
-            if label is None or str(label).strip() == "":
-                raise ConvtuneError(f"{p}: data row {n} has no label in column {lcol!r}")
-            labels.append(str(label).strip())
+        if rule.cols is not None and require_labels:
+            labels.append(_column_labels(row, rule.cols, p, n))
+        elif lcol is not None:
+            labels.append(_cell_labels(row.get(lcol), lcol, rule, p, n))
+    if any(isinstance(y, tuple) for y in labels):  # one JSON list makes the whole file multi-label
+        labels = [y if isinstance(y, tuple) else (y,) for y in labels]
+        none = sum(1 for y in labels if not y)
+        if none:
+            warn(f"{p}: {none} of {len(labels)} texts have no label (an empty label set)")
     if not texts:
         raise ConvtuneError(f"{p}: every data row has an empty text in column {tcol!r}")
     if empty:
@@ -229,6 +258,33 @@ def read_table(path: str | Path, text_col: str | None = None, label_col: str | N
              f"(data rows {', '.join(map(str, empty[:5]))}{' ...' if len(empty) > 5 else ''}); "
              "pass --strict to refuse them")
     return TextSet(texts, labels)
+
+
+def _cell_labels(label, column: str, rule: LabelRule, path: Path, n: int) -> str | tuple[str, ...]:
+    """One row's label: a string, or a sorted tuple for a list, a JSON list or a multi-label rule."""
+    from convtune.data.multilabel import label_set
+
+    if isinstance(label, list) or (rule.is_multi and isinstance(label, str) and label.strip().startswith("[")):
+        return label_set(label, f"{path}: data row {n}, column {column!r}")
+    if rule.is_multi and isinstance(label, str) and not label.strip():
+        return ()  # multi-label: an empty cell is a text with none of the labels
+    if label is None or str(label).strip() == "":
+        raise ConvtuneError(f"{path}: data row {n} has no label in column {column!r}")
+    if rule.is_multi:
+        return label_set(str(label), f"{path}: data row {n}, column {column!r}", rule.sep)
+    return str(label).strip()
+
+
+def _column_labels(row: dict, cols: tuple[str, ...], path: Path, n: int) -> tuple[str, ...]:
+    """The labels whose 0/1 column holds 1 (--label-cols); anything else is a one-line error."""
+    out = []
+    for c in cols:
+        cell = str(row.get(c) if row.get(c) is not None else "").strip().lower()
+        if cell in TRUE_CELLS:
+            out.append(c)
+        elif cell not in FALSE_CELLS:
+            raise ConvtuneError(f"{path}: data row {n}, column {c!r} holds {cell[:20]!r}; label columns hold 0 or 1")
+    return tuple(sorted(out))
 
 
 def _row_text(text, column: str, path: Path, n: int) -> str | None:

@@ -80,6 +80,13 @@ def _accuracy(pred: list[str], labels: list[str] | None) -> float | None:
     return None if labels is None else float(np.mean([p == y for p, y in zip(pred, labels)]))
 
 
+def _decided(clf, proba: np.ndarray) -> list:
+    """Labels as stored: the top label, or (multi-label) the sorted set over the thresholds."""
+    if clf.multi_label_:
+        return clf.label_space_.decode_stored(proba)
+    return [clf.labels_[i] for i in proba.argmax(1)]
+
+
 def check_parity(clf, onnx_clf, data: ParityData, int8: bool) -> dict:
     """Compare the exported model with PyTorch (fp32) on the parity texts; raise if it fails."""
     clf.runtime.precision = "fp32"                     # the reference is the fp32 PyTorch model ...
@@ -90,9 +97,7 @@ def check_parity(clf, onnx_clf, data: ParityData, int8: bool) -> dict:
     t = time.perf_counter()
     got = onnx_clf.predict_proba(data.texts)
     onnx_s = time.perf_counter() - t
-    labels = clf.labels_
-    ref_pred = [labels[i] for i in ref.argmax(1)]
-    got_pred = [labels[i] for i in got.argmax(1)]
+    ref_pred, got_pred = _decided(clf, ref), _decided(clf, got)
     out = {"texts": len(data.texts), "source": data.source, "int8": int8,
            "max_abs_prob_diff": float(np.abs(ref - got).max()),
            "label_agreement": float(np.mean([a == b for a, b in zip(ref_pred, got_pred)])),
@@ -113,6 +118,7 @@ def check_parity(clf, onnx_clf, data: ParityData, int8: bool) -> dict:
 def export_onnx(model_dir: str | Path, out: str | Path, data: ParityData, int8: bool = False,
                 overwrite: bool = False) -> dict:
     """Export DIR to OUT (ONNX, optionally int8) and return the parity report written into it."""
+    from convtune.estimators.base import load_as
     from convtune.estimators.onnx import OnnxClassifier
     from convtune.estimators.transformer import Classifier
 
@@ -139,7 +145,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, data: ParityData, int8: 
                     "onnx": {"file": ONNX_NAME, "int8": int8, "opset": 17,  # rows: checked against the tokenizer
                              "vocab_rows": clf.model_.encoder.get_input_embeddings().num_embeddings},
                     "source": {k: v for k, v in manifest.items() if k != "format_version"}}
-        parity = check_parity(clf, OnnxClassifier._load_from(tmp, exported), data, int8)
+        parity = check_parity(clf, load_as(OnnxClassifier, tmp, exported), data, int8)  # labels, thresholds too
         exported["onnx"]["parity"] = parity
         write_json(tmp / CONFIG_NAME, exported)
     return parity

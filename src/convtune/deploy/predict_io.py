@@ -119,12 +119,12 @@ def predict_command(a) -> int:
         require_file(a.input)
     if a.output:
         _check_output(a)
-    clf = load(a.model_dir, a.device, a.precision)
+    clf = load(a.model_dir, a.device, a.precision).set_decision(a.threshold, a.at_least_one)
     texts: Iterable[str] = a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding)
     if a.output and current().active:
-        _write_shared(clf, texts, Path(a.output), a.batch_size, _job_id(a.model_dir, a.input, a.texts))
+        _write_shared(clf, texts, Path(a.output), a.batch_size, _job_id(a.model_dir, a.input, a.texts, clf.decision_))
     elif a.output:
-        _write_file(clf, texts, Path(a.output), a.batch_size, _job_id(a.model_dir, a.input, a.texts))
+        _write_file(clf, texts, Path(a.output), a.batch_size, _job_id(a.model_dir, a.input, a.texts, clf.decision_))
     elif current().active:
         raise ConvtuneError("under torchrun, predict writes to --output FILE (the ranks share its chunks)")
     else:
@@ -136,8 +136,9 @@ def predict_command(a) -> int:
 
 def _rows(clf, batch: list[str], batch_size: int) -> list[dict]:
     proba = clf.predict_proba(batch, batch_size)
-    space = clf.label_space_  # integer labels come out as numbers, as from Python and the server
-    return [{"text": t, "label": label, "probabilities": space.scores(p, digits=6)}
+    space = clf.decision_space()  # integer labels come out as numbers, as from Python and the server
+    key = "labels" if clf.multi_label_ else "label"  # multi-label: the list of labels over their thresholds
+    return [{"text": t, key: label, "probabilities": space.scores(p, digits=6)}
             for t, label, p in zip(batch, space.decode(proba), proba)]
 
 
@@ -146,7 +147,8 @@ def _formatted(rows: list[dict], jsonl: bool) -> str:
     if jsonl:
         return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     buf = io.StringIO(newline="")
-    csv.writer(buf).writerows([row["text"], row["label"], *row["probabilities"].values()] for row in rows)
+    csv.writer(buf).writerows([row["text"], row["label"] if "label" in row else json.dumps(row["labels"], ensure_ascii=False),
+                               *row["probabilities"].values()] for row in rows)
     return buf.getvalue()
 
 
@@ -154,14 +156,16 @@ def _header(clf, jsonl: bool) -> str:
     if jsonl:
         return ""
     buf = io.StringIO(newline="")
-    csv.writer(buf).writerow(["text", "label"] + [f"p_{lab}" for lab in clf.labels_])
+    csv.writer(buf).writerow(["text", "labels" if clf.multi_label_ else "label"] + [f"p_{lab}" for lab in clf.labels_])
     return buf.getvalue()
 
 
-def _job_id(model_dir: str, source: str | None, texts: list[str]) -> dict:
+def _job_id(model_dir: str, source: str | None, texts: list[str], decision: tuple | None = None) -> dict:
     """What a resumed run must match: the same model (its content: a model retrained into the
     same directory is another model) and the same, unchanged input."""
     job = {"model": str(Path(model_dir).resolve()), "model_sha256": model_fingerprint(model_dir)}
+    if decision is not None and decision != (None, False):  # another threshold: other label sets
+        job["decision"] = list(decision)
     if source == STDIN:  # a pipe cannot be read again: never resume, start over
         job["input"] = ["stdin", os.urandom(8).hex()]
     elif source:

@@ -74,7 +74,8 @@ def predict_schema(cfg: ServeConfig) -> dict:
 
 
 class Prediction(BaseModel):
-    label: str | int              # int when the model was trained on integer labels
+    label: str | int | None = None               # int when the model was trained on integer labels
+    labels: list[str | int] | None = None        # multi-label models: every label over its threshold
     probabilities: dict[str, float]
 
 
@@ -268,8 +269,9 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
         """Each text's label and every class's probability, in input order."""
         texts = parse_predict_body(await read_capped_body(request, cfg.max_body), cfg)
         proba = await batcher.submit(texts)
-        space = clf.label_space_
-        return {"predictions": [{"label": label, "probabilities": space.scores(p)}
+        space = clf.decision_space()  # multi-label: "labels", each over its threshold
+        key = "labels" if clf.multi_label_ else "label"
+        return {"predictions": [{key: label, "probabilities": space.scores(p)}
                                 for label, p in zip(space.decode(proba), proba)]}
 
     return app

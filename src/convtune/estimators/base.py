@@ -47,6 +47,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     label_type_: str = "str"  # "int" when fit() got integer labels: predict() gives ints back
     multi_label_: bool = False  # fit() got a label set per text: sigmoid outputs, predict() gives lists
     thresholds_: list[float] | None = None  # multi-label: each label's threshold, tuned on dev
+    decision_: tuple = (None, False)  # multi-label: (one threshold for all or None, at least one label), set_decision
 
     # ---------------------------------------------------------------- to implement
     def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
@@ -120,10 +121,21 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                                    None if self.thresholds_ is None else tuple(self.thresholds_))
         return LabelSpace(tuple(self.labels_), self.label_type_)
 
-    def decision_space(self, threshold: float | None = None, at_least_one: bool = False):
+    def set_decision(self, threshold: float | None = None, at_least_one: bool = False) -> TextClassifier:
+        """Multi-label: from now on predict with one `threshold` for every label (None: the tuned
+        ones) and `at_least_one`; what the CLI's and server's options set. Not saved."""
+        self.decision_space(threshold, at_least_one)  # refuses bad values now, not at the first text
+        self.decision_ = (threshold, at_least_one)
+        return self
+
+    def decision_space(self, threshold: float | None = None, at_least_one: bool | None = None):
         """The label space predictions are decoded with: multi-label models take one `threshold`
         for every label instead of the tuned ones, and `at_least_one` (an empty set becomes the
-        most probable label). Single-label models refuse both (they pick the top label)."""
+        most probable label); unset, those of `set_decision`. Single-label models refuse both
+        (they pick the top label)."""
+        default = getattr(self, "decision_", (None, False))
+        threshold = default[0] if threshold is None else threshold
+        at_least_one = default[1] if at_least_one is None else at_least_one
         space = self.label_space_
         if not self.multi_label_:
             if threshold is not None or at_least_one:
@@ -164,7 +176,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             raise ConvtuneError("this classifier is not trained yet: call fit() or convtune.load()")
 
     def predict(self, texts: Sequence[str], batch_size: int | None = None, threshold: float | None = None,
-                at_least_one: bool = False) -> list:
+                at_least_one: bool | None = None) -> list:
         """The most probable label of each text: strings, or ints if fit() was given ints.
         Multi-label: each text's list of labels over their thresholds (see `decision_space`)."""
         self._check_fitted()

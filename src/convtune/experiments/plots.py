@@ -106,3 +106,21 @@ def plot_training(history: list[dict], step_losses: list[tuple[float, float]], p
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_per_label(m: dict, path: Path, title: str) -> None:
+    """Multi-label: each label's precision, recall and F1 as bars (labels by support, most first)."""
+    plt = _pyplot()
+    per = m["per_class"]
+    order = sorted(per, key=lambda lab: (-per[lab]["support"], lab))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * len(order) + 2), 4.2))
+    x = np.arange(len(order))
+    for k, (key, color) in enumerate((("precision", "tab:blue"), ("recall", "tab:orange"), ("f1", "tab:green"))):
+        ax.bar(x + (k - 1) * 0.27, [per[lab][key] for lab in order], width=0.27, label=key, color=color)
+    ax.set_xticks(x, [f"{lab} ({per[lab]['support']})" for lab in order], rotation=75, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

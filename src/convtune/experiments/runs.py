@@ -20,7 +20,7 @@ from convtune.data.splits import Splits, subsample
 from convtune.distributed import barrier, current, main_first
 from convtune.estimators.base import TextClassifier
 from convtune.estimators.registry import load
-from convtune.experiments.plots import plot_confusion_of, plot_training
+from convtune.experiments.plots import plot_confusion_of, plot_per_label, plot_training
 
 
 def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: bool = False,
@@ -64,9 +64,13 @@ def _write_run(tmp: Path, clf: TextClassifier, splits: Splits, metrics: dict, st
     """The run directory's files: model, metrics.json, split.json, confusion matrices, curve."""
     for part in ("dev", "test"):
         if part in metrics:
-            m = metrics[part]
-            plot_confusion_of(m, tmp / f"confusion_matrix{'' if part == 'test' else '_dev'}.png",
-                              f"{splits.name} {part}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
+            m, suffix = metrics[part], "" if part == "test" else "_dev"
+            if m.get("multi_label"):  # no confusion matrix for label sets: each label's P / R / F1
+                plot_per_label(m, tmp / f"per_label{suffix}.png", f"{splits.name} {part}: "
+                               f"micro-F1 {m['micro_f1']:.4f}, macro-F1 {m['macro_f1']:.4f}")
+            else:
+                plot_confusion_of(m, tmp / f"confusion_matrix{suffix}.png",
+                                  f"{splits.name} {part}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
     clf.save_into(tmp)
     write_json(tmp / "metrics.json", metrics)
     write_json(tmp / "split.json", splits.describe())
