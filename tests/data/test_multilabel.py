@@ -76,3 +76,69 @@ def test_label_map_and_unseen_labels_of_sets():
         check_labels(TextSet(["q"], [("c",)]), ["a", "b"], "dev data")
     with pytest.raises(ConvtuneError, match="need texts without it"):
         label_list(TextSet(["x", "y"], [("a",), ("a",)]))
+
+
+def _csv(path, header, rows):
+    import csv
+
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def test_files_give_label_sets_by_separator_columns_or_json(tmp_path):
+    from convtune.data.texts import LabelRule, read_table
+
+    sep = _csv(tmp_path / "a.csv", ["text", "tags"], [["x", "b,a"], ["y", ""], ["z", "a"]])
+    assert read_table(sep, rule=LabelRule(sep=",")).labels == [("a", "b"), (), ("a",)]
+    cols = _csv(tmp_path / "b.csv", ["text", "a", "b"], [["x", "1", "0"], ["y", "0", "1"], ["z", "1", "1"]])
+    assert read_table(cols, rule=LabelRule(cols=("a", "b"))).labels == [("a",), ("b",), ("a", "b")]
+    js = tmp_path / "c.jsonl"
+    js.write_text('{"text": "x", "label": ["b", "a"]}\n{"text": "y", "label": "a"}\n')
+    assert read_table(js).labels == [("a", "b"), ("a",)]  # a JSON list makes the file multi-label
+    one = _csv(tmp_path / "d.csv", ["text", "label"], [["x", "a"], ["y", "b"]])
+    assert read_table(one, rule=LabelRule(multi=True)).labels == [("a",), ("b",)]
+
+
+@pytest.mark.parametrize("rows, option, message", [
+    ([["x", "joy,,fear"]], ["--label-sep", ","], "an empty label"),
+    ([["x", "joy,joy"]], ["--label-sep", ","], "given twice"),
+    ([["x", "2"]], ["--label-cols", "tags"], "hold 0 or 1"),
+    ([["x", "1"]], ["--label-cols", "tags,nope"], "no column 'nope'"),
+])
+def test_bad_multilabel_files_are_one_line(tmp_path, capsys, rows, option, message):
+    from convtune.cli import main
+
+    path = _csv(tmp_path / "t.csv", ["text", "tags"], rows * 20)
+    assert main(["train", "--data", str(path), "--label-col", "tags", *option, "--head", "tfidf-svm",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_dev_label_unseen_in_training_is_one_line(tmp_path, capsys):
+    from convtune.cli import main
+
+    train = _csv(tmp_path / "tr.csv", ["text", "tags"], [[f"t{i}", "a" if i % 2 else "a,b"] for i in range(40)])
+    dev = _csv(tmp_path / "dv.csv", ["text", "tags"], [["d1", "a,c"], ["d2", "b"]])
+    assert main(["train", "--data", str(train), "--dev", str(dev), "--label-col", "tags", "--label-sep", ",",
+                 "--head", "tfidf-svm", "--out", str(tmp_path / "run")]) == 2
+    assert "labels not in the training data: 'c'" in capsys.readouterr().err
+
+
+def test_multi_label_option_on_single_label_data_trains(tmp_path, capsys):
+    from convtune.cli import main
+    from tests.conftest import toy_texts
+
+    texts, labels = toy_texts(200)
+    path = _csv(tmp_path / "t.csv", ["text", "label"], zip(texts, labels))
+    assert main(["train", "--data", str(path), "--multi-label", "--head", "tfidf-svm",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert "micro-F1" in capsys.readouterr().out
+    import json
+
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert split["multi_label"] and "iterative" in split["stratification"]

@@ -38,6 +38,33 @@ def _fake_root(root):
     w("financial_phrasebank/Sentences_50Agree.txt", b"Sales rose @ 5 %.@positive\r\nFlat.@neutral\r\nBad\rnews.@negative\r\n")
     w("chnsenticorp_htl/ChnSentiCorp_htl_all.csv", 'label,review\n1,"很好,""不错"""\n0,差\n')
     w("waimai_10k/waimai_10k.csv", "label,review\n1,很快\n0,太慢了\n")
+    w("goemotions/labels.txt", "admiration\nanger\nneutral\n")
+    for s in ("train", "dev", "test"):
+        w(f"goemotions/{s}.tsv", "So proud [NAME] 😀\t0,1\tid1\nok\t2\tid2\n")
+    _archives(root)
+
+
+def _archives(root):
+    """20 Newsgroups' tarball (a header block, a Latin-1 post, one empty once stripped) and
+    Reuters' zip (cats.txt with a topic listed twice, a non-UTF-8 byte, an entity)."""
+    import io
+    import tarfile
+    import zipfile
+
+    (root / "20news_bydate").mkdir()
+    with tarfile.open(root / "20news_bydate" / "20news-bydate.tar.gz", "w:gz") as tar:
+        for name, body in (("20news-bydate-train/sci.space/1", b"From: a@b\nSubject: x\n\nOrbit \xe9 text\n"),
+                           ("20news-bydate-train/rec.autos/1", b"From: c@d\n\n"),
+                           ("20news-bydate-test/rec.autos/7", b"From: c@d\nLines: 2\n\nWheels\r\nand tyres\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    (root / "reuters_modapte" / "corpora").mkdir(parents=True)
+    with zipfile.ZipFile(root / "reuters_modapte" / "corpora" / "reuters.zip", "w") as z:
+        z.writestr("reuters/cats.txt", "training/2 grain wheat\ntraining/10 earn\ntest/5 trade trade\n")
+        z.writestr("reuters/training/2", "WHEAT UP\n  &lt;AB> says\n")
+        z.writestr("reuters/training/10", "EARN\n  M\xfcller\n".encode("latin-1"))
+        z.writestr("reuters/test/5", "TRADE\n")
 
 
 def test_every_builtin_format_reads(tmp_path, monkeypatch):
@@ -58,6 +85,13 @@ def test_every_builtin_format_reads(tmp_path, monkeypatch):
     assert got["thucnews"][0].labels == ["finance", "realty"]
     assert got["chnsenticorp_htl"][0].texts[0] == '很好,"不错"'
     assert got["waimai_10k"][0].labels == ["positive", "negative"]
+    assert got["goemotions"][2].labels == [("admiration", "anger"), ("neutral",)]
+    news_train, _, news_test = got["20news"]
+    assert news_train.texts == ["Orbit \xe9 text"] and news_train.labels == ["sci.space"]  # headers gone, empty dropped
+    assert news_test.texts == ["Wheels\nand tyres"]
+    reuters_train, _, reuters_test = got["reuters"]
+    assert reuters_train.labels == [("grain", "wheat"), ("earn",)] and reuters_test.labels == [("trade",)]
+    assert reuters_train.texts[0] == "WHEAT UP <AB> says" and "M\xfcller" in reuters_train.texts[1]
 
 
 def test_missing_builtin_says_where(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ from convtune.errors import ConvtuneError, text_problem, warn
 
 # Column names tried, in order, when the user does not name the text / label column.
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "message", "title")
-LABEL_COLUMNS = ("label", "labels", "class", "category", "target")
+LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "tags")
 
 
 @dataclass(frozen=True)

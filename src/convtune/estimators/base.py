@@ -186,18 +186,19 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """Predicted labels as stored (strings), for comparing with a TextSet's labels."""
         return [self.labels_[i] for i in self.predict_proba(texts, batch_size).argmax(axis=1)]
 
-    def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
+    def evaluate(self, texts: Sequence[str], labels: Sequence[str], threshold: float | None = None) -> dict:
         """Metrics on labelled texts: accuracy, macro-F1, per class, confusion matrix, report
-        (multi-label: micro / macro / samples F1, Hamming loss, subset accuracy, LRAP too)."""
+        (multi-label: micro / macro / samples F1, Hamming loss, subset accuracy, LRAP too;
+        `threshold`: one for every label instead of the tuned ones)."""
         self._check_fitted()
         data = as_set(texts, labels, "evaluation data", multi=self.multi_label_)
         check_labels(data, self.labels_, "evaluation data")
         if self.multi_label_:
-            space = self.label_space_
+            space = self.decision_space(threshold)
             proba = self.predict_proba(data.texts)
             truth, pred = space.encode(data.labels), space.decide(proba).astype(np.float32)
             return multilabel_metrics(truth, pred, proba, self.labels_) | {
-                "report": multilabel_report(truth, pred, self.labels_), "thresholds": self.thresholds_}
+                "report": multilabel_report(truth, pred, self.labels_), "thresholds": list(space.cutoffs())}
         pred = self._predict_labels(data.texts)
         out = compute_metrics(data.labels, pred, self.labels_)
         out["report"] = text_report(data.labels, pred, self.labels_)
