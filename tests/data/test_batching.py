@@ -55,3 +55,23 @@ def test_collate_pads_to_longest_in_batch():
     ids, mask = collate([[1, 2, 3], [4]], pad_id=0)
     assert ids.tolist() == [[1, 2, 3], [4, 0, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_head_tail_keeps_the_first_and_last_tokens(tiny_encoder):
+    from transformers import AutoTokenizer
+
+    from convtune.data.batching import long_share, tokenize
+
+    tok = AutoTokenizer.from_pretrained(tiny_encoder)
+    words = ["good", "the", "a", "film", "movie", "was", "is", "it", "plot", "and", "very", "this", "bad"]
+    long_text, short = " ".join(words), "good film"
+    head_tail = tokenize(tok, [long_text, short], 10, "head-tail").ids
+    truncated = tokenize(tok, [long_text, short], 10).ids
+    decoded = tok.convert_ids_to_tokens(head_tail[0])
+    # 8 tokens of room: the first 2 and the last 6, between [CLS] and [SEP]
+    assert decoded == ["[CLS]", "good", "the", "it", "plot", "and", "very", "this", "bad", "[SEP]"]
+    assert tok.convert_ids_to_tokens(truncated[0])[-2:] == ["it", "[SEP]"]  # truncation loses "bad"
+    assert head_tail[1] == truncated[1]  # a text that fits is left alone
+    assert long_share(tok, [long_text, short], 10) == 0.5
+    huge = tokenize(tok, ["good " + "the " * 250_000 + "bad"], 10, "head-tail").ids[0]  # 1 MB
+    assert tok.convert_ids_to_tokens(huge)[1] == "good" and tok.convert_ids_to_tokens(huge)[-2] == "bad"

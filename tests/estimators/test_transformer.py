@@ -237,3 +237,25 @@ def test_integer_labels_come_back_as_integers(tiny_encoder, tmp_path):
     assert clf.evaluate(texts, ints)["accuracy"] == pytest.approx(np.mean(np.array(clf.predict(texts)) == ints))
     clf.save(tmp_path / "m")
     assert Classifier.load(tmp_path / "m").predict(texts[:4]) == pred
+
+
+def test_head_tail_rule_is_saved_and_applied_at_prediction(tiny_encoder, tmp_path, capsys):
+    """A model trained with --long-text head-tail predicts long texts the same way after loading."""
+    import convtune
+    from tests.conftest import NEUTRAL
+
+    texts, labels = toy_texts(60)
+    texts = [" ".join(NEUTRAL * 3) + " " + t for t in texts]  # the sentiment word is at the end
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, batch_size=16, max_length=12, long_text="head-tail")
+    clf.fit(texts, labels)
+    assert "longer than 12 tokens; --long-text head-tail" in capsys.readouterr().err
+    assert clf.manifest_["model"]["long_text"] == "head-tail" and clf.manifest_["training"]["long_texts_share"] == 1.0
+    clf.save(tmp_path / "m")
+    back = convtune.load(tmp_path / "m")
+    assert back.long_text == "head-tail"
+    assert np.allclose(back.predict_proba(texts[:8]), clf.predict_proba(texts[:8]), atol=1e-6)
+    truncating = convtune.load(tmp_path / "m")
+    truncating.long_text = "truncate"
+    assert not np.allclose(truncating.predict_proba(texts[:8]), clf.predict_proba(texts[:8]), atol=1e-6)
+    with pytest.raises(ConvtuneError, match="long_text must be one of"):
+        Classifier(long_text="windows-ish")

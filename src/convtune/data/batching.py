@@ -65,12 +65,68 @@ class Encoded:
         return [len(x) for x in self.ids]
 
 
-def tokenize(tokenizer, texts: list[str], max_length: int) -> Encoded:
-    """Truncated token ids for each text, specials included."""
+LONG_TEXT_RULES = ("truncate", "head-tail")
+HEAD_SHARE = 0.25  # head-tail: Sun et al. 2019 kept the first 128 and the last 382 of 510 tokens
+
+
+def tokenize(tokenizer, texts: list[str], max_length: int, long_text: str = "truncate") -> Encoded:
+    """Token ids for each text, specials included, at most `max_length`: the first tokens
+    ("truncate"), or the first quarter and the last three quarters of the room ("head-tail")."""
+    if long_text == "head-tail":
+        return Encoded(_head_tail(tokenizer, texts, max_length))
     clipped = [t[: max_length * CHARS_PER_TOKEN_CAP] for t in texts]
     enc = tokenizer(clipped, truncation=True, max_length=max_length, padding=False,
                     return_attention_mask=False, return_token_type_ids=False)
     return Encoded(enc["input_ids"])
+
+
+def _pieces(tokenizer, texts: list[str]) -> list[list[int]]:
+    return tokenizer(texts, add_special_tokens=False, truncation=False, padding=False,
+                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+
+
+def _head_tail(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    """Texts that fit are tokenized as they are; longer ones keep their first and last tokens.
+    Only max_length * CHARS_PER_TOKEN_CAP characters from each end are tokenized, so a 1 MB
+    text costs what a short one does."""
+    prefix, suffix = _specials(tokenizer)
+    room = max(1, max_length - len(prefix) - len(suffix))
+    head = max(1, round(room * HEAD_SHARE)) if room > 1 else room
+    span = max_length * CHARS_PER_TOKEN_CAP
+    heads = _pieces(tokenizer, [t[:span] for t in texts])
+    tails = _pieces(tokenizer, [t[-span:] if len(t) > span else "" for t in texts])
+    out = []
+    for text, h, tail in zip(texts, heads, tails):
+        if len(text) <= span and len(h) <= room:
+            ids = h
+        else:  # the tail of a text within the span is its own head's end
+            tail = tail if len(text) > span else h
+            ids = h[:head] + (tail[-(room - head):] if room > head else [])
+        out.append(prefix + ids + suffix)
+    return out
+
+
+def _specials(tokenizer) -> tuple[list[int], list[int]]:
+    """The special tokens a tokenizer puts before and after one text ([CLS] / [SEP] for BERT;
+    what a decoder adds, often nothing), found by tokenizing one word with and without them:
+    transformers 5's fast tokenizers no longer expose build_inputs_with_special_tokens."""
+    word = _pieces(tokenizer, ["a"])[0]
+    full = tokenizer(["a"], add_special_tokens=True, return_attention_mask=False,
+                     return_token_type_ids=False)["input_ids"][0]
+    at = next((i for i in range(len(full) - len(word) + 1) if full[i:i + len(word)] == word), None)
+    if at is None:  # a template that rewrites the text: put nothing around it
+        return [], []
+    return full[:at], full[at + len(word):]
+
+
+def long_share(tokenizer, texts: list[str], max_length: int, sample: int = 2000) -> float:
+    """The share of (a sample of) texts longer than `max_length` tokens with their specials."""
+    if not texts:
+        return 0.0
+    step = max(1, len(texts) // sample)
+    picked = [t[: (max_length + 1) * CHARS_PER_TOKEN_CAP] for t in texts[::step]]
+    extra = sum(map(len, _specials(tokenizer)))
+    return float(np.mean([len(ids) + extra > max_length for ids in _pieces(tokenizer, picked)]))
 
 
 def collate(ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

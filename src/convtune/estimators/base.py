@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from convtune._fs import atomic_dir
 from convtune._version import __version__
-from convtune.data.batching import batched_logits, collate, tokenize
+from convtune.data.batching import batched_logits, collate, long_share, tokenize
 from convtune.data.labels import (
     LabelSpace,
     check_labels,
@@ -32,7 +32,7 @@ from convtune.data.labels import (
 from convtune.data.multilabel import MultiLabelSpace, check_thresholds, is_multi, label_set, tune_thresholds
 from convtune.data.splits import carve
 from convtune.data.texts import TextSet, as_texts
-from convtune.errors import ConvtuneError
+from convtune.errors import ConvtuneError, warn
 from convtune.metrics import compute_metrics, multilabel_metrics, multilabel_report, text_report
 from convtune.modeling.checkpoint import read_manifest
 from convtune.runtime import host_to_device
@@ -255,6 +255,7 @@ class TokenPath:
     batch_size: int
     precision: str = "fp32"            # autocast: fp32, bf16 or fp16
     device: torch.device = torch.device("cpu")  # where `forward` wants its inputs
+    long_text: str = "truncate"        # texts over max_length: truncate | head-tail, as in training
 
 
 class TokenClassifier(TextClassifier):
@@ -269,7 +270,7 @@ class TokenClassifier(TextClassifier):
         self._check_fitted()
         texts = as_texts(texts)
         path = self._token_path()
-        enc = tokenize(path.tokenizer, texts, path.max_length)
+        enc = tokenize(path.tokenizer, texts, path.max_length, path.long_text)
         pad = path.tokenizer.pad_token_id
 
         def forward(idx: list[int]) -> torch.Tensor:
@@ -278,6 +279,17 @@ class TokenClassifier(TextClassifier):
         logits = batched_logits(forward, enc.lengths(), batch_size or path.batch_size, path.precision,
                                 desc="predict" if len(texts) > 2000 else None, device_type=path.device.type)
         return self.label_space_.probabilities(logits)
+
+
+def warn_long_texts(tokenizer, texts: list[str], max_length: int, rule: str) -> float:
+    """One warning when training texts are longer than the window (nothing is cut silently);
+    returns their share (of a sample of 2,000), which the model's convtune.json records."""
+    share = long_share(tokenizer, texts, max_length)
+    if share > 0.01:
+        kept = {"truncate": f"the first {max_length}", "head-tail": "the first quarter and the last three quarters"}
+        warn(f"{share:.0%} of the training texts are longer than {max_length} tokens; --long-text {rule} keeps "
+             f"{kept[rule]} of their tokens (--max-length, or --long-text head-tail, to keep more)")
+    return round(share, 4)
 
 
 def _subclasses(cls) -> list[type]:

@@ -39,7 +39,8 @@ class OnnxClassifier(TokenClassifier):
             (logits,) = self.session_.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
             return torch.from_numpy(logits)
 
-        return TokenPath(self.tokenizer_, forward, self.max_length, self.batch_size)
+        long_text = self.manifest_["source"]["model"].get("long_text", "truncate")  # the source model's rule
+        return TokenPath(self.tokenizer_, forward, self.max_length, self.batch_size, long_text=long_text)
 
     def save_into(self, directory: Path) -> None:
         raise ConvtuneError("an exported model is saved by convtune export; copy its directory instead")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from convtune.config import TRAIN_OPTIONS, RuntimeConfig, TrainConfig, split_options
 from convtune.errors import ConvtuneError
-from convtune.estimators.base import TextClassifier, TokenClassifier, TokenPath
+from convtune.data.batching import LONG_TEXT_RULES
+from convtune.estimators.base import TextClassifier, TokenClassifier, TokenPath, warn_long_texts
 from convtune.modeling.checkpoint import save_model
 from convtune.modeling.encoders import (
     DEFAULT_ENCODER,
@@ -37,7 +38,7 @@ class Classifier(TokenClassifier):
 
     def __init__(self, encoder: str = DEFAULT_ENCODER, head: str = "cnn", mode: str = "finetune",
                  max_length: int | None = None, head_config: dict | None = None, layers: int = 1,
-                 **options):
+                 long_text: str = "truncate", **options):
         if head not in ("cnn", "cnn+pool", "linear"):
             raise ConvtuneError(f"unknown head {head!r}; choose cnn, cnn+pool or linear")
         if layers < 1:
@@ -46,12 +47,15 @@ class Classifier(TokenClassifier):
             raise ConvtuneError(f"unknown mode {mode!r}; choose finetune or frozen")
         if max_length is not None and max_length < 2:
             raise ConvtuneError("max_length must be at least 2 (room for the special tokens)")
+        if long_text not in LONG_TEXT_RULES:
+            raise ConvtuneError(f"long_text must be one of {', '.join(LONG_TEXT_RULES)}, not {long_text!r}")
         train_options, runtime_options = split_options(options)
         self.encoder = encoder
         self.head = head
         self.mode = mode
         self.max_length = max_length
         self.layers = layers
+        self.long_text = long_text
         self.head_config = head_config  # kept as given (scikit-learn's clone checks identity)
         check_head_config(head, dict(head_config or {}))
         self.train_config = TrainConfig(**train_options)     # hyper-parameters: saved with the model
@@ -73,12 +77,13 @@ class Classifier(TokenClassifier):
         train, dev = self._fit_data(texts, labels, dev_texts, dev_labels, self.train_config.seed)
         config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
                              head_config=dict(self.head_config or {}), mode=self.mode,
-                             max_length=self.max_length, layers=self.layers)
+                             max_length=self.max_length, layers=self.layers, long_text=self.long_text)
         encoder_dir = resolve_encoder(self.encoder)
         self.train_config_ = replace(self.train_config, lr=self.train_config.lr or default_lr(self.encoder))
         seed_everything(self.train_config.seed)  # the head's initial weights depend on it
         self.model_, self.tokenizer_, config = build_model(config, encoder_dir)
         self.max_length_ = config.max_length
+        self.long_share_ = warn_long_texts(self.tokenizer_, train.texts, self.max_length_, self.long_text)
         if self.train_config.freeze_embeddings:
             # me5-small's 250k-piece vocabulary is 96M of its 118M parameters: fixed, they need
             # no gradient and no AdamW state, and each step skips their update.
@@ -86,7 +91,8 @@ class Classifier(TokenClassifier):
         store = self._state_store(encoder_dir)
         try:
             self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config_,
-                               self.max_length_, self.runtime, store=store, callbacks=callbacks)
+                               self.max_length_, self.runtime, store=store, callbacks=callbacks,
+                               long_text=self.long_text)
         finally:
             if store is not None:
                 store.close()
@@ -113,6 +119,7 @@ class Classifier(TokenClassifier):
         return {**self._manifest_head(), "model": dict(config.to_dict(), encoder=identity["name"]),
                 "train": self.train_config_.to_dict(), "encoder_info": identity,
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
+                             "long_texts_share": self.long_share_,
                              "precision": r.precision, "cache_seconds": r.cache_seconds, "history": r.history}}
 
     # ------------------------------------------------------------------ prediction
@@ -120,7 +127,7 @@ class Classifier(TokenClassifier):
         device = resolve_device(self.runtime.device)  # a loaded model comes to the device it predicts on
         self.model_.to(device).eval()
         return TokenPath(self.tokenizer_, self.model_, self.max_length_, self.train_config.eval_batch_size,
-                         resolve_precision(self.runtime.precision, device), device)
+                         resolve_precision(self.runtime.precision, device), device, self.long_text)
 
     # ------------------------------------------------------------------ persistence
     def save_into(self, directory: Path) -> None:
@@ -135,7 +142,8 @@ class Classifier(TokenClassifier):
         # Only hyper-parameters (models saved before the runtime split also hold bf16 and cache).
         train_options = {k: v for k, v in manifest.get("train", {}).items() if k in TRAIN_OPTIONS}
         clf = cls(encoder=m["encoder"], head=m["head"], mode=m["mode"], max_length=m["max_length"],
-                  head_config=m["head_config"], layers=m.get("layers", 1), **train_options)
+                  head_config=m["head_config"], layers=m.get("layers", 1),
+                  long_text=m.get("long_text", "truncate"), **train_options)
         clf.model_, clf.tokenizer_, clf.labels_, clf.manifest_ = model, tokenizer, list(m["labels"]), manifest
         clf.max_length_ = m["max_length"]
         set_threads()
@@ -151,6 +159,7 @@ class Classifier(TokenClassifier):
     def get_params(self, deep: bool = True) -> dict:
         return {"encoder": self.encoder, "head": self.head, "mode": self.mode,
                 "max_length": self.max_length, "head_config": self.head_config, "layers": self.layers,
+                "long_text": self.long_text,
                 **asdict(self.train_config), **asdict(self.runtime)}
 
     def hyperparameters(self) -> dict:

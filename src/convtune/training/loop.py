@@ -306,12 +306,13 @@ def _check_dev(run: _Run, dev_forward: Forward, dev_enc: Encoded, dev: TextSet, 
 
 def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels: list[str],
         config: TrainConfig, max_length: int, runtime: RuntimeConfig | None = None, store=None,
-        callbacks: Sequence[Callback] = ()) -> TrainResult:
+        callbacks: Sequence[Callback] = (), long_text: str = "truncate") -> TrainResult:
     """Train `model` in place; on return it holds the best epoch's weights.
 
     With a frozen encoder and a `store` (training.state_cache.StateStore), the encoder runs once per text
     that the store lacks, and every epoch trains the head on the stored token states.
     `callbacks` run after the built-in ones (weight average, history, epoch log, early stopping).
+    `long_text` is how texts over max_length are cut (data.batching.LONG_TEXT_RULES).
     `runtime` (device, precision) changes where and how fast it runs, not what it learns. Under
     torchrun every rank calls fit with the same data; each trains on its share of every step.
     """
@@ -321,7 +322,7 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     precision = resolve_precision(runtime.precision, device)
     multi = is_multi(train.labels)
     space = MultiLabelSpace(tuple(labels)) if multi else LabelSpace(tuple(labels))
-    enc, dev_enc = tokenize(tokenizer, train.texts, max_length), tokenize(tokenizer, dev.texts, max_length)
+    enc, dev_enc = (tokenize(tokenizer, part.texts, max_length, long_text) for part in (train, dev))
     y = torch.from_numpy(space.encode(train.labels))  # (N,) class indices, or (N, C) 0/1 when multi-label
     if multi:  # balanced: BCE's pos_weight, negatives / positives of each label
         weight = pos_weight(train.labels, labels) if config.class_weight == "balanced" else None
