@@ -101,3 +101,22 @@ def test_integer_labels_work_with_scikit_learn_scorers():
     ints = [1 if y == "pos" else 0 for y in labels]
     assert cross_val_score(TfidfClassifier(), texts, ints, cv=3, scoring="accuracy").min() > 0.6
     assert TfidfClassifier().fit(texts, ints).predict(["good film", "awful plot"]) == [1, 0]
+
+
+def test_stop_words_from_english_or_a_file_are_saved(tmp_path):
+    import convtune
+    from convtune.estimators.tfidf import TfidfClassifier
+
+    texts, labels = toy_texts(120)
+    (tmp_path / "stop.txt").write_text("# mine\nthe\nFilm\n\n")
+    clf = TfidfClassifier(stop_words=str(tmp_path / "stop.txt")).fit(texts, labels)
+    assert "the" not in clf.vectorizer_.vocabulary_ and "film" not in clf.vectorizer_.vocabulary_
+    assert "movie" in clf.vectorizer_.vocabulary_
+    clf.save(tmp_path / "m")
+    (tmp_path / "stop.txt").unlink()  # the words travel with the model
+    assert convtune.load(tmp_path / "m").predict(texts[:5]) == clf.predict(texts[:5])
+    english = TfidfClassifier(stop_words="english").fit(texts, labels)
+    assert "the" not in english.vectorizer_.vocabulary_ and "movie" in english.vectorizer_.vocabulary_
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    with pytest.raises(ConvtuneError, match="no stop words"):
+        TfidfClassifier(stop_words=str(tmp_path / "empty.txt")).fit(texts, labels)

@@ -61,7 +61,8 @@ def _train_model_options(g) -> None:
     g.add_argument("--pooling", default=None,
                    help="CNN head: max|mean|both (default max); linear head: cls|mean|last (default cls)")
     g.add_argument("--dropout", type=float, help="default 0.1 (textcnn: 0.5)")
-    g.add_argument("--stop-words", action="store_true", help="tfidf heads: drop English stop words")
+    g.add_argument("--stop-words", nargs="?", const="english", default=False, metavar="english|FILE",
+                   help="tfidf heads: drop stop words: scikit-learn's English list, or a file's (one a line)")
 
 
 def _train_optim_options(g) -> None:

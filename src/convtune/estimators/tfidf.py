@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from convtune._fs import write_json
-from convtune.data.texts import as_texts, looks_chinese
+from convtune.data.texts import as_texts, looks_chinese, read_text_file, split_lines
 from convtune.errors import ConvtuneError
 from convtune.estimators.base import TextClassifier
 from convtune.modeling.checkpoint import CONFIG_NAME, FORMAT_VERSION
@@ -26,17 +26,33 @@ WEIGHTS_NAME = "tfidf.npz"
 VOCAB_NAME = "vocabulary.json"
 
 
+def stop_word_list(stop_words: bool | str) -> str | list[str] | None:
+    """None, scikit-learn's "english" list, or the words of a file (one a line, # comments):
+    a file's words are saved with the model, so loading does not need the file."""
+    if stop_words is False or stop_words in ("", "none"):
+        return None
+    if stop_words is True or stop_words == "english":
+        return "english"
+    words = [w.strip().lower() for w in split_lines(read_text_file(stop_words))]
+    words = sorted({w for w in words if w and not w.startswith("#")})
+    if not words:
+        raise ConvtuneError(f"{stop_words}: no stop words in the file (one word a line)")
+    return words
+
+
 class TfidfClassifier(TextClassifier):
     """TF-IDF features with a linear SVM (`model="svm"`) or multinomial NB (`model="nb"`)."""
 
     kind = "tfidf"
 
-    def __init__(self, model: str = "svm", analyzer: str = "auto", stop_words: bool = False,
+    def __init__(self, model: str = "svm", analyzer: str = "auto", stop_words: bool | str = False,
                  C: float = 1.0, alpha: float = 0.1, min_df: int = 1, seed: int = 42):
         if model not in ("svm", "nb"):
             raise ConvtuneError(f"unknown TF-IDF model {model!r}; choose svm or nb")
         if analyzer not in ("auto", "word", "char"):
             raise ConvtuneError(f"analyzer must be auto, word or char, not {analyzer!r}")
+        if not isinstance(stop_words, bool | str):
+            raise ConvtuneError("stop_words must be False, True / 'english', or a file with one word a line")
         self.model, self.analyzer, self.stop_words = model, analyzer, stop_words
         self.C, self.alpha, self.min_df, self.seed = C, alpha, min_df, seed
         self.vectorizer_ = None
@@ -51,7 +67,7 @@ class TfidfClassifier(TextClassifier):
         if char:
             return {"analyzer": "char_wb", "ngram_range": [1, 3], "min_df": self.min_df, "sublinear_tf": True}
         return {"analyzer": "word", "ngram_range": [1, 2], "min_df": self.min_df, "sublinear_tf": True,
-                "stop_words": "english" if self.stop_words else None,
+                "stop_words": stop_word_list(self.stop_words),
                 "token_pattern": r"(?u)\b\w+\b"}  # keep 1-letter words: "i", "a" carry signal in short texts
 
     def fit(self, texts, labels, dev_texts=None, dev_labels=None) -> TfidfClassifier:
