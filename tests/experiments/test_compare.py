@@ -38,3 +38,21 @@ def test_compare_writes_report(tiny_encoder, toy_csv, tmp_path, monkeypatch, cap
     assert "data:image/png;base64," in html and "<table>" in html
     assert (out / "learning_curves.png").exists() and (out / "confusion_cnn_frozen.png").exists()
     assert "McNemar" in (out / "report.md").read_text()
+
+
+def test_compare_takes_multilabel_data(tmp_path):
+    """A JSONL file with label lists: every cell trains a multi-label model; the report says
+    what its accuracy is."""
+    import json
+
+    from convtune.experiments.compare import run_compare
+    from tests.conftest import toy_multilabel
+
+    texts, labels = toy_multilabel(200)
+    data = tmp_path / "ml.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels)))
+    res = run_compare(str(data), ["tfidf-svm"], ["finetune"], 1, tmp_path / "cmp",
+                      {"encoder": "minilm-l6", "max_length": None}, command="test")
+    run = res["runs"][0]
+    assert run["micro_f1"] > 0.8 and "|" in "".join(run["predictions"])  # "neg|pos": a whole set
+    assert "subset accuracy" in (tmp_path / "cmp" / "report.md").read_text()

@@ -269,8 +269,7 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
         """Each text's label and every class's probability, in input order."""
         texts = parse_predict_body(await read_capped_body(request, cfg.max_body), cfg)
         proba = await batcher.submit(texts)
-        space = clf.decision_space()  # multi-label: "labels", each over its threshold
-        key = "labels" if clf.multi_label_ else "label"
+        space, key = clf.decision_space(), "labels" if clf.multi_label_ else "label"  # multi-label: a list
         return {"predictions": [{key: label, "probabilities": space.scores(p)}
                                 for label, p in zip(space.decode(proba), proba)]}
 

@@ -64,13 +64,25 @@ def run_one(config: Config, seed: int, splits: Splits, options: dict) -> dict:
     clf.fit(splits.train.texts, splits.train.labels, splits.dev.texts, splits.dev.labels)
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    pred = clf.predict(splits.test.texts)
-    predict_seconds = time.perf_counter() - start
-    m = compute_metrics(splits.test.labels, pred, clf.labels_)
+    if clf.multi_label_:  # a label set per text, compared whole ("accuracy" is subset accuracy)
+        proba = clf.predict_proba(splits.test.texts)
+        predict_seconds = time.perf_counter() - start
+        m, pred = clf.evaluate(splits.test.texts, splits.test.labels), set_keys(clf.label_space_.decode_stored(proba))
+    else:
+        pred = clf.predict(splits.test.texts)
+        predict_seconds = time.perf_counter() - start
+        m = compute_metrics(splits.test.labels, pred, clf.labels_)
     return {"config": config.name, "seed": seed, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+            "micro_f1": m.get("micro_f1"),
             "confusion_matrix": m["confusion_matrix"], "labels": clf.labels_,
             "train_seconds": train_seconds, "texts_per_s": len(pred) / predict_seconds,
             "history": clf.training_summary()["history"], "predictions": pred}
+
+
+def set_keys(labels: list) -> list:
+    """Label sets as one string each ("a|b"; "" for none), so that paired tests compare whole
+    sets; single labels are returned as they are."""
+    return ["|".join(y) if isinstance(y, tuple) else y for y in labels]
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
@@ -136,7 +148,7 @@ def run_compare(data: str, heads: list[str], modes: list[str], seeds: int, out: 
             runs.append(r)
             tqdm.write(f"{config.name} seed {seed}: test accuracy {r['accuracy']:.4f}, "
                        f"macro-F1 {r['macro_f1']:.4f}, train {r['train_seconds']:.1f} s")
-        pairs = [paired_tests(runs, splits.test.labels, f"{h}/{m}", f"linear/{m}")
+        pairs = [paired_tests(runs, set_keys(splits.test.labels), f"{h}/{m}", f"linear/{m}")
                  for m in modes for h in ("cnn", "cnn+pool") if h in heads and "linear" in heads]
         res = {"dataset": splits.name, "command": command, "options": options, "seeds": seeds,
                "split": splits.describe(), "summary": summarise(runs),

@@ -85,6 +85,9 @@ def render_markdown(res: dict, pictures: list[str]) -> str:
              f"Encoder `{o['encoder']}`, max length {o['max_length']}, seeds {res['seeds']}, split seed "
              f"{res['split']['seed']} ({res['split']['method']}; train {res['split']['train']['size']}, dev "
              f"{res['split']['dev']['size']}, test {res['split']['test']['size']}). Command: `{res['command']}`", "",
+             *(["Multi-label: test accuracy is subset accuracy (a text counts when its whole label set is "
+                "right), macro-F1 over labels, at each label's threshold tuned on dev.", ""]
+               if res["split"].get("multi_label") else []),
              "| configuration | seeds | test accuracy % | test macro-F1 % | train s | predict texts/s |",
              "|---|---|---|---|---|---|"]
     for r in sorted(res["summary"], key=lambda r: -r["accuracy"][0]):

@@ -304,6 +304,18 @@ def _check_dev(run: _Run, dev_forward: Forward, dev_enc: Encoded, dev: TextSet, 
     return best
 
 
+def _targets(train: TextSet, labels: list[str], config: TrainConfig):
+    """(space, y, class weights): y is (N,) class indices, or (N, C) 0/1 for label sets, whose
+    balanced weights are BCE's pos_weight (each label's negatives / positives)."""
+    if is_multi(train.labels):
+        space = MultiLabelSpace(tuple(labels))
+        weight = pos_weight(train.labels, labels) if config.class_weight == "balanced" else None
+        return space, torch.from_numpy(space.encode(train.labels)), weight
+    space = LabelSpace(tuple(labels))
+    y = torch.from_numpy(space.encode(train.labels))
+    return space, y, class_weights(y.tolist(), len(labels), config.class_weight)
+
+
 def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels: list[str],
         config: TrainConfig, max_length: int, runtime: RuntimeConfig | None = None, store=None,
         callbacks: Sequence[Callback] = (), long_text: str = "truncate") -> TrainResult:
@@ -320,14 +332,8 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     runtime, ranks = runtime or RuntimeConfig(), current()
     device = resolve_device(runtime.device)
     precision = resolve_precision(runtime.precision, device)
-    multi = is_multi(train.labels)
-    space = MultiLabelSpace(tuple(labels)) if multi else LabelSpace(tuple(labels))
+    space, y, weight = _targets(train, labels, config)
     enc, dev_enc = (tokenize(tokenizer, part.texts, max_length, long_text) for part in (train, dev))
-    y = torch.from_numpy(space.encode(train.labels))  # (N,) class indices, or (N, C) 0/1 when multi-label
-    if multi:  # balanced: BCE's pos_weight, negatives / positives of each label
-        weight = pos_weight(train.labels, labels) if config.class_weight == "balanced" else None
-    else:
-        weight = class_weights(y.tolist(), len(labels), config.class_weight)
     model.to(device)
     start = time.perf_counter()
     module, forward, dev_forward, cache_seconds = _forwards(model, store, enc, dev_enc, tokenizer.pad_token_id,
