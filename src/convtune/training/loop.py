@@ -37,7 +37,14 @@ from convtune.errors import ConvtuneError
 from convtune.metrics import multilabel_scores, scores
 from convtune.progress import progress
 from convtune.distributed import Ranks, all_sum, barrier, current
-from convtune.runtime import autocast, grad_scaler, host_to_device, resolve_device, resolve_precision
+from convtune.runtime import (
+    autocast,
+    flush_denormal,
+    grad_scaler,
+    host_to_device,
+    resolve_device,
+    resolve_precision,
+)
 from convtune.training.callbacks import (
     Callback,
     EarlyStopping,
@@ -348,15 +355,16 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     average, history = WeightAverage(model, config.ema), History()
     hooks = [average, history, EpochLog(), EarlyStopping(config.patience), *callbacks]
     state, best_state = TrainState(config.epochs, steps, is_main=ranks.is_main), None
-    for state.epoch in range(1, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        state.train_loss = _train_epoch(run, train_steps(epoch=state.epoch, **plan), state, hooks)
-        best_state = _check_dev(run, dev_forward, dev_enc, dev, labels, state, average) or best_state
-        state.epoch_seconds = time.perf_counter() - epoch_start
-        for hook in hooks:
-            hook.on_epoch_end(state)
-        if state.stop:
-            break
+    with flush_denormal():
+        for state.epoch in range(1, config.epochs + 1):
+            epoch_start = time.perf_counter()
+            state.train_loss = _train_epoch(run, train_steps(epoch=state.epoch, **plan), state, hooks)
+            best_state = _check_dev(run, dev_forward, dev_enc, dev, labels, state, average) or best_state
+            state.epoch_seconds = time.perf_counter() - epoch_start
+            for hook in hooks:
+                hook.on_epoch_end(state)
+            if state.stop:
+                break
     for hook in hooks:
         hook.on_fit_end(state)
     if best_state is not None:
