@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from convtune.data.multilabel import label_set
+from convtune.data.multilabel import is_multi, label_set
 from convtune.data.splits import Splits, make_splits
 from convtune.data.texts import SINGLE, LabelRule, TextSet, read_table, read_text_file, split_lines
 from convtune.errors import ConvtuneError
@@ -245,7 +245,7 @@ def read_spec(spec: str, text_col: str | None = None, label_col: str | None = No
 
 def as_sets(data: TextSet | None, multi: bool) -> TextSet | None:
     """Single-label data as label sets of one (--multi-label on single-label data)."""
-    if data is None or not multi or (data.labels and isinstance(data.labels[0], tuple)):
+    if data is None or not multi or is_multi(data.labels):
         return data
     return TextSet(data.texts, [(y,) for y in data.labels])
 
@@ -272,7 +272,7 @@ def load_splits(spec: str, dev: str | None = None, test: str | None = None, *, s
         dv = read_table(dev, text_col, label_col, encoding, strict=strict, rule=rule)
     if test is not None:
         te = read_table(test, text_col, label_col, encoding, strict=strict, rule=rule)
-    multi = rule.multi or any(p is not None and p.labels and isinstance(p.labels[0], tuple) for p in (tr, dv, te))
+    multi = rule.multi or any(p is not None and is_multi(p.labels) for p in (tr, dv, te))
     return make_splits(name, *(as_sets(p, multi) for p in (tr, dv, te)), seed)
 
 
