@@ -75,3 +75,56 @@ def test_head_tail_keeps_the_first_and_last_tokens(tiny_encoder):
     assert long_share(tok, [long_text, short], 10) == 0.5
     huge = tokenize(tok, ["good " + "the " * 250_000 + "bad"], 10, "head-tail").ids[0]  # 1 MB
     assert tok.convert_ids_to_tokens(huge)[1] == "good" and tok.convert_ids_to_tokens(huge)[-2] == "bad"
+
+
+def test_windows_cover_every_token_with_the_stride(tiny_encoder):
+    from transformers import AutoTokenizer
+
+    from convtune.data.batching import LongText, tokenize, window_reach
+
+    tok = AutoTokenizer.from_pretrained(tiny_encoder)
+    words = ["good", "the", "a", "film", "movie", "was", "is", "it", "plot", "and", "very", "this", "bad"]
+    enc = tokenize(tok, [" ".join(words), "good film"], 10, LongText("windows", stride=4))
+    # 8 tokens of room, a window every 4: starts 0, 4 and 8 (the last one reaches "bad"), then
+    # the short text as one window, the very ids truncation gives it
+    assert enc.owner == [0, 0, 0, 1]
+    first, second, third, short = (tok.convert_ids_to_tokens(w) for w in enc.ids)
+    assert first == ["[CLS]", *words[:8], "[SEP]"] and second == ["[CLS]", *words[4:12], "[SEP]"]
+    assert third == ["[CLS]", *words[8:], "[SEP]"] and enc.ids[3] == tokenize(tok, ["good film"], 10).ids[0]
+    assert enc.text_lengths() == [27, 4] and enc.texts() == 2
+    assert enc.windows_of([1, 0])[0] == [3, 0, 1, 2] and enc.windows_of([1, 0])[1].tolist() == [0, 1, 1, 1]
+    capped = tokenize(tok, [" ".join(words)], 10, LongText("windows", stride=4, max_windows=2))
+    assert capped.owner == [0, 0] and capped.ids == enc.ids[:2]
+    assert window_reach(tok, 10, LongText("windows", stride=4, max_windows=2)) == 8 + 4 + 2
+
+
+def test_window_logits_pool_by_mean_or_max_and_keep_their_gradient():
+    import torch
+
+    from convtune.data.batching import Encoded, pool_windows, text_logits
+
+    logits = torch.tensor([[1.0, 4.0], [3.0, 0.0], [5.0, 5.0]], requires_grad=True)
+    seg = torch.tensor([0, 0, 1])
+    assert pool_windows(logits, seg, 2, "mean").tolist() == [[2.0, 2.0], [5.0, 5.0]]
+    assert pool_windows(logits, seg, 2, "max").tolist() == [[3.0, 4.0], [5.0, 5.0]]
+    pool_windows(logits, seg, 2, "mean").sum().backward()
+    assert logits.grad.tolist() == [[0.5, 0.5], [0.5, 0.5], [1.0, 1.0]]
+    # prediction: batches of windows (here one window a batch), pooled back in text order
+    enc = Encoded([[1], [2, 2], [3]], owner=[0, 0, 1])
+    out = text_logits(lambda idx: torch.tensor([[float(enc.ids[i][0])] for i in idx]), enc, batch_size=1)
+    assert out.tolist() == [[1.5], [3.0]]
+
+
+def test_long_text_rule_refuses_bad_settings():
+    import pytest
+
+    from convtune.data.batching import LongText
+    from convtune.errors import ConvtuneError
+
+    for bad in ({"rule": "window"}, {"rule": "windows", "stride": 0}, {"rule": "windows", "pool": "sum"},
+                {"rule": "windows", "max_windows": -1}):
+        with pytest.raises(ConvtuneError):
+            LongText(**bad)
+    with pytest.raises(ConvtuneError, match="bad windows settings"):
+        LongText.of("windows", {"strides": 3})
+    assert LongText.of("windows", {"stride": 3}).settings() == {"stride": 3, "pool": "mean", "max_windows": 8}

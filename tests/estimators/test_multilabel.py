@@ -77,8 +77,25 @@ def test_balanced_class_weight_is_a_pos_weight(tiny_encoder):
     assert clf.fit(texts, labels).multi_label_
 
 
-def test_every_interface_gives_the_same_label_sets(fitted, tmp_path, capsys):
-    """Python, CLI (JSONL and CSV), server and ONNX agree on a multi-label model's sets."""
+@pytest.fixture(scope="module")
+def windowed(tiny_encoder):
+    """Label sets behind 22 neutral words, read in windows of 12 tokens (all of them)."""
+    texts, labels = _behind_neutral(*toy_multilabel(240))
+    clf = Classifier(encoder=str(tiny_encoder), epochs=6, batch_size=16, lr=3e-3, head_lr=1e-2, seed=0,
+                     max_length=12, long_text="windows", max_windows=0)
+    return clf.fit(texts, labels)
+
+
+def _behind_neutral(texts: list[str], labels: list) -> tuple[list[str], list]:
+    from tests.conftest import NEUTRAL
+
+    return [" ".join(NEUTRAL * 2) + " " + t for t in texts], labels
+
+
+@pytest.mark.parametrize("model", ["fitted", "windowed"])
+def test_every_interface_gives_the_same_label_sets(model, request, tmp_path, capsys):
+    """Python, CLI (JSONL and CSV), server and ONNX agree on a multi-label model's sets; with
+    windows over long texts, and a 1 MB text among them, too."""
     import csv
     import json
 
@@ -86,10 +103,15 @@ def test_every_interface_gives_the_same_label_sets(fitted, tmp_path, capsys):
 
     from convtune.cli import main
     from convtune.deploy.export import ParityData, export_onnx
-    from convtune.deploy.serve import create_app
+    from convtune.deploy.serve import ServeConfig, create_app
 
+    fitted = request.getfixturevalue(model)
     fitted.save(tmp_path / "m")
     texts, labels = toy_multilabel(40, seed=11)
+    if model == "windowed":
+        texts, labels = _behind_neutral(texts, labels)
+        texts.append("good " + "the " * 250_000 + "bad")  # 1 MB: 50,000 windows, in batches
+        assert fitted.evaluate(texts[:-1], labels)["micro_f1"] > 0.85  # the windows found the labels
     want = fitted.predict(texts)
     src = tmp_path / "in.txt"
     src.write_text("\n".join(texts) + "\n")
@@ -97,12 +119,14 @@ def test_every_interface_gives_the_same_label_sets(fitted, tmp_path, capsys):
     rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
     assert [r["labels"] for r in rows] == want
     assert main(["predict", str(tmp_path / "m"), "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 0
+    csv.field_size_limit(4_000_000)  # the output holds the 1 MB text
     with (tmp_path / "o.csv").open() as f:
         assert [json.loads(r["labels"]) for r in csv.DictReader(f)] == want
-    with TestClient(create_app(str(tmp_path / "m"))) as client:  # the context runs the batcher
+    limits = ServeConfig(max_chars=2_000_000, max_body=4_000_000)
+    with TestClient(create_app(str(tmp_path / "m"), limits)) as client:  # the context runs the batcher
         got = client.post("/predict", json={"texts": texts}).json()["predictions"]
     assert [p["labels"] for p in got] == want
-    export_onnx(tmp_path / "m", tmp_path / "onnx", ParityData(texts, None, "toy"))
+    export_onnx(tmp_path / "m", tmp_path / "onnx", ParityData(texts[:40], None, "toy"))
     onnx = convtune.load(tmp_path / "onnx")
     assert onnx.multi_label_ and onnx.thresholds_ == fitted.thresholds_
     assert onnx.predict(texts) == want

@@ -259,3 +259,69 @@ def test_head_tail_rule_is_saved_and_applied_at_prediction(tiny_encoder, tmp_pat
     assert not np.allclose(truncating.predict_proba(texts[:8]), clf.predict_proba(texts[:8]), atol=1e-6)
     with pytest.raises(ConvtuneError, match="long_text must be one of"):
         Classifier(long_text="windows-ish")
+
+
+def _late_word_texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Toy texts behind 33 neutral words: past a 12-token window, so only windows see the label."""
+    from tests.conftest import NEUTRAL
+
+    texts, labels = toy_texts(n, seed)
+    return [" ".join(NEUTRAL * 3) + " " + t for t in texts], labels
+
+
+def test_windows_rule_trains_on_every_window_and_predicts_the_same_after_loading(tiny_encoder, tmp_path, capsys):
+    """The label sits past the first window: truncation cannot learn it, windows (pooled) can."""
+    import convtune
+
+    texts, labels = _late_word_texts(240)
+    test_texts, test_labels = _late_word_texts(60, seed=3)
+    options = dict(encoder=str(tiny_encoder), epochs=6, batch_size=16, lr=3e-3, head_lr=1e-2, max_length=12,
+                   precision="fp32", seed=0, head_config={"kernel_sizes": [2, 3], "num_filters": 16})
+    clf = Classifier(long_text="windows", stride=5, window_pool="max", **options).fit(texts, labels)
+    assert "--long-text windows reads them in windows of 12 tokens" in capsys.readouterr().err
+    truncating = Classifier(**options).fit(texts, labels)
+    assert clf.evaluate(test_texts, test_labels)["accuracy"] > 0.9
+    assert truncating.evaluate(test_texts, test_labels)["accuracy"] < 0.75
+    assert clf.manifest_["model"]["windows"] == {"stride": 5, "pool": "max", "max_windows": 8}
+    clf.save(tmp_path / "m")
+    back = convtune.load(tmp_path / "m", precision="fp32")
+    assert (back.long_text, back.stride, back.window_pool) == ("windows", 5, "max")
+    assert np.allclose(back.predict_proba(test_texts[:8]), clf.predict_proba(test_texts[:8]), atol=1e-6)
+    back.window_pool = "mean"  # the saved pooling is what prediction uses: another one answers otherwise
+    assert not np.allclose(back.predict_proba(test_texts[:8]), clf.predict_proba(test_texts[:8]), atol=1e-6)
+
+
+def test_frozen_windows_are_cached_one_entry_a_window(tiny_encoder, tmp_path):
+    from convtune.data.batching import LongText, tokenize
+    from convtune.training.state_cache import StateStore
+
+    texts, labels = _late_word_texts(40)
+    clf = Classifier(encoder=str(tiny_encoder), mode="frozen", epochs=1, batch_size=8, max_length=12,
+                     long_text="windows", max_windows=3, cache=str(tmp_path / "cache"), seed=0)
+    clf.fit(texts[:30], labels[:30], texts[30:], labels[30:])
+    enc = tokenize(clf.tokenizer_, texts, 12, LongText("windows", max_windows=3))
+    assert len(enc.ids) == 3 * len(texts)  # every text is long: three windows each
+    (store_dir,) = (tmp_path / "cache").iterdir()
+    store = StateStore(tmp_path / "cache", store_dir.name, clf.model_.encoder.config.hidden_size)
+    from convtune.training.state_cache import text_key
+    assert {text_key(ids) for ids in enc.ids} <= set(store.entries)
+    store.close()
+    uncached = Classifier(**{**clf.get_params(), "cache": "off"}).fit(texts[:30], labels[:30], texts[30:], labels[30:])
+    assert np.allclose(uncached.predict_proba(texts[:5]), clf.predict_proba(texts[:5]), atol=2e-3)
+
+
+def test_bad_windows_settings_are_one_line(tiny_encoder, tmp_path):
+    import convtune
+
+    with pytest.raises(ConvtuneError, match="stride must be"):
+        Classifier(long_text="windows", stride=-2)
+    with pytest.raises(ConvtuneError, match="window pooling"):
+        Classifier(long_text="windows", window_pool="median")
+    texts, labels = toy_texts(20)
+    Classifier(encoder=str(tiny_encoder), epochs=1, max_length=12, long_text="windows").fit(texts, labels).save(
+        tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "convtune.json").read_text())
+    manifest["model"]["windows"] = {"stride": "x"}
+    (tmp_path / "m" / "convtune.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConvtuneError, match="stride must be"):
+        convtune.load(tmp_path / "m")

@@ -53,9 +53,14 @@ def _train_model_options(g) -> None:
     g.add_argument("--layers", default="last-1", help="last-k: the head sees a learned mix of the last k layers")
     g.add_argument("--max-length", type=int,
                    help="tokens per text (default 128, or the encoder's limit if smaller; textcnn: 128)")
-    g.add_argument("--long-text", choices=["truncate", "head-tail"],
-                   help="texts over --max-length: keep the first tokens (truncate, the default) or the first "
-                   "quarter and the last three quarters (head-tail, Sun et al. 2019)")
+    g.add_argument("--long-text", choices=["truncate", "head-tail", "windows"],
+                   help="texts over --max-length: keep the first tokens (truncate, the default), the first "
+                   "quarter and the last three quarters (head-tail, Sun et al. 2019), or read every window "
+                   "and pool their logits (windows)")
+    g.add_argument("--stride", type=int, help="windows: tokens from one window's start to the next "
+                   "(default half a window)")
+    g.add_argument("--window-pool", choices=["mean", "max"], help="windows: pool the window logits (default mean)")
+    g.add_argument("--max-windows", type=int, help="windows: read at most this many per text (default 8; 0 = all)")
     g.add_argument("--kernel-sizes", help="CNN heads: comma-separated widths (default 2,3,4; textcnn 3,4,5)")
     g.add_argument("--filters", type=int, help="CNN heads: filters per width (default 128; textcnn 100)")
     g.add_argument("--pooling", default=None,

@@ -24,7 +24,7 @@ def make_estimator(a: argparse.Namespace):
         head.pop("num_filters", None)
     # Every option goes to the registry; each kind takes the ones it knows (TF-IDF: seed, stop words).
     return make(a.head, encoder=a.encoder, mode=a.mode, layers=_last_k(a.layers), max_length=a.max_length,
-                long_text=a.long_text,
+                long_text=a.long_text, stride=a.stride, window_pool=a.window_pool, max_windows=a.max_windows,
                 head_config=head, stop_words=a.stop_words, **options)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from convtune.distributed import Ranks, all_max, all_sum, collective, current
+from convtune.errors import ConvtuneError
 from convtune.progress import progress
 from convtune.runtime import autocast
 
@@ -57,27 +58,158 @@ CHARS_PER_TOKEN_CAP = 32
 
 @dataclass
 class Encoded:
-    """Token ids per text (unpadded, truncated to max_length)."""
+    """Token ids per text (unpadded, at most max_length each), or per window of a text.
+
+    With the windows rule a text becomes one or more windows: `ids` holds every window and
+    `owner[w]` the text window w belongs to (non-decreasing); without it `owner` is None and
+    there is one entry per text.
+    """
 
     ids: list[list[int]]
+    owner: list[int] | None = None
 
     def lengths(self) -> list[int]:
+        """Tokens of each entry of `ids` (text or window)."""
         return [len(x) for x in self.ids]
 
+    def texts(self) -> int:
+        return len(self.ids) if self.owner is None else (self.owner[-1] + 1 if self.owner else 0)
 
-LONG_TEXT_RULES = ("truncate", "head-tail")
+    def text_lengths(self) -> list[int]:
+        """Tokens of each text, all its windows together (what training buckets by)."""
+        if self.owner is None:
+            return self.lengths()
+        return np.bincount(self.owner, weights=self.lengths(), minlength=self.texts()).astype(int).tolist()
+
+    def windows_of(self, texts: list[int]) -> tuple[list[int], torch.Tensor]:
+        """(window indices of these texts, (W,) position in `texts` of each window's text)."""
+        if self.owner is None:
+            return list(texts), torch.arange(len(texts))
+        starts = self._starts()
+        windows, seg = [], []
+        for j, t in enumerate(texts):
+            span = range(starts[t], starts[t + 1])
+            windows.extend(span)
+            seg.extend([j] * len(span))
+        return windows, torch.tensor(seg, dtype=torch.long)
+
+    def _starts(self) -> np.ndarray:
+        """(texts + 1,) index of each text's first window (and the end)."""
+        counts = np.bincount(self.owner, minlength=self.texts())
+        return np.concatenate([[0], np.cumsum(counts)])
+
+
+LONG_TEXT_RULES = ("truncate", "head-tail", "windows")
+WINDOW_POOLS = ("mean", "max")
 HEAD_SHARE = 0.25  # head-tail: Sun et al. 2019 kept the first 128 and the last 382 of 510 tokens
 
 
-def tokenize(tokenizer, texts: list[str], max_length: int, long_text: str = "truncate") -> Encoded:
-    """Token ids for each text, specials included, at most `max_length`: the first tokens
-    ("truncate"), or the first quarter and the last three quarters of the room ("head-tail")."""
-    if long_text == "head-tail":
+@dataclass(frozen=True)
+class LongText:
+    """How a text longer than max_length is read: saved with the model, used by training and by
+    every prediction path (Python, CLI, server, ONNX), so all see texts the same way.
+
+    truncate: the first tokens; head-tail: the first quarter and the last three quarters of the
+    room; windows: windows of max_length tokens starting every `stride` tokens of text, each
+    through encoder and head, their logits pooled per text (`pool` mean or max), at most
+    `max_windows` per text (0: all of them; prediction runs windows in batches either way).
+    """
+
+    rule: str = "truncate"
+    stride: int | None = None   # windows: tokens from one window's start to the next (None: half the room)
+    pool: str = "mean"          # windows: mean | max of the window logits
+    max_windows: int = 8        # windows: the first this many per text; 0 = all
+
+    def __post_init__(self):
+        if self.rule not in LONG_TEXT_RULES:
+            raise ConvtuneError(f"long_text must be one of {', '.join(LONG_TEXT_RULES)}, not {self.rule!r}")
+        if self.pool not in WINDOW_POOLS:
+            raise ConvtuneError(f"window pooling must be mean or max, not {self.pool!r}")
+        if self.stride is not None and (not isinstance(self.stride, int) or self.stride < 1):
+            raise ConvtuneError(f"stride must be a whole number of tokens >= 1, not {self.stride!r}")
+        if not isinstance(self.max_windows, int) or self.max_windows < 0:
+            raise ConvtuneError(f"max_windows must be 0 (all) or a positive whole number, not {self.max_windows!r}")
+
+    @classmethod
+    def of(cls, rule: str | LongText | None, windows: dict | None = None) -> LongText:
+        """From a rule name (and convtune.json's `windows` settings), or as given."""
+        if isinstance(rule, LongText):
+            return rule
+        try:
+            return cls(rule or "truncate", **(windows or {}))
+        except TypeError as e:  # an unknown key in a hand-edited convtune.json
+            raise ConvtuneError(f"bad windows settings {windows!r}: {e}") from None
+
+    def settings(self) -> dict:
+        """What convtune.json keeps beside the rule (empty unless windows)."""
+        return {"stride": self.stride, "pool": self.pool, "max_windows": self.max_windows} if self.rule == "windows" else {}
+
+    def step(self, room: int) -> int:
+        return min(self.stride or max(1, room // 2), room)
+
+
+def tokenize(tokenizer, texts: list[str], max_length: int, long_text: str | LongText = "truncate") -> Encoded:
+    """Token ids for each text (or each window), specials included, at most `max_length`: the
+    first tokens ("truncate"), the first quarter and the last three quarters of the room
+    ("head-tail"), or overlapping windows ("windows", see LongText)."""
+    rule = LongText.of(long_text)
+    if rule.rule == "head-tail":
         return Encoded(_head_tail(tokenizer, texts, max_length))
+    if rule.rule == "windows":
+        return _windows(tokenizer, texts, max_length, rule)
     clipped = [t[: max_length * CHARS_PER_TOKEN_CAP] for t in texts]
     enc = tokenizer(clipped, truncation=True, max_length=max_length, padding=False,
                     return_attention_mask=False, return_token_type_ids=False)
     return Encoded(enc["input_ids"])
+
+
+def _windows(tokenizer, texts: list[str], max_length: int, rule: LongText) -> Encoded:
+    """Windows of each text: a text that fits is one window, the same ids truncation gives.
+    With max_windows set only the characters those windows can reach are tokenized."""
+    prefix, suffix = _specials(tokenizer)
+    room = max(1, max_length - len(prefix) - len(suffix))
+    step = rule.step(room)
+    reach = (room + step * (rule.max_windows - 1)) * CHARS_PER_TOKEN_CAP if rule.max_windows else None
+    ids, owner = [], []
+    for t, pieces in enumerate(_pieces(tokenizer, [x[:reach] if reach else x for x in texts])):
+        starts = range(0, max(1, len(pieces) - room + step), step)  # the last window reaches the end
+        for start in starts[: rule.max_windows or None]:
+            ids.append(prefix + pieces[start:start + room] + suffix)
+            owner.append(t)
+    return Encoded(ids, owner)
+
+
+def window_reach(tokenizer, max_length: int, rule: LongText) -> int | None:
+    """Tokens of text (specials included) that the first max_windows windows cover; None: all."""
+    if rule.rule != "windows" or not rule.max_windows:
+        return None
+    extra = sum(map(len, _specials(tokenizer)))
+    room = max(1, max_length - extra)
+    return room + rule.step(room) * (rule.max_windows - 1) + extra
+
+
+def pool_windows(logits: torch.Tensor, seg: torch.Tensor, n: int, how: str = "mean") -> torch.Tensor:
+    """(W, C) window logits -> (n, C) text logits: the mean or max over each text's windows
+    (`seg[w]` is window w's text). Differentiable, so training learns through the pooling."""
+    seg = seg.to(logits.device)
+    if how == "max":
+        init = torch.full((n, logits.shape[1]), float("-inf"), dtype=logits.dtype, device=logits.device)
+        return init.scatter_reduce(0, seg[:, None].expand_as(logits), logits, "amax", include_self=True)
+    total = torch.zeros((n, logits.shape[1]), dtype=logits.dtype, device=logits.device).index_add(0, seg, logits)
+    counts = torch.bincount(seg, minlength=n).clamp(min=1).to(logits.dtype)
+    return total / counts[:, None]
+
+
+def text_logits(forward: Callable[[list[int]], torch.Tensor], enc: Encoded, batch_size: int,
+                precision: str = "fp32", desc: str | None = None, device_type: str = "cpu",
+                pool: str = "mean") -> np.ndarray:
+    """(texts, C) logits in input order: `forward` over batches of texts, or of windows that
+    are then pooled per text, so a 1 MB text costs batches of windows, never one huge batch."""
+    logits = batched_logits(forward, enc.lengths(), batch_size, precision, desc, device_type)
+    if enc.owner is None:
+        return logits
+    seg = torch.as_tensor(enc.owner, dtype=torch.long)
+    return pool_windows(torch.from_numpy(logits), seg, enc.texts(), pool).numpy()
 
 
 def _pieces(tokenizer, texts: list[str]) -> list[list[int]]:

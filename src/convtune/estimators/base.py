@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from convtune._fs import atomic_dir
 from convtune._version import __version__
-from convtune.data.batching import batched_logits, collate, long_share, tokenize
+from convtune.data.batching import LongText, collate, long_share, text_logits, tokenize, window_reach
 from convtune.data.labels import (
     LabelSpace,
     check_labels,
@@ -255,7 +255,7 @@ class TokenPath:
     batch_size: int
     precision: str = "fp32"            # autocast: fp32, bf16 or fp16
     device: torch.device = torch.device("cpu")  # where `forward` wants its inputs
-    long_text: str = "truncate"        # texts over max_length: truncate | head-tail, as in training
+    long_text: LongText = LongText()   # texts over max_length: truncate | head-tail | windows, as in training
 
 
 class TokenClassifier(TextClassifier):
@@ -276,20 +276,33 @@ class TokenClassifier(TextClassifier):
         def forward(idx: list[int]) -> torch.Tensor:
             return path.forward(*host_to_device(collate([enc.ids[i] for i in idx], pad), path.device))
 
-        logits = batched_logits(forward, enc.lengths(), batch_size or path.batch_size, path.precision,
-                                desc="predict" if len(texts) > 2000 else None, device_type=path.device.type)
+        logits = text_logits(forward, enc, batch_size or path.batch_size, path.precision,
+                             desc="predict" if len(texts) > 2000 else None, device_type=path.device.type,
+                             pool=path.long_text.pool)
         return self.label_space_.probabilities(logits)
 
 
-def warn_long_texts(tokenizer, texts: list[str], max_length: int, rule: str) -> float:
+def warn_long_texts(tokenizer, texts: list[str], max_length: int, rule: LongText) -> float:
     """One warning when training texts are longer than the window (nothing is cut silently);
     returns their share (of a sample of 2,000), which the model's convtune.json records."""
     share = long_share(tokenizer, texts, max_length)
     if share > 0.01:
-        kept = {"truncate": f"the first {max_length}", "head-tail": "the first quarter and the last three quarters"}
-        warn(f"{share:.0%} of the training texts are longer than {max_length} tokens; --long-text {rule} keeps "
-             f"{kept[rule]} of their tokens (--max-length, or --long-text head-tail, to keep more)")
+        warn(f"{share:.0%} of the training texts are longer than {max_length} tokens; --long-text {rule.rule} "
+             f"{_kept(rule, max_length)}")
+    reach = window_reach(tokenizer, max_length, rule)
+    over = long_share(tokenizer, texts, reach) if reach and share > 0.01 else 0.0
+    if over > 0.01:
+        warn(f"{over:.0%} of the training texts are longer than {rule.max_windows} windows ({reach} tokens); only "
+             "their first windows are read (--max-windows 0 reads all)")
     return round(share, 4)
+
+
+def _kept(rule: LongText, max_length: int) -> str:
+    if rule.rule == "windows":
+        return (f"reads them in windows of {max_length} tokens and pools the windows' logits ({rule.pool}); "
+                f"up to {rule.max_windows or 'all'} windows a text")
+    kept = {"truncate": f"the first {max_length}", "head-tail": "the first quarter and the last three quarters"}
+    return f"keeps {kept[rule.rule]} of their tokens (--max-length, or --long-text head-tail or windows, to keep more)"
 
 
 def _subclasses(cls) -> list[type]:

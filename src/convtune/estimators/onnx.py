@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from convtune._fs import inside
+from convtune.data.batching import LongText
 from convtune.errors import ConvtuneError
 from convtune.estimators.base import TokenClassifier, TokenPath
 from convtune.modeling.encoders import check_vocabulary
@@ -39,7 +40,8 @@ class OnnxClassifier(TokenClassifier):
             (logits,) = self.session_.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
             return torch.from_numpy(logits)
 
-        long_text = self.manifest_["source"]["model"].get("long_text", "truncate")  # the source model's rule
+        source = self.manifest_["source"]["model"]  # the source model's rule
+        long_text = LongText.of(source.get("long_text", "truncate"), source.get("windows"))
         return TokenPath(self.tokenizer_, forward, self.max_length, self.batch_size, long_text=long_text)
 
     def save_into(self, directory: Path) -> None:

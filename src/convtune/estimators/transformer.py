@@ -15,7 +15,7 @@ from pathlib import Path
 
 from convtune.config import TRAIN_OPTIONS, RuntimeConfig, TrainConfig, split_options
 from convtune.errors import ConvtuneError
-from convtune.data.batching import LONG_TEXT_RULES
+from convtune.data.batching import LongText
 from convtune.estimators.base import TextClassifier, TokenClassifier, TokenPath, warn_long_texts
 from convtune.modeling.checkpoint import save_model
 from convtune.modeling.encoders import (
@@ -38,7 +38,8 @@ class Classifier(TokenClassifier):
 
     def __init__(self, encoder: str = DEFAULT_ENCODER, head: str = "cnn", mode: str = "finetune",
                  max_length: int | None = None, head_config: dict | None = None, layers: int = 1,
-                 long_text: str = "truncate", **options):
+                 long_text: str = "truncate", stride: int | None = None, window_pool: str = "mean",
+                 max_windows: int = 8, **options):
         if head not in ("cnn", "cnn+pool", "linear"):
             raise ConvtuneError(f"unknown head {head!r}; choose cnn, cnn+pool or linear")
         if layers < 1:
@@ -47,15 +48,14 @@ class Classifier(TokenClassifier):
             raise ConvtuneError(f"unknown mode {mode!r}; choose finetune or frozen")
         if max_length is not None and max_length < 2:
             raise ConvtuneError("max_length must be at least 2 (room for the special tokens)")
-        if long_text not in LONG_TEXT_RULES:
-            raise ConvtuneError(f"long_text must be one of {', '.join(LONG_TEXT_RULES)}, not {long_text!r}")
+        LongText(long_text, stride, window_pool, max_windows)  # refuses a bad rule now, not after the encoder loads
         train_options, runtime_options = split_options(options)
         self.encoder = encoder
         self.head = head
         self.mode = mode
         self.max_length = max_length
         self.layers = layers
-        self.long_text = long_text
+        self.long_text, self.stride, self.window_pool, self.max_windows = long_text, stride, window_pool, max_windows
         self.head_config = head_config  # kept as given (scikit-learn's clone checks identity)
         check_head_config(head, dict(head_config or {}))
         self.train_config = TrainConfig(**train_options)     # hyper-parameters: saved with the model
@@ -68,6 +68,11 @@ class Classifier(TokenClassifier):
         self.result_: TrainResult | None = None
         self.manifest_: dict | None = None
 
+    @property
+    def _rule(self) -> LongText:
+        """The long-text rule of the current parameters (read anew: set_params may change them)."""
+        return LongText(self.long_text, self.stride, self.window_pool, self.max_windows)
+
     # ------------------------------------------------------------------ training
     def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
             dev_labels: Sequence[str] | None = None, callbacks: Sequence[Callback] = ()) -> Classifier:
@@ -77,13 +82,14 @@ class Classifier(TokenClassifier):
         train, dev = self._fit_data(texts, labels, dev_texts, dev_labels, self.train_config.seed)
         config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
                              head_config=dict(self.head_config or {}), mode=self.mode,
-                             max_length=self.max_length, layers=self.layers, long_text=self.long_text)
+                             max_length=self.max_length, layers=self.layers, long_text=self.long_text,
+                             windows=self._rule.settings())
         encoder_dir = resolve_encoder(self.encoder)
         self.train_config_ = replace(self.train_config, lr=self.train_config.lr or default_lr(self.encoder))
         seed_everything(self.train_config.seed)  # the head's initial weights depend on it
         self.model_, self.tokenizer_, config = build_model(config, encoder_dir)
         self.max_length_ = config.max_length
-        self.long_share_ = warn_long_texts(self.tokenizer_, train.texts, self.max_length_, self.long_text)
+        self.long_share_ = warn_long_texts(self.tokenizer_, train.texts, self.max_length_, self._rule)
         if self.train_config.freeze_embeddings:
             # me5-small's 250k-piece vocabulary is 96M of its 118M parameters: fixed, they need
             # no gradient and no AdamW state, and each step skips their update.
@@ -92,7 +98,7 @@ class Classifier(TokenClassifier):
         try:
             self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config_,
                                self.max_length_, self.runtime, store=store, callbacks=callbacks,
-                               long_text=self.long_text)
+                               long_text=self._rule)
         finally:
             if store is not None:
                 store.close()
@@ -127,7 +133,7 @@ class Classifier(TokenClassifier):
         device = resolve_device(self.runtime.device)  # a loaded model comes to the device it predicts on
         self.model_.to(device).eval()
         return TokenPath(self.tokenizer_, self.model_, self.max_length_, self.train_config.eval_batch_size,
-                         resolve_precision(self.runtime.precision, device), device, self.long_text)
+                         resolve_precision(self.runtime.precision, device), device, self._rule)
 
     # ------------------------------------------------------------------ persistence
     def save_into(self, directory: Path) -> None:
@@ -143,7 +149,7 @@ class Classifier(TokenClassifier):
         train_options = {k: v for k, v in manifest.get("train", {}).items() if k in TRAIN_OPTIONS}
         clf = cls(encoder=m["encoder"], head=m["head"], mode=m["mode"], max_length=m["max_length"],
                   head_config=m["head_config"], layers=m.get("layers", 1),
-                  long_text=m.get("long_text", "truncate"), **train_options)
+                  **_windows_params(m), **train_options)
         clf.model_, clf.tokenizer_, clf.labels_, clf.manifest_ = model, tokenizer, list(m["labels"]), manifest
         clf.max_length_ = m["max_length"]
         set_threads()
@@ -159,7 +165,8 @@ class Classifier(TokenClassifier):
     def get_params(self, deep: bool = True) -> dict:
         return {"encoder": self.encoder, "head": self.head, "mode": self.mode,
                 "max_length": self.max_length, "head_config": self.head_config, "layers": self.layers,
-                "long_text": self.long_text,
+                "long_text": self.long_text, "stride": self.stride, "window_pool": self.window_pool,
+                "max_windows": self.max_windows,
                 **asdict(self.train_config), **asdict(self.runtime)}
 
     def hyperparameters(self) -> dict:
@@ -168,3 +175,12 @@ class Classifier(TokenClassifier):
             m = self.manifest_["model"]
             p |= {"head_config": m["head_config"], "max_length": m["max_length"], **self.manifest_["train"]}
         return p
+
+
+def _windows_params(model: dict) -> dict:
+    """Classifier parameters of convtune.json's long-text rule (checked when the Classifier is made)."""
+    w = model.get("windows") or {}
+    if not isinstance(w, dict):
+        raise ConvtuneError(f"convtune.json: windows must be an object, not {w!r}")
+    rule = LongText.of(model.get("long_text", "truncate"), w)
+    return {"long_text": rule.rule, "stride": rule.stride, "window_pool": rule.pool, "max_windows": rule.max_windows}

@@ -39,7 +39,8 @@ class ModelConfig:
     mode: str = "finetune"          # finetune | frozen
     max_length: int | None = None   # tokens per text, [CLS]/[SEP] included; None: 128 or the encoder's limit
     layers: int = 1                 # k > 1: the head sees a learned mix of the last k layers
-    long_text: str = "truncate"     # texts over max_length: truncate | head-tail (prediction does the same)
+    long_text: str = "truncate"     # texts over max_length: truncate | head-tail | windows (prediction does the same)
+    windows: dict = field(default_factory=dict)  # windows: stride, pool, max_windows (data.batching.LongText)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -24,9 +24,11 @@ import torch
 from convtune.config import RuntimeConfig, TrainConfig
 from convtune.data.batching import (
     Encoded,
+    LongText,
     Step,
-    batched_logits,
     collate,
+    pool_windows,
+    text_logits,
     tokenize,
     train_steps,
 )
@@ -176,8 +178,9 @@ class _StepModule(torch.nn.Module):
 
 
 def _forwards(model, store, enc: Encoded, dev_enc: Encoded, pad_id: int, config: TrainConfig,
-              precision: str, device: torch.device, ranks: Ranks):
-    """(train module, train forward, dev forward, seconds spent filling the cache).
+              precision: str, device: torch.device, ranks: Ranks, pool: str = "mean"):
+    """(train module, train forward over texts, dev forward over entries of dev_enc, seconds
+    spent filling the cache).
 
     With a frozen encoder and a state store the encoder runs once per missing text, and both
     forwards run only the head on stored token states. The train module is DDP-wrapped when
@@ -198,8 +201,20 @@ def _forwards(model, store, enc: Encoded, dev_enc: Encoded, pad_id: int, config:
         step = torch.nn.parallel.DistributedDataParallel(
             step, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False,
             gradient_as_bucket_view=True)
-    return (step, lambda idx: step(*host_to_device(train_inputs(idx), device)),
-            lambda idx: dev_call(*host_to_device(dev_inputs(idx), device)), cache_seconds)
+    train_forward = _per_text(lambda idx: step(*host_to_device(train_inputs(idx), device)), enc, pool)
+    return step, train_forward, lambda idx: dev_call(*host_to_device(dev_inputs(idx), device)), cache_seconds
+
+
+def _per_text(forward: Forward, enc: Encoded, pool: str) -> Forward:
+    """A forward over texts from one over entries of `enc`: with windows, every window of the
+    batch's texts goes through the model at once and their logits are pooled per text."""
+    if enc.owner is None:
+        return forward
+
+    def texts_forward(idx: list[int]) -> torch.Tensor:
+        windows, seg = enc.windows_of(idx)
+        return pool_windows(forward(windows), seg, len(idx), pool)
+    return texts_forward
 
 
 def _fill_cache(model, store, enc: Encoded, dev_enc: Encoded, pad_id: int, config: TrainConfig,
@@ -239,6 +254,7 @@ class _Run:
     precision: str
     device: torch.device
     ranks: Ranks
+    pool: str = "mean"                 # windows: how window logits become a text's
 
 
 def _step_loss(run: _Run, step: Step) -> float:
@@ -296,8 +312,8 @@ def _check_dev(run: _Run, dev_forward: Forward, dev_enc: Encoded, dev: TextSet, 
     best = None
     with average.applied():  # a no-op without --ema; with it, dev sees (and we keep) the average
         # Every rank scores its share of dev and sees all the logits: the same early stopping.
-        logits = batched_logits(dev_forward, dev_enc.lengths(), run.config.eval_batch_size, run.precision, "dev",
-                                run.device.type)
+        logits = text_logits(dev_forward, dev_enc, run.config.eval_batch_size, run.precision, "dev",
+                             run.device.type, run.pool)
         if isinstance(run.space, MultiLabelSpace):  # at 0.5: thresholds are tuned once, after training
             state.dev = multilabel_scores(run.space.encode(dev.labels), run.space.decide(run.space.probabilities(logits)))
         else:
@@ -325,13 +341,14 @@ def _targets(train: TextSet, labels: list[str], config: TrainConfig):
 
 def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels: list[str],
         config: TrainConfig, max_length: int, runtime: RuntimeConfig | None = None, store=None,
-        callbacks: Sequence[Callback] = (), long_text: str = "truncate") -> TrainResult:
+        callbacks: Sequence[Callback] = (), long_text: str | LongText = "truncate") -> TrainResult:
     """Train `model` in place; on return it holds the best epoch's weights.
 
     With a frozen encoder and a `store` (training.state_cache.StateStore), the encoder runs once per text
     that the store lacks, and every epoch trains the head on the stored token states.
     `callbacks` run after the built-in ones (weight average, history, epoch log, early stopping).
-    `long_text` is how texts over max_length are cut (data.batching.LONG_TEXT_RULES).
+    `long_text` is how texts over max_length are read (data.batching.LongText); with windows a
+    batch is a batch of texts, each with all its windows, their logits pooled before the loss.
     `runtime` (device, precision) changes where and how fast it runs, not what it learns. Under
     torchrun every rank calls fit with the same data; each trains on its share of every step.
     """
@@ -340,18 +357,19 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     device = resolve_device(runtime.device)
     precision = resolve_precision(runtime.precision, device)
     space, y, weight = _targets(train, labels, config)
-    enc, dev_enc = (tokenize(tokenizer, part.texts, max_length, long_text) for part in (train, dev))
+    rule = LongText.of(long_text)
+    enc, dev_enc = (tokenize(tokenizer, part.texts, max_length, rule) for part in (train, dev))
     model.to(device)
     start = time.perf_counter()
     module, forward, dev_forward, cache_seconds = _forwards(model, store, enc, dev_enc, tokenizer.pad_token_id,
-                                                            config, precision, device, ranks)
-    plan = dict(lengths=enc.lengths(), batch_size=config.batch_size, seed=config.seed,
+                                                            config, precision, device, ranks, rule.pool)
+    plan = dict(lengths=enc.text_lengths(), batch_size=config.batch_size, seed=config.seed,
                 world_size=ranks.world_size, rank=ranks.rank, accum=config.grad_accum)
     steps = len(train_steps(epoch=0, **plan))
     optimizer = make_optimizer(model, config)
     run = _Run(model, module, forward, space, y.to(device), None if weight is None else weight.to(device), optimizer,
                linear_schedule(optimizer, warmup_steps(config, steps), steps * config.epochs),
-               grad_scaler(precision, device), config, precision, device, ranks)
+               grad_scaler(precision, device), config, precision, device, ranks, rule.pool)
     average, history = WeightAverage(model, config.ema), History()
     hooks = [average, history, EpochLog(), EarlyStopping(config.patience), *callbacks]
     state, best_state = TrainState(config.epochs, steps, is_main=ranks.is_main), None
