@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="42")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--mode", default="finetune", choices=["finetune", "frozen"])
-    ap.add_argument("--long-text", default="truncate", choices=["truncate", "head-tail", "windows"])
+    ap.add_argument("--long-text", default="truncate", choices=["auto", "truncate", "head-tail", "windows"])
     ap.add_argument("--stride", type=int, help="windows: default half a window")
     ap.add_argument("--window-pool", default="mean", choices=["mean", "max"])
     ap.add_argument("--max-windows", type=int, default=8)
@@ -50,7 +50,7 @@ def main() -> None:
         start = time.perf_counter()
         scored = clf.evaluate(splits.test.texts, splits.test.labels)
         row = {"data": a.data, "model": "tfidf-svm" if a.tfidf else f"minilm-l6 cnn {a.mode}", "seed": seed,
-               "epochs": None if a.tfidf else a.epochs, "long_text": None if a.tfidf else a.long_text,
+               "epochs": None if a.tfidf else a.epochs, "long_text": None if a.tfidf else clf.manifest_["model"]["long_text"],
                "max_length": None if a.tfidf else clf.max_length_, "train_seconds": round(seconds, 1),
                "test_seconds": round(time.perf_counter() - start, 1), "train": len(splits.train),
                "test": len(splits.test),

@@ -279,7 +279,7 @@ def test_windows_rule_trains_on_every_window_and_predicts_the_same_after_loading
                    precision="fp32", seed=0, head_config={"kernel_sizes": [2, 3], "num_filters": 16})
     clf = Classifier(long_text="windows", stride=5, window_pool="max", **options).fit(texts, labels)
     assert "--long-text windows reads them in windows of 12 tokens" in capsys.readouterr().err
-    truncating = Classifier(**options).fit(texts, labels)
+    truncating = Classifier(long_text="truncate", **options).fit(texts, labels)
     assert clf.evaluate(test_texts, test_labels)["accuracy"] > 0.9
     assert truncating.evaluate(test_texts, test_labels)["accuracy"] < 0.75
     assert clf.manifest_["model"]["windows"] == {"stride": 5, "pool": "max", "max_windows": 8}
@@ -325,3 +325,17 @@ def test_bad_windows_settings_are_one_line(tiny_encoder, tmp_path):
     (tmp_path / "m" / "convtune.json").write_text(json.dumps(manifest))
     with pytest.raises(ConvtuneError, match="stride must be"):
         convtune.load(tmp_path / "m")
+
+
+def test_auto_reads_windows_only_when_many_texts_are_long(tiny_encoder, tmp_path):
+    import convtune
+
+    long_texts, labels = _late_word_texts(40)
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, max_length=12).fit(long_texts, labels)
+    assert clf.get_params()["long_text"] == "auto" and clf.long_text_ == "windows"
+    assert clf.manifest_["model"]["long_text"] == "windows" and clf.hyperparameters()["long_text"] == "windows"
+    clf.save(tmp_path / "m")
+    assert convtune.load(tmp_path / "m").long_text == "windows"  # the rule chosen, not "auto" again
+    short_texts, labels = toy_texts(40)  # at most 10 words: every text fits in 16 tokens
+    assert Classifier(encoder=str(tiny_encoder), epochs=1, max_length=16).fit(
+        short_texts, labels).manifest_["model"]["long_text"] == "truncate"

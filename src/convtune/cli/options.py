@@ -53,10 +53,11 @@ def _train_model_options(g) -> None:
     g.add_argument("--layers", default="last-1", help="last-k: the head sees a learned mix of the last k layers")
     g.add_argument("--max-length", type=int,
                    help="tokens per text (default 128, or the encoder's limit if smaller; textcnn: 128)")
-    g.add_argument("--long-text", choices=["truncate", "head-tail", "windows"],
-                   help="texts over --max-length: keep the first tokens (truncate, the default), the first "
-                   "quarter and the last three quarters (head-tail, Sun et al. 2019), or read every window "
-                   "and pool their logits (windows)")
+    g.add_argument("--long-text", choices=["auto", "truncate", "head-tail", "windows"],
+                   help="texts over --max-length: keep the first tokens (truncate), the first quarter and the "
+                   "last three quarters (head-tail, Sun et al. 2019), or read the text in windows and pool "
+                   "their logits (windows); auto (the default): windows once over 10%% of the training "
+                   "texts are long, else truncate")
     g.add_argument("--stride", type=int, help="windows: tokens from one window's start to the next "
                    "(default half a window)")
     g.add_argument("--window-pool", choices=["mean", "max"], help="windows: pool the window logits (default mean)")

@@ -282,10 +282,12 @@ class TokenClassifier(TextClassifier):
         return self.label_space_.probabilities(logits)
 
 
-def warn_long_texts(tokenizer, texts: list[str], max_length: int, rule: LongText) -> float:
+def warn_long_texts(tokenizer, texts: list[str], max_length: int, rule: LongText,
+                    share: float | None = None) -> float:
     """One warning when training texts are longer than the window (nothing is cut silently);
-    returns their share (of a sample of 2,000), which the model's convtune.json records."""
-    share = long_share(tokenizer, texts, max_length)
+    returns their share (of a sample of 2,000; `share` if already measured), which the model's
+    convtune.json records."""
+    share = long_share(tokenizer, texts, max_length) if share is None else share
     if share > 0.01:
         warn(f"{share:.0%} of the training texts are longer than {max_length} tokens; --long-text {rule.rule} "
              f"{_kept(rule, max_length)}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from convtune.config import TRAIN_OPTIONS, RuntimeConfig, TrainConfig, split_options
 from convtune.errors import ConvtuneError
-from convtune.data.batching import LongText
+from convtune.data.batching import LongText, long_share
 from convtune.estimators.base import TextClassifier, TokenClassifier, TokenPath, warn_long_texts
 from convtune.modeling.checkpoint import save_model
 from convtune.modeling.encoders import (
@@ -31,6 +31,11 @@ from convtune.training.callbacks import Callback
 from convtune.training.loop import TrainResult, fit, seed_everything
 
 
+# long_text="auto" reads texts in windows once more than this share of the training texts is
+# longer than max_length, and truncates otherwise (short-text sets train exactly as before).
+AUTO_WINDOWS_SHARE = 0.10
+
+
 class Classifier(TokenClassifier):
     """A pretrained encoder with a CNN (or linear) head, trained on labelled texts."""
 
@@ -38,7 +43,7 @@ class Classifier(TokenClassifier):
 
     def __init__(self, encoder: str = DEFAULT_ENCODER, head: str = "cnn", mode: str = "finetune",
                  max_length: int | None = None, head_config: dict | None = None, layers: int = 1,
-                 long_text: str = "truncate", stride: int | None = None, window_pool: str = "mean",
+                 long_text: str = "auto", stride: int | None = None, window_pool: str = "mean",
                  max_windows: int = 8, **options):
         if head not in ("cnn", "cnn+pool", "linear"):
             raise ConvtuneError(f"unknown head {head!r}; choose cnn, cnn+pool or linear")
@@ -48,7 +53,8 @@ class Classifier(TokenClassifier):
             raise ConvtuneError(f"unknown mode {mode!r}; choose finetune or frozen")
         if max_length is not None and max_length < 2:
             raise ConvtuneError("max_length must be at least 2 (room for the special tokens)")
-        LongText(long_text, stride, window_pool, max_windows)  # refuses a bad rule now, not after the encoder loads
+        # Refuses a bad rule now, not after the encoder loads.
+        LongText("truncate" if long_text == "auto" else long_text, stride, window_pool, max_windows)
         train_options, runtime_options = split_options(options)
         self.encoder = encoder
         self.head = head
@@ -56,6 +62,7 @@ class Classifier(TokenClassifier):
         self.max_length = max_length
         self.layers = layers
         self.long_text, self.stride, self.window_pool, self.max_windows = long_text, stride, window_pool, max_windows
+        self.long_text_: str | None = None  # fitted: the rule "auto" chose
         self.head_config = head_config  # kept as given (scikit-learn's clone checks identity)
         check_head_config(head, dict(head_config or {}))
         self.train_config = TrainConfig(**train_options)     # hyper-parameters: saved with the model
@@ -70,8 +77,10 @@ class Classifier(TokenClassifier):
 
     @property
     def _rule(self) -> LongText:
-        """The long-text rule of the current parameters (read anew: set_params may change them)."""
-        return LongText(self.long_text, self.stride, self.window_pool, self.max_windows)
+        """The long-text rule of the current parameters (read anew: set_params may change them);
+        "auto" is what fit chose for the training texts (truncate before fit)."""
+        rule = (self.long_text_ or "truncate") if self.long_text == "auto" else self.long_text
+        return LongText(rule, self.stride, self.window_pool, self.max_windows)
 
     # ------------------------------------------------------------------ training
     def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
@@ -82,14 +91,17 @@ class Classifier(TokenClassifier):
         train, dev = self._fit_data(texts, labels, dev_texts, dev_labels, self.train_config.seed)
         config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
                              head_config=dict(self.head_config or {}), mode=self.mode,
-                             max_length=self.max_length, layers=self.layers, long_text=self.long_text,
-                             windows=self._rule.settings())
+                             max_length=self.max_length, layers=self.layers)
         encoder_dir = resolve_encoder(self.encoder)
         self.train_config_ = replace(self.train_config, lr=self.train_config.lr or default_lr(self.encoder))
         seed_everything(self.train_config.seed)  # the head's initial weights depend on it
         self.model_, self.tokenizer_, config = build_model(config, encoder_dir)
         self.max_length_ = config.max_length
-        self.long_share_ = warn_long_texts(self.tokenizer_, train.texts, self.max_length_, self._rule)
+        share = long_share(self.tokenizer_, train.texts, self.max_length_)
+        if self.long_text == "auto":  # windows once many texts are long (20 Newsgroups: +8 points, docs/results)
+            self.long_text_ = "windows" if share > AUTO_WINDOWS_SHARE else "truncate"
+        self.long_share_ = warn_long_texts(self.tokenizer_, train.texts, self.max_length_, self._rule, share)
+        config = replace(config, long_text=self._rule.rule, windows=self._rule.settings())
         if self.train_config.freeze_embeddings:
             # me5-small's 250k-piece vocabulary is 96M of its 118M parameters: fixed, they need
             # no gradient and no AdamW state, and each step skips their update.
@@ -173,7 +185,8 @@ class Classifier(TokenClassifier):
         p = self.get_params()
         if self.manifest_ is not None:  # as fitted: the head's full config, max length and encoder lr used
             m = self.manifest_["model"]
-            p |= {"head_config": m["head_config"], "max_length": m["max_length"], **self.manifest_["train"]}
+            p |= {"head_config": m["head_config"], "max_length": m["max_length"], **self.manifest_["train"],
+                  **_windows_params(m)}
         return p
 
 
