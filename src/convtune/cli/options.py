@@ -49,7 +49,16 @@ def _train_model_options(g) -> None:
     g.add_argument("--encoder", default="minilm-l6", help="packaged encoder name or local HF directory")
     g.add_argument("--head", default="cnn", choices=["cnn", "cnn+pool", "linear", "tfidf-svm", "tfidf-nb", "textcnn"],
                    help="cnn / cnn+pool / linear: over the encoder; tfidf-svm, tfidf-nb, textcnn: baselines without it")
-    g.add_argument("--mode", default="finetune", choices=["finetune", "frozen"])
+    g.add_argument("--mode", default="finetune", choices=["finetune", "frozen", "lora", "adalora", "ia3", "adapter"],
+                   help="finetune the encoder, keep it frozen, or train an adapter on it (lora, adalora, ia3; "
+                   "the head always trains in full)")
+    g.add_argument("--lora-r", type=int, help="lora / adalora: rank (adalora: the average it prunes to; default 8)")
+    g.add_argument("--lora-alpha", type=float, help="lora / adalora: scaling alpha (update = alpha / r * BA; default 16)")
+    g.add_argument("--lora-dropout", type=float, help="lora / adalora: dropout on the adapter's input (default 0.1)")
+    g.add_argument("--target-modules", help="comma-separated names of the linear layers to adapt (default: the "
+                   "encoder family's attention and feed-forward projections)")
+    g.add_argument("--merge", action="store_true", help="adapter modes: save the model with the adapter merged "
+                   "into the encoder (standalone, larger)")
     g.add_argument("--layers", default="last-1", help="last-k: the head sees a learned mix of the last k layers")
     g.add_argument("--max-length", type=int,
                    help="tokens per text (default 128, or the encoder's limit if smaller; textcnn: 128)")

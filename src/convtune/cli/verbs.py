@@ -25,6 +25,8 @@ def make_estimator(a: argparse.Namespace):
     # Every option goes to the registry; each kind takes the ones it knows (TF-IDF: seed, stop words).
     return make(a.head, encoder=a.encoder, mode=a.mode, layers=_last_k(a.layers), max_length=a.max_length,
                 long_text=a.long_text, stride=a.stride, window_pool=a.window_pool, max_windows=a.max_windows,
+                lora_r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=a.lora_dropout,
+                target_modules=[m.strip() for m in a.target_modules.split(",") if m.strip()] if a.target_modules else None,
                 head_config=head, stop_words=a.stop_words, **options)
 
 
@@ -60,9 +62,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     from convtune.experiments.runs import train_run
 
     clf = make_estimator(a)  # bad options fail before any data is read
+    if a.merge and a.mode not in ("lora", "adalora", "ia3"):
+        raise ConvtuneError(f"--merge needs an adapter mode (lora, adalora, ia3), not --mode {a.mode}")
     splits = load_splits(a.data, a.dev, a.test, seed=clf.get_params()["seed"], text_col=a.text_col,
                          label_col=a.label_col, encoding=a.encoding, strict=a.strict, rule=label_rule(a))
-    m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit)
+    m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit, merge=a.merge)
     from convtune.distributed import current
 
     if not current().is_main:  # under torchrun: rank 0 reports for all

@@ -26,6 +26,7 @@ import numpy as np
 
 from convtune._fs import atomic_dir, write_json
 from convtune.errors import ConvtuneError
+from convtune.modeling.adapters import ADAPTER_MODES
 from convtune.modeling.checkpoint import CONFIG_NAME, read_manifest
 
 ONNX_NAME = "model.onnx"
@@ -128,6 +129,8 @@ def export_onnx(model_dir: str | Path, out: str | Path, data: ParityData, int8: 
     if manifest.get("kind", "transformer") != "transformer":
         raise ConvtuneError(f"{model_dir}: only transformer models export to ONNX (this is {manifest['kind']!r})")
     clf = Classifier.load(model_dir)
+    if clf.mode in ADAPTER_MODES:  # one graph: the adapter folded into the encoder's weights
+        clf = clf.merged()
     with atomic_dir(out, overwrite) as tmp:
         graph = tmp / ("model-fp32.onnx" if int8 else ONNX_NAME)
         try:
@@ -141,6 +144,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, data: ParityData, int8: 
         for record in ("metrics.json", "split.json"):   # the training record travels with the export
             if (Path(model_dir) / record).is_file():
                 shutil.copy2(Path(model_dir) / record, tmp / record)
+        manifest = dict(clf.manifest_, format_version=manifest["format_version"])  # merged: as fine-tuned
         exported = {"kind": "onnx", "format_version": manifest["format_version"],
                     "onnx": {"file": ONNX_NAME, "int8": int8, "opset": 17,  # rows: checked against the tokenizer
                              "vocab_rows": clf.model_.encoder.get_input_embeddings().num_embeddings},

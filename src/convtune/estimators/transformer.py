@@ -9,6 +9,7 @@ plus save / load that keep the label map with the weights.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -17,6 +18,16 @@ from convtune.config import TRAIN_OPTIONS, RuntimeConfig, TrainConfig, split_opt
 from convtune.errors import ConvtuneError
 from convtune.data.batching import LongText, long_share
 from convtune.estimators.base import TextClassifier, TokenClassifier, TokenPath, warn_long_texts
+from convtune.modeling.adapters import (
+    ADAPTER_MODES,
+    AdapterConfig,
+    adapter_state,
+    base_identity,
+    finish_allocation,
+    is_adapted,
+    merged,
+    trainable_share,
+)
 from convtune.modeling.checkpoint import save_model
 from convtune.modeling.encoders import (
     DEFAULT_ENCODER,
@@ -27,13 +38,21 @@ from convtune.modeling.encoders import (
 from convtune.modeling.heads import check_head_config
 from convtune.modeling.model import ModelConfig, build_model, load_model
 from convtune.runtime import resolve_device, resolve_precision, set_threads
-from convtune.training.callbacks import Callback
+from convtune.training.callbacks import Callback, RankBudget
 from convtune.training.loop import TrainResult, fit, seed_everything
 
 
 # long_text="auto" reads texts in windows once more than this share of the training texts is
 # longer than max_length, and truncates otherwise (short-text sets train exactly as before).
 AUTO_WINDOWS_SHARE = 0.10
+
+
+MODES = ("finetune", "frozen", *ADAPTER_MODES)
+ADAPTER_LR = 5e-4  # adapters' encoder learning rate when none is given (the LoRA paper's RoBERTa-base SST-2)
+ADAPTERS_UNAVAILABLE = (
+    "--mode adapter (bottleneck adapters) needs the `adapters` library, whose 1.3.0 release requires "
+    "transformers ~=4.57 and fails to import beside transformers 5 / huggingface_hub 2 (HfFolder is gone); "
+    "use --mode ia3 (peft's IA3 scales) or --mode lora instead")
 
 
 class Classifier(TokenClassifier):
@@ -44,13 +63,16 @@ class Classifier(TokenClassifier):
     def __init__(self, encoder: str = DEFAULT_ENCODER, head: str = "cnn", mode: str = "finetune",
                  max_length: int | None = None, head_config: dict | None = None, layers: int = 1,
                  long_text: str = "auto", stride: int | None = None, window_pool: str = "mean",
-                 max_windows: int = 8, **options):
+                 max_windows: int = 8, lora_r: int = 8, lora_alpha: float = 16.0, lora_dropout: float = 0.1,
+                 target_modules: list[str] | None = None, **options):
         if head not in ("cnn", "cnn+pool", "linear"):
             raise ConvtuneError(f"unknown head {head!r}; choose cnn, cnn+pool or linear")
         if layers < 1:
             raise ConvtuneError("layers must be at least 1")
-        if mode not in ("finetune", "frozen"):
-            raise ConvtuneError(f"unknown mode {mode!r}; choose finetune or frozen")
+        if mode == "adapter":  # the issue's bottleneck adapters: the library cannot load here
+            raise ConvtuneError(ADAPTERS_UNAVAILABLE)
+        if mode not in MODES:
+            raise ConvtuneError(f"unknown mode {mode!r}; choose {', '.join(MODES)}")
         if max_length is not None and max_length < 2:
             raise ConvtuneError("max_length must be at least 2 (room for the special tokens)")
         # Refuses a bad rule now, not after the encoder loads.
@@ -63,6 +85,10 @@ class Classifier(TokenClassifier):
         self.layers = layers
         self.long_text, self.stride, self.window_pool, self.max_windows = long_text, stride, window_pool, max_windows
         self.long_text_: str | None = None  # fitted: the rule "auto" chose
+        self.lora_r, self.lora_alpha, self.lora_dropout = lora_r, lora_alpha, lora_dropout
+        self.target_modules = target_modules
+        if mode in ADAPTER_MODES:
+            AdapterConfig(**self._adapter_options())  # checks r, alpha, dropout, modules now
         self.head_config = head_config  # kept as given (scikit-learn's clone checks identity)
         check_head_config(head, dict(head_config or {}))
         self.train_config = TrainConfig(**train_options)     # hyper-parameters: saved with the model
@@ -89,13 +115,18 @@ class Classifier(TokenClassifier):
         `callbacks` (convtune.training.callbacks.Callback) see every step and every epoch's dev scores."""
         set_threads()
         train, dev = self._fit_data(texts, labels, dev_texts, dev_labels, self.train_config.seed)
+        adapted = self.mode in ADAPTER_MODES
         config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
                              head_config=dict(self.head_config or {}), mode=self.mode,
-                             max_length=self.max_length, layers=self.layers)
+                             max_length=self.max_length, layers=self.layers,
+                             adapter=self._adapter_options() if adapted else {})
         encoder_dir = resolve_encoder(self.encoder)
-        self.train_config_ = replace(self.train_config, lr=self.train_config.lr or default_lr(self.encoder))
+        lr = self.train_config.lr or (ADAPTER_LR if adapted else default_lr(self.encoder))
+        self.train_config_ = replace(self.train_config, lr=lr)
         seed_everything(self.train_config.seed)  # the head's initial weights depend on it
-        self.model_, self.tokenizer_, config = build_model(config, encoder_dir)
+        self.model_, self.tokenizer_, config = build_model(config, encoder_dir, total_steps=self._steps(len(train)))
+        if self.mode == "adalora":
+            callbacks = [RankBudget(self.model_.encoder), *callbacks]
         self.max_length_ = config.max_length
         share = long_share(self.tokenizer_, train.texts, self.max_length_)
         if self.long_text == "auto":  # windows once many texts are long (20 Newsgroups: +8 points, docs/results)
@@ -106,6 +137,8 @@ class Classifier(TokenClassifier):
             # me5-small's 250k-piece vocabulary is 96M of its 118M parameters: fixed, they need
             # no gradient and no AdamW state, and each step skips their update.
             self.model_.encoder.get_input_embeddings().requires_grad_(False)
+        trained, total = trainable_share(self.model_)  # the head included
+        self.parameters_ = {"trained": trained, "total": total, "trained_share": round(trained / total, 5)}
         store = self._state_store(encoder_dir)
         try:
             self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config_,
@@ -114,9 +147,22 @@ class Classifier(TokenClassifier):
         finally:
             if store is not None:
                 store.close()
+        if self.mode == "adalora":  # the ranks it allocated, reapplied after the best epoch came back
+            config = replace(config, adapter={**config.adapter, "rank_pattern": finish_allocation(self.model_.encoder)})
         self._tune_thresholds(dev)
         self.manifest_ = self._manifest(config)
+        if adapted:
+            self.manifest_["base_encoder"] = base_identity(self.manifest_["encoder_info"], encoder_dir)
         return self
+
+    def _adapter_options(self) -> dict:
+        return {"method": self.mode, "r": self.lora_r, "alpha": self.lora_alpha, "dropout": self.lora_dropout,
+                "target_modules": None if self.target_modules is None else list(self.target_modules)}
+
+    def _steps(self, texts: int) -> int:
+        """Optimizer steps of the whole run (AdaLoRA's schedule): one process's share of it."""
+        per_step = self.train_config.batch_size * self.train_config.grad_accum
+        return max(1, texts // per_step) * self.train_config.epochs
 
     def _state_store(self, encoder_dir: Path):
         """The token-state cache for frozen mode (None when fine-tuning or turned off)."""
@@ -137,7 +183,7 @@ class Classifier(TokenClassifier):
         return {**self._manifest_head(), "model": dict(config.to_dict(), encoder=identity["name"]),
                 "train": self.train_config_.to_dict(), "encoder_info": identity,
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
-                             "long_texts_share": self.long_share_,
+                             "long_texts_share": self.long_share_, "parameters": self.parameters_,
                              "precision": r.precision, "cache_seconds": r.cache_seconds, "history": r.history}}
 
     # ------------------------------------------------------------------ prediction
@@ -148,10 +194,31 @@ class Classifier(TokenClassifier):
                          resolve_precision(self.runtime.precision, device), device, self._rule)
 
     # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, overwrite: bool = False, merge: bool = False) -> None:
+        """Save atomically; `merge=True` (adapter modes) writes the standalone merged model."""
+        (self.merged() if merge else super()).save(path, overwrite)
+
+    def merged(self) -> Classifier:
+        """A copy with the adapter folded into the encoder's weights: an ordinary fine-tuned model
+        (its own encoder/ directory, one ONNX graph); this classifier is left as it is."""
+        self._check_fitted()
+        if self.mode not in ADAPTER_MODES:
+            raise ConvtuneError(f"merge: a {self.mode} model has no adapter to merge")
+        clf = copy.copy(self)
+        clf.model_ = copy.deepcopy(self.model_)
+        clf.model_.encoder = merged(clf.model_.encoder)
+        clf.mode = "finetune"
+        model = dict(self.manifest_["model"], mode="finetune", adapter={})
+        clf.manifest_ = {**{k: v for k, v in self.manifest_.items() if k != "base_encoder"}, "model": model,
+                         "merged_from": {"mode": self.mode, "adapter": self.manifest_["model"]["adapter"],
+                                         "base_encoder": self.manifest_["base_encoder"]}}
+        return clf
+
     def save_into(self, directory: Path) -> None:
         """Write the model into an existing directory (used inside an atomic save)."""
         self._check_fitted()
-        save_model(Path(directory), self.model_, self.tokenizer_, self.manifest_)
+        adapter = adapter_state(self.model_.encoder) if is_adapted(self.model_.encoder) else None
+        save_model(Path(directory), self.model_, self.tokenizer_, self.manifest_, adapter)
 
     @classmethod
     def _load_from(cls, path: Path, manifest: dict) -> Classifier:
@@ -161,7 +228,7 @@ class Classifier(TokenClassifier):
         train_options = {k: v for k, v in manifest.get("train", {}).items() if k in TRAIN_OPTIONS}
         clf = cls(encoder=m["encoder"], head=m["head"], mode=m["mode"], max_length=m["max_length"],
                   head_config=m["head_config"], layers=m.get("layers", 1),
-                  **_windows_params(m), **train_options)
+                  **_windows_params(m), **_adapter_params(m), **train_options)
         clf.model_, clf.tokenizer_, clf.labels_, clf.manifest_ = model, tokenizer, list(m["labels"]), manifest
         clf.max_length_ = m["max_length"]
         set_threads()
@@ -178,7 +245,8 @@ class Classifier(TokenClassifier):
         return {"encoder": self.encoder, "head": self.head, "mode": self.mode,
                 "max_length": self.max_length, "head_config": self.head_config, "layers": self.layers,
                 "long_text": self.long_text, "stride": self.stride, "window_pool": self.window_pool,
-                "max_windows": self.max_windows,
+                "max_windows": self.max_windows, "lora_r": self.lora_r, "lora_alpha": self.lora_alpha,
+                "lora_dropout": self.lora_dropout, "target_modules": self.target_modules,
                 **asdict(self.train_config), **asdict(self.runtime)}
 
     def hyperparameters(self) -> dict:
@@ -197,3 +265,12 @@ def _windows_params(model: dict) -> dict:
         raise ConvtuneError(f"convtune.json: windows must be an object, not {w!r}")
     rule = LongText.of(model.get("long_text", "truncate"), w)
     return {"long_text": rule.rule, "stride": rule.stride, "window_pool": rule.pool, "max_windows": rule.max_windows}
+
+
+def _adapter_params(model: dict) -> dict:
+    """Classifier parameters of convtune.json's adapter (empty unless an adapter mode)."""
+    a = model.get("adapter") or {}
+    if not isinstance(a, dict):
+        raise ConvtuneError(f"convtune.json: adapter must be an object, not {a!r}")
+    keys = {"r": "lora_r", "alpha": "lora_alpha", "dropout": "lora_dropout", "target_modules": "target_modules"}
+    return {param: a[key] for key, param in keys.items() if key in a}

@@ -24,8 +24,9 @@ from convtune.experiments.plots import plot_confusion_of, plot_per_label, plot_t
 
 
 def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: bool = False,
-              train_limit: int | None = None) -> dict:
-    """Train `clf` on `splits`, report dev / test, save everything under `out`; return metrics."""
+              train_limit: int | None = None, merge: bool = False) -> dict:
+    """Train `clf` on `splits`, report dev / test, save everything under `out`; return metrics.
+    `merge`: an adapter model is saved with its adapter folded into the encoder (standalone)."""
     train = subsample(splits.train, train_limit, splits.record["seed"])
     if len(train) < len(splits.train):
         splits.record["train_limit"] = train_limit
@@ -53,7 +54,7 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
                 reports[part] = metrics[part].pop("report")
         metrics["wall_seconds"] = round(time.perf_counter() - wall, 2)
         if ranks.is_main:
-            _write_run(tmp, clf, splits, metrics, step_losses)
+            _write_run(tmp, clf.merged() if merge else clf, splits, metrics, step_losses)
             final = "test" if "test" in reports else "dev"
             tqdm.write(f"\n{splits.name} {final} report ({metrics['head']} head, {metrics['mode']}):\n{reports[final]}")
     barrier()

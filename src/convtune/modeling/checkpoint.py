@@ -4,6 +4,8 @@
                            training hyper-parameters
     DIR/encoder/           the encoder and tokenizer in Hugging Face format (safetensors)
     DIR/head.safetensors   the head's weights (and the layer mix, if any), keys head.* / head_mix.*
+    DIR/adapter.safetensors  lora / adalora / ia3 instead of DIR/encoder/: the adapter only; the
+                           base encoder is named (and hashed) in convtune.json, not copied
 
 Writes go to a temporary sibling directory that is renamed into place at the end, so an
 interrupted save never leaves a directory that looks complete.
@@ -22,6 +24,7 @@ from convtune.errors import ConvtuneError
 
 FORMAT_VERSION = 1
 HEAD_NAME = "head.safetensors"
+ADAPTER_NAME = "adapter.safetensors"
 ENCODER_DIR = "encoder"
 
 
@@ -43,12 +46,16 @@ def require_finite(state: dict, where: str) -> None:
         raise ConvtuneError(f"{where}: weight {bad} holds NaN or infinite values")
 
 
-def save_model(directory: Path, model, tokenizer, manifest: dict) -> None:
-    """Write encoder, tokenizer, head and manifest into an existing (temporary) directory."""
+def save_model(directory: Path, model, tokenizer, manifest: dict, adapter: dict | None = None) -> None:
+    """Write encoder, tokenizer, head and manifest into an existing (temporary) directory; with
+    `adapter` (an adapter's weights: modeling.adapters.adapter_state) those instead of the encoder."""
     require_finite(model.state_dict(), "refusing to save the model")
-    enc_dir = directory / ENCODER_DIR
-    model.encoder.save_pretrained(enc_dir)
-    tokenizer.save_pretrained(enc_dir)
+    if adapter is not None:
+        write_safetensors(adapter, directory / ADAPTER_NAME, metadata={"format": "pt"})
+    else:
+        enc_dir = directory / ENCODER_DIR
+        model.encoder.save_pretrained(enc_dir)
+        tokenizer.save_pretrained(enc_dir)
     # Everything that is not the encoder: the head, and the layer mix when there is one.
     head_state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
                   if not k.startswith("encoder.")}

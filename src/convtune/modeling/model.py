@@ -16,11 +16,19 @@ from torch import nn
 
 from convtune.errors import ConvtuneError
 from convtune.modeling.checkpoint import (
+    ADAPTER_NAME,
     ENCODER_DIR,
     HEAD_NAME,
     check_weight_shapes,
     read_manifest,
     require_finite,
+)
+from convtune.modeling.adapters import (
+    ADAPTER_MODES,
+    AdapterConfig,
+    apply_adapter,
+    base_encoder_dir,
+    load_adapter_state,
 )
 from convtune.modeling.encoders import is_decoder, load_encoder, token_limit
 from convtune.modeling.heads import ScalarMix, check_head_config, head_from_config
@@ -36,11 +44,12 @@ class ModelConfig:
     labels: list[str]
     head: str = "cnn"               # cnn | cnn+pool | linear
     head_config: dict = field(default_factory=dict)
-    mode: str = "finetune"          # finetune | frozen
+    mode: str = "finetune"          # finetune | frozen | lora | adalora | ia3 (modeling.adapters)
     max_length: int | None = None   # tokens per text, [CLS]/[SEP] included; None: 128 or the encoder's limit
     layers: int = 1                 # k > 1: the head sees a learned mix of the last k layers
     long_text: str = "truncate"     # texts over max_length: truncate | head-tail | windows (prediction does the same)
     windows: dict = field(default_factory=dict)  # windows: stride, pool, max_windows (data.batching.LongText)
+    adapter: dict = field(default_factory=dict)  # lora / adalora / ia3: modeling.adapters.AdapterConfig
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,10 +95,12 @@ class TransformerClassifier(nn.Module):
         return self.classify(h.float() if self.frozen else h, attention_mask)
 
 
-def build_model(config: ModelConfig, encoder_dir: str | Path, head_weights: Path | None = None):
+def build_model(config: ModelConfig, encoder_dir: str | Path, head_weights: Path | None = None,
+                total_steps: int | None = None):
     """(model, tokenizer, resolved config) for a config, with the encoder read from a local
     directory. `config` is not changed: the copy returned has max_length and the head's full
-    config filled in (what is saved with the model).
+    config filled in (what is saved with the model). In an adapter mode the encoder comes back
+    wrapped by peft, its base weights frozen (`total_steps`: AdaLoRA's budget schedule).
 
     `head_weights` (a saved head.safetensors) is checked against the config's shapes before
     the head is allocated, so an edited config fails in one line instead of in the allocator.
@@ -121,6 +132,10 @@ def build_model(config: ModelConfig, encoder_dir: str | Path, head_weights: Path
     if head_weights is not None:
         check_weight_shapes(trainable_part, head_weights)
     head = make_head()
+    if config.mode in ADAPTER_MODES:
+        adapter = AdapterConfig(**{"method": config.mode, **config.adapter})
+        encoder = apply_adapter(encoder, adapter, total_steps)
+        config = replace(config, adapter=adapter.to_dict())
     model = TransformerClassifier(encoder, head, frozen=config.mode == "frozen", layers=config.layers)
     return model, tokenizer, replace(config, head_config=asdict(head.config))
 
@@ -130,7 +145,16 @@ def load_model(directory: str | Path, manifest: dict | None = None):
     directory = Path(directory)
     manifest = manifest or read_manifest(directory)
     config = ModelConfig(**manifest["model"])
-    model, tokenizer, _ = build_model(config, directory / ENCODER_DIR, head_weights=directory / HEAD_NAME)
+    adapted = config.mode in ADAPTER_MODES
+    encoder_dir = base_encoder_dir(directory, manifest.get("base_encoder")) if adapted else directory / ENCODER_DIR
+    model, tokenizer, _ = build_model(config, encoder_dir, head_weights=directory / HEAD_NAME)
+    if adapted:
+        adapter_file = directory / ADAPTER_NAME
+        if not adapter_file.is_file():
+            raise ConvtuneError(f"{directory}: a {config.mode} model without its {ADAPTER_NAME}")
+        state = load_file(str(adapter_file))
+        require_finite(state, str(adapter_file))
+        load_adapter_state(model.encoder, state, str(adapter_file))
     try:
         state = load_file(str(directory / HEAD_NAME))
         require_finite(state, str(directory / HEAD_NAME))

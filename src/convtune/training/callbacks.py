@@ -87,3 +87,17 @@ class EarlyStopping(Callback):
             state.stop = True
             if state.is_main:
                 tqdm.write(f"early stop: no dev macro-F1 gain for {self.stale} epochs")
+
+
+class RankBudget(Callback):
+    """AdaLoRA's budget schedule: after every optimizer step (its gradients still present) peft
+    scores each singular value and prunes to the target rank; without this call AdaLoRA trains
+    a fixed rank (peft #1327, #1801)."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+
+    def on_step(self, state: TrainState) -> None:
+        from convtune.modeling.adapters import allocate
+
+        allocate(self.encoder, state.step)
