@@ -1,0 +1,71 @@
+"""Adapter modes against full fine-tuning (issue 21), one JSON line per run.
+
+    .venv/bin/python bench/issue21.py sst2 --mode lora --seeds 42,43,44 --out bench/issue21.jsonl
+    .venv/bin/python bench/issue21.py sst2 --mode finetune --seeds 42 --out bench/issue21.jsonl
+
+Each run is `convtune train --data SET --mode MODE --seed S` in a child process, so its peak
+resident memory (ru_maxrss from os.wait4) is the run's own; the line records test accuracy,
+train seconds, peak RSS, the share of parameters trained (head included) and the size of the
+run directory's model files. Run nothing else meanwhile: the seconds are timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODEL_FILES = ("convtune.json", "head.safetensors", "adapter.safetensors", "encoder")
+
+
+def size_mb(run: Path) -> float:
+    """Bytes of the model itself (not metrics, plots): what a user copies to serve it."""
+    total = 0
+    for name in MODEL_FILES:
+        p = run / name
+        files = [p] if p.is_file() else list(p.rglob("*")) if p.is_dir() else []
+        total += sum(f.stat().st_size for f in files if f.is_file())
+    return round(total / 1e6, 2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data")
+    ap.add_argument("--mode", default="lora")
+    ap.add_argument("--encoder", default="minilm-l6")
+    ap.add_argument("--seeds", default="42")
+    ap.add_argument("--extra", default="", help="more train options, e.g. '--lora-r 8 --epochs 3'")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    convtune = str(Path(sys.executable).with_name("convtune"))
+    for seed in [int(s) for s in a.seeds.split(",")]:
+        work = Path(tempfile.mkdtemp(prefix="convtune-21-"))
+        cmd = [convtune, "train", "--data", a.data, "--encoder", a.encoder, "--mode", a.mode, "--seed", str(seed),
+               *a.extra.split(), "--out", str(work / "run")]
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed")
+        m = json.loads((work / "run" / "metrics.json").read_text())
+        manifest = json.loads((work / "run" / "convtune.json").read_text())
+        row = {"data": a.data, "encoder": a.encoder, "mode": a.mode, "seed": seed, "extra": a.extra,
+               "test_accuracy": m["test"]["accuracy"], "test_macro_f1": m["test"]["macro_f1"],
+               "dev_accuracy": m["dev"]["accuracy"], "train_seconds": m["train_seconds"],
+               "wall_seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
+               "parameters": manifest["training"].get("parameters"), "model_mb": size_mb(work / "run"),
+               "best_epoch": m["best_epoch"], "command": " ".join(cmd[1:-2])}
+        shutil.rmtree(work, ignore_errors=True)
+        with open(a.out, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
