@@ -24,10 +24,19 @@ def _pm(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{a.mean():.{digits}f} ± {sd:.{digits}f}"
 
 
+def _rule(r: dict) -> str | None:
+    """The long-text rule with its window settings (the stride None is half a window)."""
+    w = r.get("windows")
+    if r.get("long_text") != "windows" or not w:
+        return r.get("long_text")
+    stride = w["stride"] or "half"
+    return f"windows (stride {stride}, {w['pool']}, at most {w['max_windows'] or 'all'})"
+
+
 def _groups(rows: list[dict]) -> dict:
     out = defaultdict(list)
     for r in rows:
-        out[(r["model"], r.get("long_text"), r.get("max_length"))].append(r)
+        out[(r["model"], _rule(r), r.get("max_length"), r.get("epochs"))].append(r)
     return out
 
 
@@ -41,7 +50,7 @@ def multilabel(rows: list[dict], name: str) -> list[str]:
              "", "| model | seeds | thresholds | micro-F1 | macro-F1 | samples-F1 | subset acc. | Hamming loss | LRAP | train s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     tests = []
-    for (model, _, _), rs in _groups(rows).items():
+    for (model, _, _, _), rs in _groups(rows).items():
         for rule in ("tuned", "global_0.5"):
             m = {k: [r[rule][k] for r in rs] for k in rs[0][rule]}
             lines.append(f"| {model} | {len(rs)} | {rule.replace('_', ' ')} | {_pm(m['micro_f1'])} | "
@@ -78,10 +87,11 @@ def single_label(rows: list[dict], name: str) -> list[str]:
              f"{rows[0]['test']} test). "
              "Mean ± sd over seeds (%); train s includes the token-state cache fill of a cold run (the first "
              "seed of a rule), test s is prediction over the test split.", "",
-             "| model | long-text rule | max length | seeds | test accuracy | test macro-F1 | train s | test s |",
-             "|---|---|---|---|---|---|---|---|"]
-    for (model, rule, length), rs in _groups(rows).items():
-        lines.append(f"| {model} | {rule or '-'} | {length or '-'} | {len(rs)} | {_pm([r['accuracy'] for r in rs])} | "
+             "| model | long-text rule | max length | epochs | seeds | test accuracy | test macro-F1 | train s | test s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (model, rule, length, epochs), rs in _groups(rows).items():
+        lines.append(f"| {model} | {rule or '-'} | {length or '-'} | {epochs or '-'} | {len(rs)} | "
+                     f"{_pm([r['accuracy'] for r in rs])} | "
                      f"{_pm([r['macro_f1'] for r in rs])} | {_pm([r['train_seconds'] for r in rs], 1, 0)} | "
                      f"{_pm([r['test_seconds'] for r in rs], 1, 0)} |")
     return lines + [""]

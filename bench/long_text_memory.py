@@ -92,23 +92,36 @@ def train_models(work: Path, encoder: str) -> dict[str, Path]:
     return models
 
 
+def prepare(work: Path, encoder: str) -> None:
+    """In a child process (see main): the models and the two text files under `work`."""
+    from convtune.data.builtin import load_splits
+
+    sms = load_splits("sms_spam", seed=42).test.texts
+    huge = " ".join(t.replace("\n", " ") for t in sms * 20)[:CHARS]
+    (work / "short.txt").write_text(sms[0].replace("\n", " ") + "\n", encoding="utf-8")
+    (work / "huge.txt").write_text(huge + "\n", encoding="utf-8")
+    models = train_models(work, encoder)
+    (work / "models.json").write_text(json.dumps({k: str(v) for k, v in models.items()}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--encoder", default="minilm-l6")
     p.add_argument("--out", default="bench")
+    p.add_argument("--prepare", help=argparse.SUPPRESS)
     a = p.parse_args()
-    from convtune.data.builtin import load_splits
-
+    if a.prepare:
+        return prepare(Path(a.prepare), a.encoder)
+    # This process stays small (it never imports torch): Linux counts the memory a child had
+    # when it was forked, before its exec, into the child's ru_maxrss, so a parent that had
+    # trained the models would show its own size as every child's peak.
     work = Path(tempfile.mkdtemp(prefix="convtune-long-"))
     convtune = str(Path(sys.executable).with_name("convtune"))
-    sms = load_splits("sms_spam", seed=42).test.texts
-    huge = " ".join(t.replace("\n", " ") for t in sms * 20)[:CHARS]
     files = {"short": work / "short.txt", "1 MB": work / "huge.txt"}
-    files["short"].write_text(sms[0].replace("\n", " ") + "\n", encoding="utf-8")
-    files["1 MB"].write_text(huge + "\n", encoding="utf-8")
     rows = []
     try:
-        models = train_models(work, a.encoder)
+        subprocess.run([sys.executable, __file__, "--prepare", str(work), "--encoder", a.encoder], check=True)
+        models = {k: Path(v) for k, v in json.loads((work / "models.json").read_text()).items()}
         for name, model in models.items():
             for size, f in files.items():
                 interfaces = {"python": lambda: run(python_child(model, f)),
