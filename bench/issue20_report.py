@@ -60,6 +60,8 @@ def multilabel(rows: list[dict], name: str) -> list[str]:
         if len(rs) > 1 and np.ptp(diff) > 0:
             p = ttest_rel([r["tuned"]["macro_f1"] for r in rs], [r["global_0.5"]["macro_f1"] for r in rs]).pvalue
             test = f"paired t-test over {len(rs)} seeds p = {p:.3g}"
+        elif len(rs) == 1:
+            test = "one seed: no test over seeds"
         else:  # TF-IDF is deterministic: every seed gives the same model, so there is nothing to test over seeds
             test = "the same for every seed: no test over seeds"
         tests.append(f"- {model}: tuned minus 0.5 macro-F1 per seed "
