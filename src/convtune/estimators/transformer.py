@@ -128,11 +128,7 @@ class Classifier(TokenClassifier):
         if self.mode == "adalora":
             callbacks = [RankBudget(self.model_.encoder), *callbacks]
         self.max_length_ = config.max_length
-        share = long_share(self.tokenizer_, train.texts, self.max_length_)
-        if self.long_text == "auto":  # windows once many texts are long (20 Newsgroups: +8 points, docs/results)
-            self.long_text_ = "windows" if share > AUTO_WINDOWS_SHARE else "truncate"
-        self.long_share_ = warn_long_texts(self.tokenizer_, train.texts, self.max_length_, self._rule, share)
-        config = replace(config, long_text=self._rule.rule, windows=self._rule.settings())
+        config = self._choose_long_text(train.texts, config)
         if self.train_config.freeze_embeddings:
             # me5-small's 250k-piece vocabulary is 96M of its 118M parameters: fixed, they need
             # no gradient and no AdamW state, and each step skips their update.
@@ -155,13 +151,23 @@ class Classifier(TokenClassifier):
             self.manifest_["base_encoder"] = base_identity(self.manifest_["encoder_info"], encoder_dir)
         return self
 
+    def _choose_long_text(self, texts: list[str], config: ModelConfig) -> ModelConfig:
+        """Resolve "auto" for these training texts, warn about long ones, and put the rule in the config."""
+        share = long_share(self.tokenizer_, texts, self.max_length_)
+        if self.long_text == "auto":  # windows once many texts are long (20 Newsgroups: +3.8 points, docs/results)
+            self.long_text_ = "windows" if share > AUTO_WINDOWS_SHARE else "truncate"
+        self.long_share_ = warn_long_texts(self.tokenizer_, texts, self.max_length_, self._rule, share)
+        return replace(config, long_text=self._rule.rule, windows=self._rule.settings())
+
     def _adapter_options(self) -> dict:
         return {"method": self.mode, "r": self.lora_r, "alpha": self.lora_alpha, "dropout": self.lora_dropout,
                 "target_modules": None if self.target_modules is None else list(self.target_modules)}
 
     def _steps(self, texts: int) -> int:
-        """Optimizer steps of the whole run (AdaLoRA's schedule): one process's share of it."""
-        per_step = self.train_config.batch_size * self.train_config.grad_accum
+        """Optimizer steps of the whole run (AdaLoRA's schedule); every rank takes each global step."""
+        from convtune.distributed import current
+
+        per_step = self.train_config.batch_size * self.train_config.grad_accum * current().world_size
         return max(1, texts // per_step) * self.train_config.epochs
 
     def _state_store(self, encoder_dir: Path):
