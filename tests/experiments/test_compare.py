@@ -40,6 +40,17 @@ def test_compare_writes_report(tiny_encoder, toy_csv, tmp_path, monkeypatch, cap
     assert "McNemar" in (out / "report.md").read_text()
 
 
+def test_compare_runs_adapter_modes_beside_finetuning(tiny_encoder, toy_csv, tmp_path):
+    """--modes finetune,lora: each mode its own row, the LoRA cells trained an adapter."""
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--data", str(toy_csv), "--heads", "cnn", "--modes", "finetune,lora", "--seeds", "1",
+               "--encoder", str(tiny_encoder), "--epochs", "1", "--max-length", "16", "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert [r["config"] for r in res["summary"]] == ["cnn/finetune", "cnn/lora"]
+    assert all(len(r["history"]) == 1 and len(r["predictions"]) == 30 for r in res["runs"])
+
+
 def test_compare_takes_multilabel_data(tmp_path):
     """A JSONL file with label lists: every cell trains a multi-label model; the report says
     what its accuracy is."""

@@ -24,7 +24,7 @@ def train_one(encoder: str, out: str, run: str) -> None:
     dev_texts, dev_labels = toy_texts(20, seed=2)
     clf = Classifier(encoder=encoder, mode=mode, epochs=1, batch_size=int(batch_size), grad_accum=int(grad_accum),
                      lr=1e-3, head_lr=1e-2, max_length=16, precision="fp32", seed=0, device="cpu",
-                     head_config={"dropout": 0.0, "num_filters": 8},
+                     head_config={"dropout": 0.0, "num_filters": 8}, lora_dropout=0.0,
                      cache=f"{out}-cache" if mode == "frozen" else "off")
     clf.fit(texts, labels, dev_texts, dev_labels)
     state = {k: v.contiguous() for k, v in clf.model_.state_dict().items()}

@@ -54,8 +54,9 @@ def _max_diff(a: dict, b: dict) -> float:
 
 def test_two_ranks_and_accumulation_match_one_process_with_twice_the_batch(still_encoder, tmp_path):
     # 32 texts, batch 16 x 2 ranks (or x 2 micro-batches) = one step of 32, as one process with batch 32;
-    # frozen mode trains the head on cached token states (rank 0 fills the cache, rank 1 reads it).
-    modes = ("finetune", "frozen")
+    # frozen mode trains the head on cached token states (rank 0 fills the cache, rank 1 reads it);
+    # lora trains the adapter and the head through DDP's wrapper around the peft model.
+    modes = ("finetune", "frozen", "lora")
     alone = _run(tmp_path / "one", still_encoder, [f"{m}:{b}:{k}" for m in modes for b, k in ((32, 1), (16, 2), (16, 1))])
     ddp = _run(tmp_path / "ddp", still_encoder, [f"{m}:16:1" for m in modes], nproc=2)
     for m in modes:
@@ -70,3 +71,6 @@ def test_two_ranks_and_accumulation_match_one_process_with_twice_the_batch(still
     moved = max(float((trained[f"encoder.{k}"] - v).abs().max()) for k, v in start.items() if f"encoder.{k}" in trained)
     assert moved > 1e-4  # fine-tuning moved the encoder: the comparison covers its weights
     assert torch.isfinite(trained["dev_probs"]).all()
+    lora = alone["lora:32:1"][0]
+    assert any("lora_" in k for k in lora)
+    assert max(float(lora[k].abs().max()) for k in lora if "lora_B" in k) > 1e-4  # B starts at 0: it trained
