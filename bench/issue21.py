@@ -60,7 +60,8 @@ def main() -> None:
                "dev_accuracy": m["dev"]["accuracy"], "train_seconds": m["train_seconds"],
                "wall_seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
                "parameters": manifest["training"].get("parameters"), "model_mb": size_mb(work / "run"),
-               "best_epoch": m["best_epoch"], "command": " ".join(cmd[1:-2])}
+               "best_epoch": m["best_epoch"], "command": " ".join(cmd[1:-2]),
+               "date": time.strftime("%Y-%m-%d")}
         shutil.rmtree(work, ignore_errors=True)
         with open(a.out, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")

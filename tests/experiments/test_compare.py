@@ -48,7 +48,9 @@ def test_compare_runs_adapter_modes_beside_finetuning(tiny_encoder, toy_csv, tmp
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     assert [r["config"] for r in res["summary"]] == ["cnn/finetune", "cnn/lora"]
-    assert all(len(r["history"]) == 1 and len(r["predictions"]) == 30 for r in res["runs"])
+    finetune, lora = res["runs"]
+    assert len(finetune["history"]) == len(lora["history"]) == 1  # --epochs 1 reached both cells
+    assert len(lora["predictions"]) == len(finetune["predictions"]) > 0
 
 
 def test_compare_takes_multilabel_data(tmp_path):

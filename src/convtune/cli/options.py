@@ -54,7 +54,7 @@ def _train_model_options(g) -> None:
                    "the head always trains in full)")
     g.add_argument("--lora-r", type=int, help="lora / adalora: rank (adalora: the average it prunes to; default 8)")
     g.add_argument("--lora-alpha", type=float, help="lora / adalora: scaling alpha (update = alpha / r * BA; default 16)")
-    g.add_argument("--lora-dropout", type=float, help="lora / adalora: dropout on the adapter's input (default 0.1)")
+    g.add_argument("--lora-dropout", type=float, help="lora / adalora: dropout on the adapter's input (default 0)")
     g.add_argument("--target-modules", help="comma-separated names of the linear layers to adapt (default: the "
                    "encoder family's attention and feed-forward projections)")
     g.add_argument("--merge", action="store_true", help="adapter modes: save the model with the adapter merged "
@@ -206,7 +206,7 @@ def _compare_parser(sub) -> None:
     g.add_argument("--data", required=True, help="built-in set name or file")
     g.add_argument("--heads", default="cnn,cnn+pool,linear,textcnn,tfidf-svm",
                    help="comma-separated: cnn, cnn+pool, linear, textcnn, tfidf-svm, tfidf-nb")
-    g.add_argument("--modes", default="finetune,frozen", help="for the transformer heads")
+    g.add_argument("--modes", default="finetune,frozen", help="for the transformer heads: finetune, frozen, lora, adalora, ia3")
     g.add_argument("--seeds", type=_positive_int, default=3)
     g.add_argument("--split-seed", type=_seed, default=42)
     g.add_argument("--encoder", default="minilm-l6")

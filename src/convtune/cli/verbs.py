@@ -110,6 +110,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
+    from convtune.estimators.transformer import MODES
     from convtune.experiments.compare import TRANSFORMER_HEADS, run_compare
 
     heads = [h.strip() for h in a.heads.split(",") if h.strip()]
@@ -117,8 +118,8 @@ def cmd_compare(a: argparse.Namespace) -> int:
     known = set(TRANSFORMER_HEADS) | {"textcnn", "tfidf-svm", "tfidf-nb"}
     if not heads or set(heads) - known:
         raise ConvtuneError(f"--heads takes {', '.join(sorted(known))}")
-    if not modes or set(modes) - {"finetune", "frozen"}:
-        raise ConvtuneError("--modes takes finetune and/or frozen")
+    if not modes or set(modes) - set(MODES):
+        raise ConvtuneError(f"--modes takes one or more of {', '.join(MODES)}")
     if a.seeds < 1:
         raise ConvtuneError("--seeds must be at least 1")
     options = {"encoder": a.encoder, "epochs": a.epochs, "frozen_epochs": a.frozen_epochs, "patience": a.patience,

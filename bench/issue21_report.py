@@ -1,0 +1,46 @@
+"""The issue-21 runs (bench/issue21.py's JSON lines) as a markdown table, mean ± sd over seeds.
+
+    python bench/issue21_report.py bench/issue21.jsonl docs/results/adapters.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+def _pm(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    a = np.asarray(values, dtype=float) * scale
+    return f"{a.mean():.{digits}f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.{digits}f}"
+
+
+def main() -> None:
+    src, out = Path(sys.argv[1]), Path(sys.argv[2])
+    groups = defaultdict(list)
+    for line in src.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            groups[(r["data"], r["encoder"], r["mode"], r["extra"])].append(r)
+    lines = ["# Adapters against full fine-tuning (issue 21)", "",
+             "Each row: `python bench/issue21.py DATA --mode MODE --extra 'EXTRA' --seeds S --out bench/issue21.jsonl` "
+             "(`convtune train` in a child process; peak RSS is the child's own). Mean ± sd over seeds.", "",
+             "| data | encoder | mode | options | seeds | dev accuracy (%) | test accuracy (%) | trained params (share) | model MB | "
+             "train s | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (data, encoder, mode, extra), rs in groups.items():
+        p = rs[0]["parameters"]
+        lines.append(f"| {data} | {encoder} | {mode} | {extra or '-'} | {len(rs)} | "
+                     f"{_pm([r['dev_accuracy'] for r in rs], 100)} | {_pm([r['test_accuracy'] for r in rs], 100)} | {p['trained']:,} ({p['trained_share']:.2%}) | "
+                     f"{rs[0]['model_mb']:.1f} | {_pm([r['train_seconds'] for r in rs], 1, 0)} | "
+                     f"{_pm([r['peak_rss_mb'] for r in rs], 1, 0)} |")
+    # Hand-written notes below the table (from "## Notes" on) survive a regeneration.
+    notes = out.read_text(encoding="utf-8").partition("\n## Notes")[1:] if out.exists() else ()
+    out.write_text("\n".join(lines) + "\n" + "".join(notes), encoding="utf-8")
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    main()
