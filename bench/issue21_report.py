@@ -24,15 +24,16 @@ def main() -> None:
     for line in src.read_text().splitlines():
         if line.strip():
             r = json.loads(line)
-            groups[(r["data"], r["encoder"], r["mode"], r["extra"])].append(r)
+            groups[(r["data"], r["encoder"], r["mode"], r["extra"], r.get("date", "-"), r.get("note"))].append(r)
     lines = ["# Adapters against full fine-tuning (issue 21)", "",
              "Each row: `python bench/issue21.py DATA --mode MODE --extra 'EXTRA' --seeds S --out bench/issue21.jsonl` "
              "(`convtune train` in a child process; peak RSS is the child's own). Mean ± sd over seeds.", "",
-             "| data | encoder | mode | options | seeds | dev accuracy (%) | test accuracy (%) | trained params (share) | model MB | "
-             "train s | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (data, encoder, mode, extra), rs in groups.items():
-        p = rs[0]["parameters"]
-        lines.append(f"| {data} | {encoder} | {mode} | {extra or '-'} | {len(rs)} | "
+             "| date | data | encoder | mode | options | seeds | dev accuracy (%) | test accuracy (%) | trained params (share) | model MB | "
+             "train s | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (data, encoder, mode, extra, date, note), rs in groups.items():
+        p = rs[0]["parameters"] or {"trained": 0, "trained_share": 0.0}  # TF-IDF: no network
+        options = (extra or "-") + (f" ({note})" if note else "")
+        lines.append(f"| {date} | {data} | {encoder} | {mode} | {options} | {len(rs)} | "
                      f"{_pm([r['dev_accuracy'] for r in rs], 100)} | {_pm([r['test_accuracy'] for r in rs], 100)} | {p['trained']:,} ({p['trained_share']:.2%}) | "
                      f"{rs[0]['model_mb']:.1f} | {_pm([r['train_seconds'] for r in rs], 1, 0)} | "
                      f"{_pm([r['peak_rss_mb'] for r in rs], 1, 0)} |")
