@@ -10,12 +10,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
-
-def _pm(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
-    a = np.asarray(values, dtype=float) * scale
-    return f"{a.mean():.{digits}f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.{digits}f}"
+from issue20_report import _pm  # mean ± sd over seeds (bench/ is the script's own directory)
 
 
 def main() -> None:
@@ -34,9 +29,9 @@ def main() -> None:
         p = rs[0]["parameters"] or {"trained": 0, "trained_share": 0.0}  # TF-IDF: no network
         options = (extra or "-") + (f" ({note})" if note else "")
         lines.append(f"| {date} | {data} | {encoder} | {mode} | {options} | {len(rs)} | "
-                     f"{_pm([r['dev_accuracy'] for r in rs], 100)} | {_pm([r['test_accuracy'] for r in rs], 100)} | {p['trained']:,} ({p['trained_share']:.2%}) | "
-                     f"{rs[0]['model_mb']:.1f} | {_pm([r['train_seconds'] for r in rs], 1, 0)} | "
-                     f"{_pm([r['peak_rss_mb'] for r in rs], 1, 0)} |")
+                     f"{_pm([r['dev_accuracy'] for r in rs])} | {_pm([r['test_accuracy'] for r in rs])} | {p['trained']:,} ({p['trained_share']:.2%}) | "
+                     f"{rs[0]['model_mb']:.1f} | {_pm([r['train_seconds'] for r in rs], 1.0, 0)} | "
+                     f"{_pm([r['peak_rss_mb'] for r in rs], 1.0, 0)} |")
     # Hand-written notes below the table (from "## Notes" on) survive a regeneration.
     notes = out.read_text(encoding="utf-8").partition("\n## Notes")[1:] if out.exists() else ()
     out.write_text("\n".join(lines) + "\n" + "".join(notes), encoding="utf-8")

@@ -320,10 +320,8 @@ def _check_dev(run: _Run, dev_forward: Forward, dev_enc: Encoded, dev: TextSet, 
             state.dev = scores(dev.labels, [labels[i] for i in logits.argmax(1)], labels)
         state.improved = state.dev["macro_f1"] > state.best_score
         if state.improved:  # weights that never change (a frozen encoder, an adapter's base) are not copied
-            frozen = getattr(model, "frozen", False)
             fixed = {name for name, p in model.named_parameters() if not p.requires_grad}
-            best = {k: v.detach().clone() for k, v in model.state_dict().items()
-                    if k not in fixed and not (frozen and k.startswith("encoder."))}
+            best = {k: v.detach().clone() for k, v in model.state_dict().items() if k not in fixed}
             state.best_score, state.best_epoch = state.dev["macro_f1"], state.epoch
     return best
 
