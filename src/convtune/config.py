@@ -88,11 +88,16 @@ class RuntimeConfig:
                                 "~/.cache/convtune; off: no cache)", flag="--cache-dir")
     device: str = option("auto", "where the model runs: auto (a CUDA GPU if torch sees one, else the CPU), "
                                  "cpu, cuda, cuda:N or mps", metavar="DEVICE")
+    gradient_checkpointing: bool = option(False, "recompute each encoder layer's activations during the backward "
+                                                 "pass instead of keeping them: far less memory for a slower step "
+                                                 "(fine-tuning and adapter modes)")
 
     def __post_init__(self):
         _choice(self, "precision")
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
             raise ConvtuneError(f"device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")
+        if not isinstance(self.gradient_checkpointing, bool):
+            raise ConvtuneError(f"gradient_checkpointing must be true or false, not {self.gradient_checkpointing!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

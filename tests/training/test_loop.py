@@ -77,3 +77,34 @@ def test_warmup_is_the_ratio_of_all_steps_rounded_up():
     assert train.warmup_steps(TrainConfig(epochs=10), 217) == 217
     assert train.warmup_steps(TrainConfig(epochs=3, warmup_ratio=0.1), 217) == 66  # 65.1 rounds up
     assert train.warmup_steps(TrainConfig(warmup_ratio=0.0), 217) == 0
+
+
+@pytest.mark.parametrize("mode", ["finetune", "lora"])
+def test_gradient_checkpointing_recomputes_layers_and_learns_the_same(tiny_encoder, mode):
+    # Checkpointing trades memory for a second forward of every layer in the backward pass; what
+    # the model learns must not change (dropout masks are replayed from the saved RNG state).
+    texts, labels = toy_texts(48)
+    dev_texts, dev_labels = toy_texts(16, seed=1)
+    calls, probs = {}, {}
+    for on in (False, True):
+        clf = Classifier(encoder=str(tiny_encoder), mode=mode, epochs=1, batch_size=16, max_length=16,
+                         precision="fp32", seed=0, gradient_checkpointing=on,
+                         head_config={"kernel_sizes": [2], "num_filters": 4})
+        count = []
+        real_fit = train.fit
+
+        def counting_fit(model, *args, **kwargs):
+            base = model.encoder.get_base_model() if hasattr(model.encoder, "get_base_model") else model.encoder
+            base.encoder.layer[0].attention.register_forward_hook(lambda *a: count.append(1) if base.training else None)
+            return real_fit(model, *args, **kwargs)
+
+        import convtune.estimators.transformer as est
+        est.fit, saved = counting_fit, est.fit
+        try:
+            clf.fit(texts, labels, dev_texts, dev_labels)
+        finally:
+            est.fit = saved
+        calls[on], probs[on] = len(count), clf.predict_proba(dev_texts)
+        assert not (clf.model_.encoder.get_base_model() if mode == "lora" else clf.model_.encoder).is_activation_checkpointing
+    assert calls[False] == 3 and calls[True] == 6  # 3 training steps; each layer recomputed once
+    torch.testing.assert_close(probs[True], probs[False], atol=1e-5, rtol=0)

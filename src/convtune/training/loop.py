@@ -14,6 +14,7 @@ import contextlib
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -175,6 +176,21 @@ class _StepModule(torch.nn.Module):
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
         return getattr(self.model, self.method)(*tensors)
+
+
+def _checkpointing(model, on: bool) -> None:
+    """Turn the encoder's gradient checkpointing on or off (Hugging Face models' own switch).
+    Each layer's forward runs again in the backward pass; a frozen encoder has nothing to recompute."""
+    encoder = getattr(model, "encoder", None)
+    base = encoder.get_base_model() if hasattr(encoder, "get_base_model") else encoder
+    if getattr(model, "frozen", False) or not getattr(base, "supports_gradient_checkpointing", False):
+        if on:
+            warnings.warn("--gradient-checkpointing: this encoder is frozen or cannot checkpoint; ignored", stacklevel=3)
+        return
+    if on:
+        base.activation_checkpointing_enable({"use_reentrant": False})
+    elif base.is_activation_checkpointing:
+        base.activation_checkpointing_disable()
 
 
 def _forwards(model, store, enc: Encoded, dev_enc: Encoded, pad_id: int, config: TrainConfig,
@@ -359,6 +375,7 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     rule = LongText.of(long_text)
     enc, dev_enc = (tokenize(tokenizer, part.texts, max_length, rule) for part in (train, dev))
     model.to(device)
+    _checkpointing(model, runtime.gradient_checkpointing)
     start = time.perf_counter()
     module, forward, dev_forward, cache_seconds = _forwards(model, store, enc, dev_enc, tokenizer.pad_token_id,
                                                             config, precision, device, ranks, rule.pool)
@@ -386,6 +403,7 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
         hook.on_fit_end(state)
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
+    _checkpointing(model, False)
     return TrainResult(best_epoch=state.best_epoch, train_seconds=round(time.perf_counter() - start, 2),
                        history=history.epochs, step_losses=history.step_losses, precision=precision,
                        cache_seconds=cache_seconds)
