@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from convtune.errors import ConvtuneError
 
@@ -22,6 +22,9 @@ from convtune.errors import ConvtuneError
 TEXTCNN_TRAIN_DEFAULTS = {"epochs": 10, "lr": 1e-3, "head_lr": 1e-3, "patience": 3, "batch_size": 50,
                           "weight_decay": 0.0, "warmup_ratio": 0.0}
 TEXTCNN_RUNTIME_DEFAULTS = {"precision": "fp32"}
+HEAD_LR = 1e-3       # AdamW, the head (chosen on SMS, docs/tuning.md)
+SGD_LR = 3e-3        # SGD with momentum 0.9: the encoder (SST-2 dev, docs/tuning.md)
+SGD_HEAD_LR = 3e-2   # and the head
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")  # what --device accepts
 
 
@@ -38,8 +41,11 @@ class TrainConfig:
     batch_size: int = option(32, "texts per training batch")
     lr: float | None = option(None, "encoder learning rate (default: the encoder's own, 1e-4 for minilm-l6, "
                                     "else 5e-5)")
-    head_lr: float = option(1e-3, "head learning rate")
-    weight_decay: float = option(0.01, "AdamW weight decay (not on biases and norms)")
+    head_lr: float | None = option(None, "head learning rate (default 1e-3; with --optimizer sgd 3e-2)")
+    optimizer: str = option("adamw", "adamw, or sgd with momentum (then lr and head lr default to sgd's own)",
+                            choices=("adamw", "sgd"))
+    momentum: float = option(0.9, "sgd: momentum (Nesterov off)")
+    weight_decay: float = option(0.01, "weight decay, decoupled for adamw (not on biases and norms)")
     warmup_ratio: float = option(0.1, "fraction of all steps spent warming up linearly")
     max_grad_norm: float = option(1.0, "gradient clipping norm")
     patience: int = option(3, "epochs without a dev macro-F1 gain before stopping")
@@ -67,11 +73,19 @@ class TrainConfig:
             if value is not None and not value > 0:
                 raise ConvtuneError(f"{name} must be > 0, not {value!r}")
         ranges = {"weight_decay": (0.0, math.inf), "warmup_ratio": (0.0, 1.0), "label_smoothing": (0.0, 1.0),
-                  "ema": (0.0, 0.9999)}
+                  "ema": (0.0, 0.9999), "momentum": (0.0, 0.999)}
         for name, (low, high) in ranges.items():
             if not low <= getattr(self, name) <= high:
                 raise ConvtuneError(f"{name} must be in [{low}, {high}], not {getattr(self, name)!r}")
         _choice(self, "class_weight")
+        _choice(self, "optimizer")
+
+    def with_learning_rates(self, encoder_lr: float) -> TrainConfig:
+        """A copy with lr and head_lr filled in where unset: `encoder_lr` (the encoder's or the
+        mode's AdamW default) and the head's, or SGD's own (plain SGD needs ~30x AdamW's steps)."""
+        sgd = self.optimizer == "sgd"
+        return replace(self, lr=self.lr or (SGD_LR if sgd else encoder_lr),
+                       head_lr=self.head_lr or (SGD_HEAD_LR if sgd else HEAD_LR))
 
     def to_dict(self) -> dict:
         return asdict(self)

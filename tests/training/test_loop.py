@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from convtune import Classifier
+from convtune import config as train_config
 from convtune.config import TrainConfig
 from convtune.errors import ConvtuneError
 from convtune.training import loop as train
@@ -108,3 +109,31 @@ def test_gradient_checkpointing_recomputes_layers_and_learns_the_same(tiny_encod
         assert not (clf.model_.encoder.get_base_model() if mode == "lora" else clf.model_.encoder).is_activation_checkpointing
     assert calls[False] == 3 and calls[True] == 6  # 3 training steps; each layer recomputed once
     torch.testing.assert_close(probs[True], probs[False], atol=1e-5, rtol=0)
+
+
+def test_sgd_gets_its_own_rates_and_momentum_and_learns(tiny_encoder):
+    config = TrainConfig(optimizer="sgd", momentum=0.8).with_learning_rates(1e-4)
+    assert (config.lr, config.head_lr) == (train_config.SGD_LR, train_config.SGD_HEAD_LR)  # not AdamW's 1e-4
+    assert TrainConfig(optimizer="sgd", lr=0.5).with_learning_rates(1e-4).lr == 0.5       # a given rate wins
+    texts, labels = toy_texts(96)
+    clf = Classifier(encoder=str(tiny_encoder), optimizer="sgd", momentum=0.8, epochs=8, patience=8, batch_size=16,
+                     lr=0.01, head_lr=0.3,
+                     max_length=16, precision="fp32", seed=0, head_config={"kernel_sizes": [2], "num_filters": 8})
+    made = []
+    real = train.make_optimizer
+    train.make_optimizer = lambda *a: made.append(real(*a)) or made[-1]
+    try:
+        clf.fit(texts, labels, *toy_texts(32, seed=1))
+    finally:
+        train.make_optimizer = real
+    (opt,) = made
+    assert isinstance(opt, torch.optim.SGD) and {g["momentum"] for g in opt.param_groups} == {0.8}
+    assert {g["initial_lr"] for g in opt.param_groups} == {0.01, 0.3}
+    assert clf.manifest_["train"]["optimizer"] == "sgd"
+    losses = [e["train_loss"] for e in clf.result_.history]
+    assert losses[-1] < 0.8 * losses[0], losses  # it learns (SGD on a random tiny model learns slowly)
+
+
+def test_unknown_optimizer_is_refused():
+    with pytest.raises(ConvtuneError, match="optimizer must be one of adamw, sgd"):
+        TrainConfig(optimizer="adam")

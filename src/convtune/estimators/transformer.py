@@ -123,8 +123,7 @@ class Classifier(TokenClassifier):
                              max_length=self.max_length, layers=self.layers,
                              adapter=self._adapter_options() if adapted else {})
         encoder_dir = resolve_encoder(self.encoder)
-        lr = self.train_config.lr or (ADAPTER_LR if adapted else default_lr(self.encoder))
-        self.train_config_ = replace(self.train_config, lr=lr)
+        self.train_config_ = self.train_config.with_learning_rates(ADAPTER_LR if adapted else default_lr(self.encoder))
         seed_everything(self.train_config.seed)  # the head's initial weights depend on it
         self.model_, self.tokenizer_, config = build_model(config, encoder_dir, total_steps=self._steps(len(train)))
         if self.mode == "adalora":
