@@ -36,7 +36,7 @@ def _refuse_existing(final: Path, overwrite: bool) -> None:
                                 "--overwrite replaces only those; choose another --out")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -51,7 +51,7 @@ def remove_stale_partials(final: Path) -> None:
     folders whose process is gone (kill -9 and power cuts skip every clean-up)."""
     for p in final.parent.glob(f".{glob.escape(final.name)}.*"):
         m = re.fullmatch(rf"\.{re.escape(final.name)}\.(?:partial-(\d+)-\w+|old-(\d+))", p.name)
-        if m and p.is_dir() and not _pid_alive(int(m.group(1) or m.group(2))):
+        if m and p.is_dir() and not pid_alive(int(m.group(1) or m.group(2))):
             shutil.rmtree(p, ignore_errors=True)
 
 

@@ -15,6 +15,10 @@ class ConvtuneError(Exception):
     """A user-facing error: bad input, missing resource, or an impossible request."""
 
 
+class TrainingDiverged(ConvtuneError):
+    """The training loss became NaN or infinite (a search records the trial as failed and goes on)."""
+
+
 def warn(message: str) -> None:
     """One `warning:` line on stderr (work goes on; the CLI and the Python API alike)."""
     print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -98,7 +98,11 @@ def usable_cores() -> int:
 
 def threads_per_process() -> int:
     """This process's share of the cores: all of them, or cores / local ranks under torchrun
-    (every rank keeping every core oversubscribes them: pytorch #22260)."""
+    (every rank keeping every core oversubscribes them: pytorch #22260), or CONVTUNE_THREADS
+    where a parent shared them out (`convtune search --workers`)."""
+    given = os.environ.get("CONVTUNE_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     return max(1, usable_cores() // max(1, local))
 

@@ -29,6 +29,7 @@ DISTRIBUTED_VERBS = ("train", "predict")
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    args.argv = argv  # `search --workers` reruns it in child processes
     prefix = _rank_prefix()
     try:
         if getattr(args, "nproc", None) and args.nproc > 1:

@@ -14,7 +14,7 @@ def parser() -> argparse.ArgumentParser:
     _train_model_options(t.add_argument_group("model"))
     _train_optim_options(t.add_argument_group("optimisation (unset: each model's own default)"))
     _train_run_options(t.add_argument_group("run"))
-    for add in (_evaluate_parser, _predict_parser, _cache_parser, _compare_parser, _bench_parser,
+    for add in (_search_parser, _evaluate_parser, _predict_parser, _cache_parser, _compare_parser, _bench_parser,
                 _export_parser, _serve_parser):
         add(sub)
     sub.add_parser("datasets", help="list the built-in data sets and where they are read from")
@@ -152,6 +152,32 @@ def _wait_ms(s: str) -> float:
     if not 0 <= value <= 10_000:  # also refuses nan; inf made requests wait forever
         raise argparse.ArgumentTypeError(f"wants milliseconds from 0 to 10000, not {s!r}")
     return value
+
+
+def _search_parser(sub) -> None:
+    """`convtune search`: train's options (a given one is fixed, not searched) plus the search's."""
+    from convtune.config import RuntimeConfig
+
+    s = sub.add_parser("search", help="hyper-parameter search (Optuna): the best trial's model and a report")
+    _train_data_options(s.add_argument_group("data"))
+    _train_model_options(s.add_argument_group("model (an option given here is fixed, not searched)"))
+    _train_optim_options(s.add_argument_group("optimisation (an option given here is fixed, not searched)"))
+    _config_options(s.add_argument_group("run"), RuntimeConfig)
+    g = s.add_argument_group("search")
+    g.add_argument("--space", help="YAML search space (default: the mode's own; docs/search.md)")
+    g.add_argument("--trials", type=_positive_int, default=20,
+                   help="finished trials the study should have (default 20; rerunning the command continues it)")
+    g.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    g.add_argument("--storage", help="sqlite:///PATH, postgresql+psycopg://..., or journal (default: OUT/study.db; "
+                   "OUT/journal.log with --workers)")
+    g.add_argument("--study", help="study name (default DATA-HEAD-MODE)")
+    g.add_argument("--workers", type=_positive_int, default=1, help="processes on this machine sharing the "
+                   "trials and the cores (default 1)")
+    g.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median",
+                   help="stop poor trials early on their per-epoch dev macro-F1 (default median)")
+    g.add_argument("--search-seed", type=_seed, default=42, help="the sampler's seed (default 42)")
+    g.add_argument("--worker-quota", type=_positive_int, help=argparse.SUPPRESS)  # a --workers child
+    g.add_argument("--out", required=True, help="search directory: study, report, best/ (the best model)")
 
 
 def _device_options(p) -> None:

@@ -77,6 +77,39 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(a: argparse.Namespace) -> int:
+    from convtune.data.builtin import load_splits
+    from convtune.estimators.transformer import ADAPTER_LR, ADAPTER_MODES
+    from convtune.experiments.search import SearchSettings, check_out, run_search
+    from convtune.experiments.search_space import SEARCHABLE, default_space, read_space, without
+    from convtune.modeling.encoders import default_lr
+
+    if a.head not in ("cnn", "cnn+pool", "linear"):
+        raise ConvtuneError(f"search tunes the encoder heads (cnn, cnn+pool, linear), not --head {a.head}")
+    if a.merge:
+        raise ConvtuneError("--merge is a train option; merge the best model with convtune export")
+    settings = SearchSettings(trials=a.trials, timeout=a.timeout, storage=a.storage, study=a.study,
+                              workers=a.workers, pruner=a.pruner, seed=a.search_seed)
+    check_out(Path(a.out), settings)
+    fixed = {o: getattr(a, o) for o in SEARCHABLE if getattr(a, o, None) is not None}
+    encoder_lr = ADAPTER_LR if a.mode in ADAPTER_MODES else default_lr(a.encoder)
+    space = without(read_space(a.space) if a.space else default_space(a.mode, a.head, encoder_lr), fixed)
+    clf = make_estimator(a)  # bad fixed options fail before any data is read
+    splits = load_splits(a.data, a.dev, a.test, seed=clf.get_params()["seed"], text_col=a.text_col,
+                         label_col=a.label_col, encoding=a.encoding, strict=a.strict, rule=label_rule(a))
+    about = {"data": a.data, "head": a.head, "mode": a.mode, "encoder": a.encoder,
+             "command": "convtune " + " ".join(x for x in a.argv if not x.startswith("--worker-quota"))}
+    res = run_search(splits, lambda options: make_estimator(argparse.Namespace(**{**vars(a), **options})), space,
+                     settings, Path(a.out), about, argv=a.argv[1:], quota=a.worker_quota)
+    if res is None:  # a worker: its parent reports
+        return 0
+    test = f", test {headline(res['test'])}" if res["test"] else ""
+    print(f"best trial #{res['best']['number']} of {sum(res['counts'].values())}: dev macro-F1 "
+          f"{res['best']['dev_macro_f1']:.4f}{test}; model {res['best_dir'] or 'in the --out of worker ' + str(res['best'].get('worker'))}, "
+          f"report {Path(a.out) / 'report.md'}")
+    return 0
+
+
 def _int_list(s: str) -> list[int]:
     try:
         values = [int(x) for x in s.split(",") if x.strip()]
@@ -212,5 +245,5 @@ def cmd_serve(a: argparse.Namespace) -> int:
                       host=a.host, port=a.port, workers=a.workers)
 
 
-VERBS = {"export": cmd_export, "serve": cmd_serve, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+VERBS = {"export": cmd_export, "serve": cmd_serve, "train": cmd_train, "search": cmd_search, "evaluate": cmd_evaluate, "predict": cmd_predict,
          "cache": cmd_cache, "bench": cmd_bench, "compare": cmd_compare, "datasets": cmd_datasets, "encoders": cmd_encoders}

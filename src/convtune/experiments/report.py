@@ -107,7 +107,7 @@ def render_markdown(res: dict, pictures: list[str]) -> str:
     return "\n".join(lines)
 
 
-def render_html(markdown: str, out: Path) -> str:
+def render_html(markdown: str, out: Path, title: str = "convtune compare") -> str:
     """A minimal self-contained HTML page from our own markdown (tables, headings, images inlined)."""
     body, table = [], []
 
@@ -139,4 +139,4 @@ def render_html(markdown: str, out: Path) -> str:
     flush()
     style = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%;display:block;margin:1em 0}")
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>convtune compare</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"

@@ -24,9 +24,10 @@ from convtune.experiments.plots import plot_confusion_of, plot_per_label, plot_t
 
 
 def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: bool = False,
-              train_limit: int | None = None, merge: bool = False) -> dict:
+              train_limit: int | None = None, merge: bool = False, callbacks: tuple = ()) -> dict:
     """Train `clf` on `splits`, report dev / test, save everything under `out`; return metrics.
-    `merge`: an adapter model is saved with its adapter folded into the encoder (standalone)."""
+    `merge`: an adapter model is saved with its adapter folded into the encoder (standalone).
+    `callbacks` go to the training loop (models that have one; a search prunes through them)."""
     train = subsample(splits.train, train_limit, splits.record["seed"])
     if len(train) < len(splits.train):
         splits.record["train_limit"] = train_limit
@@ -40,7 +41,8 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
     with contextlib.ExitStack() as stack:
         tmp = main_first(lambda: stack.enter_context(atomic_dir(out, overwrite)))
         wall = time.perf_counter()
-        clf.fit(train.texts, train.labels, splits.dev.texts, splits.dev.labels)
+        clf.fit(train.texts, train.labels, splits.dev.texts, splits.dev.labels,
+                **({"callbacks": callbacks} if callbacks else {}))
         summary = clf.training_summary()
         step_losses = summary.pop("step_losses")
         metrics = {"dataset": splits.name, **clf.describe(), "train_size": len(train),

@@ -36,7 +36,7 @@ from convtune.data.batching import (
 from convtune.data.labels import LabelSpace
 from convtune.data.multilabel import MultiLabelSpace, is_multi, pos_weight
 from convtune.data.texts import TextSet
-from convtune.errors import ConvtuneError
+from convtune.errors import TrainingDiverged
 from convtune.metrics import multilabel_scores, scores
 from convtune.progress import progress
 from convtune.distributed import Ranks, all_sum, barrier, current
@@ -305,7 +305,7 @@ def _train_epoch(run: _Run, steps: list[Step], state: TrainState, hooks: list[Ca
         run.optimizer.zero_grad(set_to_none=True)
         state.loss = _step_loss(run, step)
         if not math.isfinite(state.loss):  # NaN / inf: every later step and the saved model would be NaN
-            raise ConvtuneError(
+            raise TrainingDiverged(
                 f"training loss became {state.loss} at epoch {state.epoch}, step {len(losses) + 1}: the learning "
                 f"rate is too high (lr {run.config.lr:g}, head lr {run.config.head_lr:g}) or the data breaks "
                 "the model; nothing was saved")
