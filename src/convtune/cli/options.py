@@ -92,9 +92,16 @@ def _train_run_options(g) -> None:
     from convtune.config import RuntimeConfig
 
     _config_options(g, RuntimeConfig)
+    _track_option(g)
     _nproc_option(g)
     g.add_argument("--out", required=True, help="run directory to create")
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
+def _track_option(g) -> None:
+    g.add_argument("--track", choices=["none", "tensorboard", "mlflow", "wandb"], default="none",
+                   help="log to TensorBoard (event files in the run directory), MLflow (sqlite:///mlflow.db beside "
+                        "it, or $MLFLOW_TRACKING_URI) or W&B (offline); default none")
 
 
 def _nproc_option(g) -> None:
@@ -164,6 +171,7 @@ def _search_parser(sub) -> None:
     _train_optim_options(s.add_argument_group("optimisation (an option given here is fixed, not searched)"))
     _config_options(s.add_argument_group("run"), RuntimeConfig)
     g = s.add_argument_group("search")
+    _track_option(g)
     g.add_argument("--space", help="YAML search space (default: the mode's own; docs/search.md)")
     g.add_argument("--trials", type=_positive_int, default=20,
                    help="finished trials the study should have (default 20; rerunning the command continues it)")
@@ -241,6 +249,7 @@ def _compare_parser(sub) -> None:
     g.add_argument("--patience", type=_positive_int, default=2, help="default 2, as in the documented comparisons")
     g.add_argument("--max-length", type=_positive_int, default=128)
     g.add_argument("--train-limit", type=_train_limit)
+    _track_option(g)
     g.add_argument("--out", required=True)
     g.add_argument("--overwrite", action="store_true")
 

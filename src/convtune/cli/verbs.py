@@ -60,13 +60,15 @@ def headline(m: dict) -> str:
 def cmd_train(a: argparse.Namespace) -> int:
     from convtune.data.builtin import load_splits
     from convtune.experiments.runs import train_run
+    from convtune.experiments.tracking import make_tracker
 
     clf = make_estimator(a)  # bad options fail before any data is read
+    make_tracker(a.track)  # and a missing tracking library
     if a.merge and a.mode not in ("lora", "adalora", "ia3"):
         raise ConvtuneError(f"--merge needs an adapter mode (lora, adalora, ia3), not --mode {a.mode}")
     splits = load_splits(a.data, a.dev, a.test, seed=clf.get_params()["seed"], text_col=a.text_col,
                          label_col=a.label_col, encoding=a.encoding, strict=a.strict, rule=label_rule(a))
-    m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit, merge=a.merge)
+    m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit, merge=a.merge, track=a.track)
     from convtune.distributed import current
 
     if not current().is_main:  # under torchrun: rank 0 reports for all
@@ -89,7 +91,7 @@ def cmd_search(a: argparse.Namespace) -> int:
     if a.merge:
         raise ConvtuneError("--merge is a train option; merge the best model with convtune export")
     settings = SearchSettings(trials=a.trials, timeout=a.timeout, storage=a.storage, study=a.study,
-                              workers=a.workers, pruner=a.pruner, seed=a.search_seed)
+                              workers=a.workers, pruner=a.pruner, seed=a.search_seed, track=a.track)
     check_out(Path(a.out), settings)
     fixed = {o: getattr(a, o) for o in SEARCHABLE if getattr(a, o, None) is not None}
     encoder_lr = ADAPTER_LR if a.mode in ADAPTER_MODES else default_lr(a.encoder)
@@ -155,9 +157,12 @@ def cmd_compare(a: argparse.Namespace) -> int:
         raise ConvtuneError(f"--modes takes one or more of {', '.join(MODES)}")
     if a.seeds < 1:
         raise ConvtuneError("--seeds must be at least 1")
+    from convtune.experiments.tracking import make_tracker
+
+    make_tracker(a.track)  # a missing tracking library fails before the first run
     options = {"encoder": a.encoder, "epochs": a.epochs, "frozen_epochs": a.frozen_epochs, "patience": a.patience,
                "max_length": a.max_length, "train_limit": a.train_limit, "device": a.device,
-               "precision": a.precision}
+               "precision": a.precision, "track": a.track}
     res = run_compare(a.data, heads, modes, a.seeds, a.out, options, split_seed=a.split_seed,
                       overwrite=a.overwrite, command="convtune " + " ".join(sys.argv[1:]))
     print(Path(a.out, "report.md").read_text(encoding="utf-8").split("## Pictures")[0])

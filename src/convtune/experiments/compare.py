@@ -22,6 +22,8 @@ from tqdm.auto import tqdm
 
 from convtune.data.splits import Splits, subsample
 from convtune.estimators.registry import make_estimator
+from convtune.experiments.report import safe_name
+from convtune.experiments.tracking import make_tracker
 from convtune.metrics import compute_metrics
 
 TRANSFORMER_HEADS = ("cnn", "cnn+pool", "linear")
@@ -60,8 +62,13 @@ def make(config: Config, seed: int, options: dict):
 def run_one(config: Config, seed: int, splits: Splits, options: dict) -> dict:
     """Fit one cell, then score and time prediction on the test split."""
     clf = make(config, seed, options)
+    tracker = make_tracker(options.get("track"))
+    if tracker is not None:  # one tracked run per cell, in the report folder (MLflow: beside it)
+        tracker.start(f"{config.name}-seed{seed}", options["track_dir"] / safe_name(f"{config.name}-seed{seed}"),
+                      options["track_root"])
     start = time.perf_counter()
-    clf.fit(splits.train.texts, splits.train.labels, splits.dev.texts, splits.dev.labels)
+    loop = {"callbacks": [tracker]} if tracker is not None and not config.head.startswith("tfidf-") else {}
+    clf.fit(splits.train.texts, splits.train.labels, splits.dev.texts, splits.dev.labels, **loop)
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
     if clf.multi_label_:  # a label set per text, compared whole ("accuracy" is subset accuracy)
@@ -72,6 +79,9 @@ def run_one(config: Config, seed: int, splits: Splits, options: dict) -> dict:
         pred = clf.predict(splits.test.texts)
         predict_seconds = time.perf_counter() - start
         m = compute_metrics(splits.test.labels, pred, clf.labels_)
+    if tracker is not None:
+        tracker.finish({"hyperparameters": clf.hyperparameters(), "test": {k: m[k] for k in ("accuracy", "macro_f1")}},
+                       None)
     return {"config": config.name, "seed": seed, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
             "micro_f1": m.get("micro_f1"),
             "confusion_matrix": m["confusion_matrix"], "labels": clf.labels_,
@@ -142,9 +152,9 @@ def run_compare(data: str, heads: list[str], modes: list[str], seeds: int, out: 
     splits.train = subsample(splits.train, options.get("train_limit"), split_seed)
     cells = [(c, split_seed + i) for c in grid(heads, modes) for i in range(seeds)]
     with atomic_dir(out, overwrite) as tmp:
-        runs = []
+        runs, cell_options = [], dict(options, track_dir=tmp / "tracking", track_root=Path(out).parent)
         for config, seed in tqdm(cells, desc="compare", unit="run"):
-            r = run_one(config, seed, splits, options)
+            r = run_one(config, seed, splits, cell_options)
             runs.append(r)
             tqdm.write(f"{config.name} seed {seed}: test accuracy {r['accuracy']:.4f}, "
                        f"macro-F1 {r['macro_f1']:.4f}, train {r['train_seconds']:.1f} s")

@@ -7,6 +7,7 @@ directory and renamed into place only when everything is written.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import re
 import time
@@ -21,13 +22,17 @@ from convtune.distributed import barrier, current, main_first
 from convtune.estimators.base import TextClassifier
 from convtune.estimators.registry import load
 from convtune.experiments.plots import plot_confusion_of, plot_per_label, plot_training
+from convtune.experiments.tracking import make_tracker
 
 
 def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: bool = False,
-              train_limit: int | None = None, merge: bool = False, callbacks: tuple = ()) -> dict:
+              train_limit: int | None = None, merge: bool = False, callbacks: tuple = (), track: str = "none",
+              track_dir: Path | None = None) -> dict:
     """Train `clf` on `splits`, report dev / test, save everything under `out`; return metrics.
     `merge`: an adapter model is saved with its adapter folded into the encoder (standalone).
-    `callbacks` go to the training loop (models that have one; a search prunes through them)."""
+    `callbacks` go to the training loop (models that have one; a search prunes through them).
+    `track`: tensorboard / mlflow / wandb (experiments.tracking), writing into the run directory
+    or `track_dir`."""
     train = subsample(splits.train, train_limit, splits.record["seed"])
     if len(train) < len(splits.train):
         splits.record["train_limit"] = train_limit
@@ -38,11 +43,19 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
     # Fail on an existing --out before spending minutes on training. Under torchrun every rank
     # trains and evaluates (collectively); only rank 0 writes, the others wait for its rename.
     ranks = current()
+    tracker = make_tracker(track) if ranks.is_main else None
     with contextlib.ExitStack() as stack:
         tmp = main_first(lambda: stack.enter_context(atomic_dir(out, overwrite)))
+        if tracker is not None:
+            directory = Path(track_dir) if track_dir else tmp
+            directory.mkdir(parents=True, exist_ok=True)
+            tracker.start(Path(out).name, directory, Path(track_dir).parent if track_dir else Path(out).parent)
+            stack.callback(tracker.abort_unless_finished)
+            callbacks = (*callbacks, tracker)
         wall = time.perf_counter()
+        takes_callbacks = "callbacks" in inspect.signature(clf.fit).parameters  # TF-IDF has no loop
         clf.fit(train.texts, train.labels, splits.dev.texts, splits.dev.labels,
-                **({"callbacks": callbacks} if callbacks else {}))
+                **({"callbacks": callbacks} if callbacks and takes_callbacks else {}))
         summary = clf.training_summary()
         step_losses = summary.pop("step_losses")
         metrics = {"dataset": splits.name, **clf.describe(), "train_size": len(train),
@@ -57,6 +70,8 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
         metrics["wall_seconds"] = round(time.perf_counter() - wall, 2)
         if ranks.is_main:
             _write_run(tmp, clf.merged() if merge else clf, splits, metrics, step_losses)
+            if tracker is not None:
+                tracker.finish(metrics, tmp)
             final = "test" if "test" in reports else "dev"
             tqdm.write(f"\n{splits.name} {final} report ({metrics['head']} head, {metrics['mode']}):\n{reports[final]}")
     barrier()

@@ -21,6 +21,7 @@ import random
 import shutil
 import socket
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,6 +48,7 @@ class SearchSettings:
     workers: int = 1
     pruner: str = "median"
     seed: int = 42                    # the sampler's (training seeds are the train option --seed)
+    track: str = "none"               # each trial a tracked run (experiments.tracking), in OUT/tracking
 
     def __post_init__(self):
         if not isinstance(self.trials, int) or self.trials < 1:
@@ -81,31 +83,31 @@ def storage_spec(settings: SearchSettings, out: Path) -> str:
 def open_storage(spec: str):
     """An Optuna storage for `spec` (sqlite:///..., postgresql://..., journal:PATH)."""
     import optuna
-    from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend
 
     if spec.startswith("journal:"):
         return JournalStorage(JournalFileBackend(spec.removeprefix("journal:")))
     if "://" not in spec:
         raise ConvtuneError(f"--storage wants a database URL (sqlite:///PATH, postgresql://...) or journal, not {spec!r}")
-    heartbeat = {} if spec.startswith("sqlite") else dict(
-        heartbeat_interval=30, grace_period=120, heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1))
-    for attempt in range(4):
-        try:
-            return RDBStorage(spec, engine_kwargs={"pool_pre_ping": True}, **heartbeat)
-        except ImportError as e:
-            raise ConvtuneError(f"--storage {spec.split(':')[0]}: a driver is missing ({e}); for PostgreSQL: "
-                                "pip install 'psycopg[binary]' and use postgresql+psycopg://") from None
-        except Exception as e:  # sqlalchemy's errors: server down, wrong password, or (below) a race
-            # Workers that start together on an empty database both create Optuna's tables and
-            # one loses ("duplicate key ... pg_type_typname_nsp_index"); a moment later they exist.
-            if attempt < 3:
-                time.sleep(0.5 + random.random())
-                continue
-            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-            raise ConvtuneError(f"--storage: cannot open the study database ({first})") from None
-        finally:
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        heartbeat = {} if spec.startswith("sqlite") else dict(  # other machines' dead workers: retried once
+            heartbeat_interval=30, grace_period=120, heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(1))
+        for attempt in range(4):
+            try:
+                return RDBStorage(spec, engine_kwargs={"pool_pre_ping": True}, **heartbeat)
+            except ImportError as e:
+                raise ConvtuneError(f"--storage {spec.split(':')[0]}: a driver is missing ({e}); for PostgreSQL: "
+                                    "pip install 'psycopg[binary]' and use postgresql+psycopg://") from None
+            except Exception as e:  # sqlalchemy's errors: server down, wrong password, or (below) a race
+                # Workers that start together on an empty database both create Optuna's tables and
+                # one loses ("duplicate key ... pg_type_typname_nsp_index"); a moment later they exist.
+                if attempt < 3:
+                    time.sleep(0.5 + random.random())
+                    continue
+                first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+                raise ConvtuneError(f"--storage: cannot open the study database ({first})") from None
 
 
 def open_study(settings: SearchSettings, out: Path, name: str, space: list[Param], about: dict):
@@ -220,7 +222,7 @@ def trial_dir(out: Path, number: int) -> Path:
     return out / "trials" / f"trial-{number:04d}"
 
 
-def make_objective(splits: Splits, build, space: list[Param], out: Path):
+def make_objective(splits: Splits, build, space: list[Param], out: Path, track: str = "none"):
     """The function Optuna calls per trial: train on train, score on dev (test is held back)."""
     search_splits = replace(splits, test=None)
 
@@ -230,7 +232,8 @@ def make_objective(splits: Splits, build, space: list[Param], out: Path):
         clf = build(options)
         try:
             m = train_run(search_splits, clf, trial_dir(out, trial.number), overwrite=True,
-                          callbacks=(PruneOnDev(trial),))
+                          callbacks=(PruneOnDev(trial),), track=track,
+                          track_dir=out / "tracking" / f"trial-{trial.number:04d}")
         except TrainingDiverged as e:
             trial.set_user_attr("diverged", str(e)[:200])
             raise
@@ -357,7 +360,7 @@ def run_search(splits: Splits, build, space: list[Param], settings: SearchSettin
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(settings, out, f"{eval_name(about['data'])}-{about['head']}-{about['mode']}", space, about)
     deadline = time.time() + settings.timeout if settings.timeout else None
-    objective = make_objective(splits, build, space, out)
+    objective = make_objective(splits, build, space, out, settings.track)
     if quota is not None:
         run_trials(study, objective, settings, out, quota, deadline)
         return None

@@ -26,6 +26,7 @@ class TrainState:
     epoch: int = 0                  # the epoch running (1-based)
     step: int = 0                   # optimizer steps taken in this fit
     loss: float = math.nan          # the last step's training loss
+    learning_rates: dict = field(default_factory=dict)  # after the last step: {"encoder": lr, "head": lr}
     train_loss: float = math.nan    # the last epoch's mean training loss
     dev: dict = field(default_factory=dict)  # the last dev check: accuracy, macro_f1
     epoch_seconds: float = 0.0

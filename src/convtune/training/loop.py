@@ -95,7 +95,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
         part = "head" if name.startswith(("head.", "head_mix.")) else "encoder"
         no_decay = p.ndim < 2  # biases and LayerNorm weights
         groups.setdefault((part, no_decay), []).append(p)
-    params = [{"params": ps, "lr": config.head_lr if part == "head" else config.lr,
+    params = [{"params": ps, "lr": config.head_lr if part == "head" else config.lr, "name": part,
                "weight_decay": 0.0 if no_decay else config.weight_decay}
               for (part, no_decay), ps in groups.items()]
     if config.optimizer == "sgd":
@@ -314,6 +314,7 @@ def _train_epoch(run: _Run, steps: list[Step], state: TrainState, hooks: list[Ca
         run.scaler.step(run.optimizer)
         run.scaler.update()
         run.scheduler.step()
+        state.learning_rates = {g["name"]: g["lr"] for g in run.optimizer.param_groups}
         state.step += 1
         losses.append(state.loss)
         for hook in hooks:
