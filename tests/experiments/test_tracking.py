@@ -148,3 +148,21 @@ def test_a_missing_tracking_library_is_one_line(toy_csv, tiny_encoder, tmp_path,
                  "--out", str(tmp_path / "run")]) == 2
     assert "pip install 'convtune[mlflow]'" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_compare_and_search_track_every_run(toy_csv, tiny_encoder, tmp_path, offline):
+    pytest.importorskip("tensorboard", reason="pip install 'convtune[tensorboard]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert main(["compare", "--data", str(toy_csv), "--heads", "cnn,tfidf-nb", "--modes", "frozen", "--seeds", "1",
+                 "--encoder", str(tiny_encoder), "--frozen-epochs", "2", "--max-length", "16", "--track", "tensorboard",
+                 "--out", str(tmp_path / "cmp")]) == 0
+    cells = sorted(p.name for p in (tmp_path / "cmp" / "tracking").iterdir())
+    assert cells == ["cnn_frozen-seed42", "tfidf-nb-seed42"]
+    acc = EventAccumulator(str(tmp_path / "cmp" / "tracking" / "cnn_frozen-seed42" / "tensorboard"))
+    acc.Reload()
+    assert len(acc.Scalars("dev/macro_f1")) == 2 and acc.Scalars("test/accuracy")
+    assert main(["search", "--data", str(toy_csv), "--encoder", str(tiny_encoder), *FAST, "--trials", "2",
+                 "--track", "tensorboard", "--out", str(tmp_path / "s")]) == 0
+    assert sorted(p.name for p in (tmp_path / "s" / "tracking").iterdir()) == ["trial-0000", "trial-0001"]
+    assert offline == []
