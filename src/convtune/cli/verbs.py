@@ -106,9 +106,9 @@ def cmd_search(a: argparse.Namespace) -> int:
     if res is None:  # a worker: its parent reports
         return 0
     test = f", test {headline(res['test'])}" if res["test"] else ""
+    model = res["best_dir"] or f"in the --out of worker {res['best'].get('worker')}"
     print(f"best trial #{res['best']['number']} of {sum(res['counts'].values())}: dev macro-F1 "
-          f"{res['best']['dev_macro_f1']:.4f}{test}; model {res['best_dir'] or 'in the --out of worker ' + str(res['best'].get('worker'))}, "
-          f"report {Path(a.out) / 'report.md'}")
+          f"{res['best']['dev_macro_f1']:.4f}{test}; model {model}, report {Path(a.out) / 'report.md'}")
     return 0
 
 
@@ -250,5 +250,5 @@ def cmd_serve(a: argparse.Namespace) -> int:
                       host=a.host, port=a.port, workers=a.workers)
 
 
-VERBS = {"export": cmd_export, "serve": cmd_serve, "train": cmd_train, "search": cmd_search, "evaluate": cmd_evaluate, "predict": cmd_predict,
-         "cache": cmd_cache, "bench": cmd_bench, "compare": cmd_compare, "datasets": cmd_datasets, "encoders": cmd_encoders}
+VERBS = {"export": cmd_export, "serve": cmd_serve, "train": cmd_train, "search": cmd_search, "evaluate": cmd_evaluate,
+         "predict": cmd_predict, "cache": cmd_cache, "bench": cmd_bench, "compare": cmd_compare, "datasets": cmd_datasets, "encoders": cmd_encoders}

@@ -68,7 +68,12 @@ def run_one(config: Config, seed: int, splits: Splits, options: dict) -> dict:
                       options["track_root"])
     start = time.perf_counter()
     loop = {"callbacks": [tracker]} if tracker is not None and not config.head.startswith("tfidf-") else {}
-    clf.fit(splits.train.texts, splits.train.labels, splits.dev.texts, splits.dev.labels, **loop)
+    try:
+        clf.fit(splits.train.texts, splits.train.labels, splits.dev.texts, splits.dev.labels, **loop)
+    except BaseException:
+        if tracker is not None:
+            tracker.abort_unless_finished()
+        raise
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
     if clf.multi_label_:  # a label set per text, compared whole ("accuracy" is subset accuracy)
