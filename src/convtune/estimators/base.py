@@ -168,8 +168,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if r is None:
             return {"train_seconds": getattr(self, "train_seconds_", None), "best_epoch": None,
                     "precision": "fp32", "history": [], "step_losses": []}
+        cache = {"cache_seconds": r.cache_seconds} if getattr(r, "cache_seconds", None) is not None else {}
         return {"train_seconds": r.train_seconds, "best_epoch": r.best_epoch, "precision": r.precision,
-                "history": r.history, "step_losses": r.step_losses}
+                **cache, "history": r.history, "step_losses": r.step_losses}
 
     def _check_fitted(self) -> None:
         if self.labels_ is None:

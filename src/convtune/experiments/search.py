@@ -205,7 +205,8 @@ def run_search(splits: Splits, build, space: list[Param], settings: SearchSettin
     best["worker"] = study.best_trial.user_attrs.get("worker")
     res = {"about": about, "study": study.study_name, "storage": storage_spec(settings, out), "pruner": settings.pruner,
            "budget": {"trials": settings.trials, "timeout": settings.timeout}, "counts": counts(study),
-           "retried": retried, "seconds": round(time.perf_counter() - start, 1), "best_dir": best_dir and str(best_dir),
+           "retried": retried, "seconds_this_run": round(time.perf_counter() - start, 1),
+           "best_dir": best_dir and str(best_dir),
            "best": best, "test": best_dir and test_best(best_dir, splits), "baseline": baseline(splits, settings.seed),
            "space": [{"name": p.name, "range": p.describe(), "default": p.default} for p in space],
            "trials": trial_rows(study)}

@@ -118,7 +118,7 @@ def render_markdown(res: dict, pictures: list[str]) -> str:
              + (f", timeout {res['budget']['timeout']:g} s" if res["budget"].get("timeout") else "")
              + f". Trials: {c['complete']} complete, {c['pruned']} pruned, {c['fail']} failed"
              + (f" ({', '.join('#' + str(n) for n in res['retried'])} retried)" if res.get("retried") else "")
-             + f"; this run {res['seconds']:.0f} s. Only dev was seen during the search; the best trial "
+             + f"; {_study_seconds(res):.0f} s of trials in all. Only dev was seen during the search; the best trial "
              "alone was evaluated on test, once.", "", "## Result", "", *_result_table(res), "",
              (f"The best model is an ordinary run directory: `{res['best_dir']}`." if res["best_dir"] else
               f"The best trial's model is not in this --out: worker `{res['best'].get('worker')}` trained it, and "
@@ -126,7 +126,7 @@ def render_markdown(res: dict, pictures: list[str]) -> str:
     lines += _cost_lines(res) + ["## Best parameters", "", "| parameter | best | default | searched |", "|---|---|---|---|"]
     for p in res["space"]:
         best = res["best"]["params"].get(p["name"], "(inactive)")
-        lines.append(f"| {p['name']} | {best} | {p['default']} | {p['range']} |")
+        lines.append(f"| {p['name']} | {_short(best)} | {_short(p['default'])} | {p['range']} |")
     lines += ["", "## Expected best dev macro-F1 against the number of trials", "",
               "Dodge et al. 2019: the expected maximum of n trials drawn from the completed ones.", "",
               "| n | " + " | ".join(str(n) for n in _marks(len(res["expected_best"]))) + " |",
@@ -157,6 +157,11 @@ def _cost_lines(res: dict) -> list[str]:
     cache = f" (of which {first['cache_seconds']:.0f} s filling the token-state cache)" if first.get("cache_seconds") else ""
     return [f"Cost: the first trial took {first['seconds']:.0f} s{cache}; the {len(rest)} later ones "
             f"{sum(rest) / len(rest):.0f} s on average.", ""]
+
+
+def _study_seconds(res: dict) -> float:
+    """The trials' own seconds, whichever run of the command (or worker) ran them."""
+    return sum(r["seconds"] or 0 for r in res["trials"])
 
 
 def _marks(n: int) -> list[int]:

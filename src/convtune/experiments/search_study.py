@@ -125,7 +125,7 @@ def _with_sampler(study, settings: SearchSettings, shared: bool):
 def _pruner(kind: str, space: list[Param]):
     import optuna
 
-    if kind == "median":  # prune below the median of earlier trials at the same epoch, from epoch 2
+    if kind == "median":  # below the median of earlier trials at the same epoch (from epoch 1: step >= 1)
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     if kind == "hyperband":
         epochs = next((p for p in space if p.option == "epochs"), None)
