@@ -42,7 +42,7 @@ class SearchSettings:
 
 # ------------------------------------------------------------------------------------ storage
 
-def check_out(out: Path, settings: SearchSettings) -> None:
+def check_out(out: Path) -> None:
     """Refuse an --out that holds something other than a search (`--out .` would be littered)."""
     ours = ("study.db", "journal.log", "results.json", "trials", "best")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not any((out / n).exists() for n in ours))):

@@ -14,7 +14,6 @@ import contextlib
 import math
 import random
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from convtune.data.batching import (
 from convtune.data.labels import LabelSpace
 from convtune.data.multilabel import MultiLabelSpace, is_multi, pos_weight
 from convtune.data.texts import TextSet
-from convtune.errors import TrainingDiverged
+from convtune.errors import TrainingDiverged, warn
 from convtune.metrics import multilabel_scores, scores
 from convtune.progress import progress
 from convtune.distributed import Ranks, all_sum, barrier, current
@@ -188,7 +187,7 @@ def _checkpointing(model, on: bool) -> None:
     base = encoder.get_base_model() if hasattr(encoder, "get_base_model") else encoder
     if getattr(model, "frozen", False) or not getattr(base, "supports_gradient_checkpointing", False):
         if on:
-            warnings.warn("--gradient-checkpointing: this encoder is frozen or cannot checkpoint; ignored", stacklevel=3)
+            warn("--gradient-checkpointing: this encoder is frozen or cannot checkpoint; ignored")
         return
     if on:
         base.activation_checkpointing_enable({"use_reentrant": False})
