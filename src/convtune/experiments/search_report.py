@@ -27,7 +27,9 @@ def trial_rows(study) -> list[dict]:
     """Every trial: number, state, dev score, parameters, seconds and what the objective recorded."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+        # A failed trial's end is when it was found dead (a later run), not when it stopped.
+        ended = t.datetime_complete if t.state.name != "FAIL" else None
+        seconds = (ended - t.datetime_start).total_seconds() if ended and t.datetime_start else None
         keep = ("default", "retry_of", "epochs_run", "best_epoch", "dev_accuracy", "cache_seconds", "diverged")
         rows.append({"number": t.number, "state": t.state.name.lower(), "dev_macro_f1": t.value, "params": t.params,
                      "seconds": None if seconds is None else round(seconds, 1),
@@ -111,13 +113,14 @@ def _result_table(res: dict) -> list[str]:
 
 def render_markdown(res: dict, pictures: list[str]) -> str:
     a, c = res["about"], res["counts"]
+    retried = [r["retry_of"] for r in res["trials"] if "retry_of" in r]
     lines = [f"# convtune search: {a['data']}", "",
              f"Head `{a['head']}`, mode `{a['mode']}`, encoder `{a['encoder']}`. Command: `{a['command']}`", "",
              f"Study `{res['study']}` in `{res['storage']}`; TPE sampler, {res['pruner']} pruner on each epoch's dev "
              f"macro-F1. Budget: {res['budget']['trials']} finished trials"
              + (f", timeout {res['budget']['timeout']:g} s" if res["budget"].get("timeout") else "")
              + f". Trials: {c['complete']} complete, {c['pruned']} pruned, {c['fail']} failed"
-             + (f" ({', '.join('#' + str(n) for n in res['retried'])} retried)" if res.get("retried") else "")
+             + (f" ({', '.join('#' + str(n) for n in retried)} retried)" if retried else "")
              + f"; {_study_seconds(res):.0f} s of trials in all. Only dev was seen during the search; the best trial "
              "alone was evaluated on test, once.", "", "## Result", "", *_result_table(res), "",
              (f"The best model is an ordinary run directory: `{res['best_dir']}`." if res["best_dir"] else
