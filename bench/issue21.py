@@ -57,7 +57,8 @@ def main() -> None:
         manifest = json.loads((work / "run" / "convtune.json").read_text())
         row = {"data": a.data, "encoder": a.encoder, "mode": a.mode, "seed": seed, "extra": a.extra,
                "test_accuracy": m["test"]["accuracy"], "test_macro_f1": m["test"]["macro_f1"],
-               "dev_accuracy": m["dev"]["accuracy"], "train_seconds": m["train_seconds"],
+               "dev_accuracy": m["dev"]["accuracy"], "dev_macro_f1": m["dev"]["macro_f1"],
+               "train_seconds": m["train_seconds"],
                "wall_seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
                "parameters": manifest["training"].get("parameters"), "model_mb": size_mb(work / "run"),
                "best_epoch": m["best_epoch"], "command": " ".join(cmd[1:-2]),
