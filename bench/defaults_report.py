@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/issue21.py sst2 --mode frozen --seeds 42 --extra "--epochs 10" --out bench/defaults_frozen.jsonl
     ... (each candidate on each set) ...
-    .venv/bin/python bench/defaults_report.py bench/defaults_frozen.jsonl
+    .venv/bin/python bench/defaults_report.py bench/defaults_frozen.jsonl [SEED, default 42]
 
 Prints a markdown table: each candidate's dev macro-F1 on every set, their mean (the choice is
 the highest mean), and test accuracy for the record only (never used to choose).
@@ -16,7 +16,9 @@ from collections import defaultdict
 
 
 def main() -> None:
+    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 42  # the selection seed; other seeds are checks
     rows = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8") if line.strip()]
+    rows = [r for r in rows if r["seed"] == seed]
     sets = list(dict.fromkeys(r["data"] for r in rows))
     by = defaultdict(dict)
     for r in rows:  # the last run of a (candidate, set) pair wins
