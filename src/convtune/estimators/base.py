@@ -51,7 +51,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
 
     # ---------------------------------------------------------------- to implement
     def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
-            dev_labels: Sequence[str] | None = None) -> TextClassifier:
+            dev_labels: Sequence[str] | None = None, callbacks: Sequence = ()) -> TextClassifier:
+        """`callbacks` (training.callbacks.Callback) see the training loop's steps and epochs;
+        a model trained without that loop (TF-IDF) takes and ignores them."""
         raise NotImplementedError
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:

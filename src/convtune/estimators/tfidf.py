@@ -70,8 +70,9 @@ class TfidfClassifier(TextClassifier):
                 "stop_words": stop_word_list(self.stop_words),
                 "token_pattern": r"(?u)\b\w+\b"}  # keep 1-letter words: "i", "a" carry signal in short texts
 
-    def fit(self, texts, labels, dev_texts=None, dev_labels=None) -> TfidfClassifier:
-        """Fit vectorizer and classifier on train; calibrate SVM scores on dev (10% of train if none)."""
+    def fit(self, texts, labels, dev_texts=None, dev_labels=None, callbacks=()) -> TfidfClassifier:
+        """Fit vectorizer and classifier on train; calibrate SVM scores on dev (10% of train if none).
+        No epochs, so `callbacks` have nothing to see."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         start = time.perf_counter()

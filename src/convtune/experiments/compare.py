@@ -67,9 +67,9 @@ def run_one(config: Config, seed: int, splits: Splits, options: dict) -> dict:
         tracker.start(f"{config.name}-seed{seed}", options["track_dir"] / safe_name(f"{config.name}-seed{seed}"),
                       options["track_root"])
     start = time.perf_counter()
-    loop = {"callbacks": [tracker]} if tracker is not None and not config.head.startswith("tfidf-") else {}
     try:
-        clf.fit(splits.train.texts, splits.train.labels, splits.dev.texts, splits.dev.labels, **loop)
+        clf.fit(splits.train.texts, splits.train.labels, splits.dev.texts, splits.dev.labels,
+                callbacks=[tracker] if tracker is not None else [])
     except BaseException:
         if tracker is not None:
             tracker.abort_unless_finished()

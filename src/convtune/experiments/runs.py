@@ -7,7 +7,6 @@ directory and renamed into place only when everything is written.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import re
 import time
@@ -53,9 +52,7 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
             stack.callback(tracker.abort_unless_finished)
             callbacks = (*callbacks, tracker)
         wall = time.perf_counter()
-        takes_callbacks = "callbacks" in inspect.signature(clf.fit).parameters  # TF-IDF has no loop
-        clf.fit(train.texts, train.labels, splits.dev.texts, splits.dev.labels,
-                **({"callbacks": callbacks} if callbacks and takes_callbacks else {}))
+        clf.fit(train.texts, train.labels, splits.dev.texts, splits.dev.labels, callbacks=callbacks)
         summary = clf.training_summary()
         step_losses = summary.pop("step_losses")
         metrics = {"dataset": splits.name, **clf.describe(), "train_size": len(train),

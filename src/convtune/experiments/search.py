@@ -16,6 +16,7 @@ heartbeat instead. Test data is never seen before `finish`.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -62,7 +63,7 @@ def make_objective(splits: Splits, build, space: list[Param], out: Path, track: 
         try:
             m = train_run(search_splits, clf, trial_dir(out, trial.number), overwrite=True,
                           callbacks=(PruneOnDev(trial),), track=track,
-                          track_dir=out / "tracking" / f"trial-{trial.number:04d}")
+                          track_dir=out / "tracking" / trial_dir(out, trial.number).name)
         except TrainingDiverged as e:
             trial.set_user_attr("diverged", str(e)[:200])
             raise
@@ -83,11 +84,9 @@ def keep_best_only(out: Path):
             best = study.best_trial.number
         except ValueError:  # no complete trial yet
             return
-        finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-        for d in (out / "trials").glob("trial-*"):
-            number = int(d.name.split("-")[1]) if d.name.split("-")[1].isdigit() else -1
-            if number in finished and number != best:
-                shutil.rmtree(d, ignore_errors=True)
+        for t in study.get_trials(deepcopy=False):
+            if t.state.is_finished() and t.number != best:
+                shutil.rmtree(trial_dir(out, t.number), ignore_errors=True)  # gone already: nothing happens
     return callback
 
 
@@ -98,14 +97,18 @@ def counts(study) -> dict:
     return {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
 
 
+def _taken(c: dict) -> int:
+    """Trials that count towards --trials: finished (complete, pruned) or running somewhere."""
+    return c["complete"] + c["pruned"] + c["running"]
+
+
 def run_trials(study, objective, settings: SearchSettings, out: Path, quota: int | None = None,
                deadline: float | None = None) -> int:
     """Run trials one at a time until the study has `settings.trials` finished (or running)
     trials, `quota` ran here, or `deadline` (time.time()) passed. Returns how many ran."""
     ran, callback = 0, keep_best_only(out)
     while quota is None or ran < quota:
-        c = counts(study)
-        if c["complete"] + c["pruned"] + c["running"] >= settings.trials or (deadline and time.time() >= deadline):
+        if _taken(counts(study)) >= settings.trials or (deadline and time.time() >= deadline):
             break
         # A diverged trial (NaN loss: a learning rate too high) is a finished, failed trial; the
         # search goes on. Any other error stops this worker with its one-line message.
@@ -116,8 +119,7 @@ def run_trials(study, objective, settings: SearchSettings, out: Path, quota: int
 
 def quotas(study, settings: SearchSettings) -> list[int]:
     """How many trials each local worker runs: the remaining ones, shared out."""
-    c = counts(study)
-    left = max(0, settings.trials - c["complete"] - c["pruned"] - c["running"])
+    left = max(0, settings.trials - _taken(counts(study)))
     return [left // settings.workers + (1 if i < left % settings.workers else 0) for i in range(settings.workers)]
 
 
@@ -127,8 +129,6 @@ def install_best(out: Path, study) -> Path | None:
     """OUT/best: the best trial's run directory (moved from OUT/trials; replaced when a
     continued study finds a better one). None when another worker ran that trial: its model is
     in that worker's --out (on its machine)."""
-    import json
-
     best, dest = study.best_trial, out / "best"
     marker = dest / "search_trial.json"
     if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("trial") == best.number:
@@ -149,8 +149,6 @@ def install_best(out: Path, study) -> Path | None:
 
 def test_best(best_dir: Path, splits: Splits) -> dict | None:
     """Evaluate the best model on test (once per best trial), into its metrics.json."""
-    import json
-
     if splits.test is None:
         return None
     path = best_dir / "metrics.json"
@@ -200,8 +198,8 @@ def run_search(splits: Splits, build, space: list[Param], settings: SearchSettin
         run_trials(study, objective, settings, out, None, deadline)
     if not counts(study)["complete"]:
         raise ConvtuneError(f"no trial of study {study.study_name!r} completed (see the errors above); nothing to report")
-    best_dir = install_best(out, study)
-    best = next(r for r in trial_rows(study) if r["number"] == study.best_trial.number)
+    best_dir, rows = install_best(out, study), trial_rows(study)
+    best = dict(next(r for r in rows if r["number"] == study.best_trial.number))
     best["worker"] = study.best_trial.user_attrs.get("worker")
     res = {"about": about, "study": study.study_name, "storage": storage_spec(settings, out), "pruner": settings.pruner,
            "budget": {"trials": settings.trials, "timeout": settings.timeout}, "counts": counts(study),
@@ -209,7 +207,7 @@ def run_search(splits: Splits, build, space: list[Param], settings: SearchSettin
            "best_dir": best_dir and str(best_dir),
            "best": best, "test": best_dir and test_best(best_dir, splits), "baseline": baseline(splits, settings.seed),
            "space": [{"name": p.name, "range": p.describe(), "default": p.default} for p in space],
-           "trials": trial_rows(study)}
+           "trials": rows}
     write_report(res, study, out)
     return res
 

@@ -55,8 +55,8 @@ def final_scalars(metrics: dict) -> dict:
 class Tracker(Callback):
     """Base class: the protocol above; subclasses write to one library."""
 
-    def __init__(self):
-        self.every = 1
+    step = 0            # the last optimizer step logged (final metrics are logged at it)
+    finished = False
 
     def start(self, name: str, directory: Path, root: Path) -> None:
         raise NotImplementedError
@@ -75,20 +75,21 @@ class Tracker(Callback):
         self.write_final(metrics, files)
 
     def abort_unless_finished(self) -> None:
-        if not getattr(self, "finished", False):
+        if not self.finished:
             try:
                 self.abort()
             except Exception:  # the training error is the one to report
                 pass
 
     def on_step(self, state: TrainState) -> None:
-        self.every = max(1, state.steps_per_epoch // STEP_POINTS)
-        if state.is_main and state.step % self.every == 0:
+        if state.is_main and state.step % max(1, state.steps_per_epoch // STEP_POINTS) == 0:
+            self.step = state.step
             self.log({"train/loss": state.loss, **{f"train/lr_{k}": v for k, v in state.learning_rates.items()}},
                      state.step)
 
     def on_epoch_end(self, state: TrainState) -> None:
         if state.is_main:
+            self.step = state.step
             self.log({"train/epoch_loss": state.train_loss, **{f"dev/{k}": v for k, v in state.dev.items()
                                                              if isinstance(v, int | float)}}, state.step)
 
@@ -97,11 +98,9 @@ class TensorBoardTracker(Tracker):
     def start(self, name: str, directory: Path, root: Path) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.step = 0
         self.writer = SummaryWriter(log_dir=str(directory / "tensorboard"))
 
     def log(self, scalars: dict, step: int) -> None:
-        self.step = step
         for k, v in scalars.items():
             self.writer.add_scalar(k, v, step)
 
@@ -137,14 +136,13 @@ class MLflowTracker(Tracker):
         experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
             "convtune", artifact_location=(root / "mlartifacts").as_uri())
         self.run_id = self.client.create_run(experiment_id, run_name=name).info.run_id
-        self.step = 0
 
     def log(self, scalars: dict, step: int) -> None:
         import time
 
         from mlflow.entities import Metric
 
-        self.step, now = step, int(time.time() * 1000)
+        now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in scalars.items()])
 
     def write_final(self, metrics: dict, files: Path | None) -> None:

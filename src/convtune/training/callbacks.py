@@ -26,7 +26,6 @@ class TrainState:
     epoch: int = 0                  # the epoch running (1-based)
     step: int = 0                   # optimizer steps taken in this fit
     loss: float = math.nan          # the last step's training loss
-    learning_rates: dict = field(default_factory=dict)  # after the last step: {"encoder": lr, "head": lr}
     train_loss: float = math.nan    # the last epoch's mean training loss
     dev: dict = field(default_factory=dict)  # the last dev check: accuracy, macro_f1
     epoch_seconds: float = 0.0
@@ -35,6 +34,12 @@ class TrainState:
     best_epoch: int = 0
     stop: bool = False              # set by a callback: no further epoch starts
     is_main: bool = True            # rank 0 of a distributed run (the only one that writes)
+    param_groups: list = field(default_factory=list, repr=False)  # the optimizer's (live) groups
+
+    @property
+    def learning_rates(self) -> dict:
+        """The rates the next step uses: {"encoder": lr, "head": lr} (read only when asked)."""
+        return {g["name"]: g["lr"] for g in self.param_groups if "name" in g}
 
 
 class Callback:

@@ -37,6 +37,7 @@ from convtune.data.multilabel import MultiLabelSpace, is_multi, pos_weight
 from convtune.data.texts import TextSet
 from convtune.errors import TrainingDiverged, warn
 from convtune.metrics import multilabel_scores, scores
+from convtune.modeling.encoders import DEFAULT_LR
 from convtune.progress import progress
 from convtune.distributed import Ranks, all_sum, barrier, current
 from convtune.runtime import (
@@ -313,7 +314,6 @@ def _train_epoch(run: _Run, steps: list[Step], state: TrainState, hooks: list[Ca
         run.scaler.step(run.optimizer)
         run.scaler.update()
         run.scheduler.step()
-        state.learning_rates = {g["name"]: g["lr"] for g in run.optimizer.param_groups}
         state.step += 1
         losses.append(state.loss)
         for hook in hooks:
@@ -371,7 +371,7 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     torchrun every rank calls fit with the same data; each trains on its share of every step.
     """
     seed_everything(config.seed)
-    config = config.with_learning_rates(5e-5)  # a no-op for the estimators, which set both rates
+    config = config.with_learning_rates(DEFAULT_LR)  # a no-op for the estimators, which set both rates
     runtime, ranks = runtime or RuntimeConfig(), current()
     device = resolve_device(runtime.device)
     precision = resolve_precision(runtime.precision, device)
@@ -392,7 +392,8 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
                grad_scaler(precision, device), config, precision, device, ranks, rule.pool)
     average, history = WeightAverage(model, config.ema), History()
     hooks = [average, history, EpochLog(), EarlyStopping(config.patience), *callbacks]
-    state, best_state = TrainState(config.epochs, steps, is_main=ranks.is_main), None
+    state = TrainState(config.epochs, steps, is_main=ranks.is_main, param_groups=optimizer.param_groups)
+    best_state = None
     with flush_denormal():
         for state.epoch in range(1, config.epochs + 1):
             epoch_start = time.perf_counter()
