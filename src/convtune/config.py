@@ -59,6 +59,9 @@ class TrainConfig:
                                 "processes x grad-accum texts (a large batch in little memory)", metavar="K")
     seed: int = option(42, "seed of the initial weights, batch order and dropout")
     eval_batch_size: int = option(64, "texts per dev / prediction batch")
+    calibrate: str = option("temperature", "after training, fit a temperature on dev that scales the logits (kept "
+                                           "if it lowers dev NLL; predictions do not change)",
+                            choices=("temperature", "none"))
     freeze_embeddings: bool = option(False, "fine-tuning: keep the token embeddings fixed (less memory with "
                                             "big vocabularies, e.g. me5-small)")
 
@@ -81,6 +84,7 @@ class TrainConfig:
                 raise ConvtuneError(f"{name} must be in [{low}, {high}], not {getattr(self, name)!r}")
         _choice(self, "class_weight")
         _choice(self, "optimizer")
+        _choice(self, "calibrate")
 
     def with_learning_rates(self, encoder_lr: float) -> TrainConfig:
         """A copy with lr and head_lr filled in where unset: `encoder_lr` (the encoder's or the

@@ -89,6 +89,7 @@ KINDS = ("str", "int")
 class LabelSpace:
     labels: tuple[str, ...]
     kind: str = "str"
+    temperature: float = 1.0   # calibration: logits are divided by it before the softmax (arg-max unchanged)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -117,8 +118,9 @@ class LabelSpace:
         return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=label_smoothing)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """(N, C) logits -> probabilities: a softmax over the classes (one label per text)."""
-        return softmax(logits)
+        """(N, C) logits -> probabilities: a softmax of logits / temperature over the classes."""
+        logits = np.asarray(logits)
+        return softmax(logits if self.temperature == 1.0 else (logits / self.temperature).astype(logits.dtype))
 
     def scores(self, row: Sequence[float], digits: int | None = None) -> dict[str, float]:
         """One text's probabilities keyed by label (strings: JSON object keys always are)."""

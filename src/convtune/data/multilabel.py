@@ -113,6 +113,7 @@ class MultiLabelSpace:
     kind: str = "str"
     thresholds: tuple[float, ...] | None = None   # None: 0.5 for every label
     at_least_one: bool = False                     # an empty prediction becomes the top label
+    temperature: tuple[float, ...] | float = 1.0   # calibration: each label's logit is divided by its own
     multi: bool = True
 
     @property
@@ -154,7 +155,8 @@ class MultiLabelSpace:
         return F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=weight)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        return sigmoid(np.asarray(logits, dtype=np.float64)).astype(np.float32)
+        """(N, C) logits -> each label's sigmoid of logit / its temperature."""
+        return sigmoid(np.asarray(logits, dtype=np.float64) / np.asarray(self.temperature)).astype(np.float32)
 
     def scores(self, row: Sequence[float], digits: int | None = None) -> dict[str, float]:
         return {lab: float(x) if digits is None else round(float(x), digits) for lab, x in zip(self.labels, row)}

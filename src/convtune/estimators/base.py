@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,8 @@ from safetensors import SafetensorError
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from convtune._fs import atomic_dir
+from convtune.calibration import check_temperature, choose_temperature, reliability, scaled_thresholds
+from convtune.calibration import scores as calibration_scores
 from convtune._version import __version__
 from convtune.data.batching import LongText, collate, long_share, text_logits, tokenize, window_reach
 from convtune.data.labels import (
@@ -48,6 +50,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     multi_label_: bool = False  # fit() got a label set per text: sigmoid outputs, predict() gives lists
     thresholds_: list[float] | None = None  # multi-label: each label's threshold, tuned on dev
     decision_: tuple = (None, False)  # multi-label: (one threshold for all or None, at least one label), set_decision
+    temperature_: float | list[float] | None = None  # calibration fitted on dev (one per label if multi-label)
+    calibration_: dict | None = None  # what fit() did to calibrate: method, temperature, dev NLL before / after
 
     # ---------------------------------------------------------------- to implement
     def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
@@ -56,7 +60,9 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         a model trained without that loop (TF-IDF) takes and ignores them."""
         raise NotImplementedError
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+    def decision_function(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Raw scores (N, C), columns in the order of `labels_`: the logits before the softmax (or
+        the sigmoids) and before the calibration temperature."""
         raise NotImplementedError
 
     def save_into(self, directory: Path) -> None:
@@ -78,6 +84,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         and `label_type_` (ints given, ints predicted)."""
         train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, seed)
         self.multi_label_, self.thresholds_ = is_multi(train.labels), None
+        self.temperature_, self.calibration_ = None, None
         self.label_type_ = label_type([y for ys in labels for y in ys] if self.multi_label_ else labels)
         return train, dev
 
@@ -88,11 +95,26 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             proba = self.predict_proba(dev.texts)
             self.thresholds_ = tune_thresholds(proba, self.label_space_.encode(dev.labels))
 
+    def _fit_temperature(self, dev: TextSet, method: str) -> None:
+        """The last step of fit(): `method` "temperature" fits a temperature on the dev logits and
+        keeps it if it lowers dev NLL; "none" leaves the logits alone. A multi-label model's tuned
+        thresholds move with their label's temperature, so no decision changes."""
+        self.temperature_, self.calibration_ = None, {"method": "none"}
+        if method != "temperature":
+            return
+        truth = self.label_space_.encode(dev.labels)
+        self.temperature_, self.calibration_ = choose_temperature(self.decision_function(dev.texts), truth,
+                                                                  self.multi_label_)
+        if self.multi_label_ and self.temperature_ is not None and self.thresholds_ is not None:
+            self.thresholds_ = scaled_thresholds(self.thresholds_, self.temperature_)
+
     def _manifest_head(self) -> dict:
         """The keys every fitted model's convtune.json starts with; load() dispatches on "kind"."""
         head = {"kind": self.kind, "convtune_version": __version__, "label_type": self.label_type_}
         if self.multi_label_:
             head |= {"multi_label": True, "thresholds": self.thresholds_}
+        if self.temperature_ is not None:
+            head["calibration"] = dict(self.calibration_, temperature=self.temperature_)
         return head
 
     def set_params(self, **params) -> TextClassifier:
@@ -118,10 +140,12 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     def label_space_(self) -> LabelSpace | MultiLabelSpace:
         """The fitted labels, their order and type: what every interface decodes predictions with."""
         self._check_fitted()
+        t = getattr(self, "temperature_", None)
         if self.multi_label_:
             return MultiLabelSpace(tuple(self.labels_), self.label_type_,
-                                   None if self.thresholds_ is None else tuple(self.thresholds_))
-        return LabelSpace(tuple(self.labels_), self.label_type_)
+                                   None if self.thresholds_ is None else tuple(self.thresholds_),
+                                   temperature=1.0 if t is None else tuple(t))
+        return LabelSpace(tuple(self.labels_), self.label_type_, 1.0 if t is None else t)
 
     def set_decision(self, threshold: float | None = None, at_least_one: bool = False) -> TextClassifier:
         """Multi-label: from now on predict with one `threshold` for every label (None: the tuned
@@ -146,8 +170,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             return space
         if threshold is not None:
             check_thresholds([threshold], 1, "--threshold")
-            space = MultiLabelSpace(space.labels, space.kind, (float(threshold),) * len(space.labels))
-        return MultiLabelSpace(space.labels, space.kind, space.thresholds, at_least_one=at_least_one)
+            space = replace(space, thresholds=(float(threshold),) * len(space.labels))
+        return replace(space, at_least_one=at_least_one)
 
     @property
     def classes_(self) -> np.ndarray:
@@ -185,26 +209,44 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         return self.decision_space(threshold, at_least_one).decode(self.predict_proba(texts, batch_size))
 
-    def _predict_labels(self, texts: Sequence[str], batch_size: int | None = None) -> list[str]:
-        """Predicted labels as stored (strings), for comparing with a TextSet's labels."""
-        return [self.labels_[i] for i in self.predict_proba(texts, batch_size).argmax(axis=1)]
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities (N, C), columns in the order of `labels_`; calibrated when fit() fitted
+        a temperature (multi-label: each label's own probability)."""
+        self._check_fitted()
+        return self.label_space_.probabilities(self.decision_function(texts, batch_size))
 
     def evaluate(self, texts: Sequence[str], labels: Sequence[str], threshold: float | None = None) -> dict:
         """Metrics on labelled texts: accuracy, macro-F1, per class, confusion matrix, report
         (multi-label: micro / macro / samples F1, Hamming loss, subset accuracy, LRAP too;
-        `threshold`: one for every label instead of the tuned ones)."""
+        `threshold`: one for every label instead of the tuned ones), and `calibration`: ECE,
+        Brier and NLL (before the temperature too, under "uncalibrated"), reliability bins."""
         self._check_fitted()
         data = as_set(texts, labels, "evaluation data", multi=self.multi_label_)
         check_labels(data, self.labels_, "evaluation data")
+        space = self.decision_space(threshold)
+        logits = self.decision_function(data.texts)
+        proba, truth = space.probabilities(logits), space.encode(data.labels)
         if self.multi_label_:
-            space = self.decision_space(threshold)
-            proba = self.predict_proba(data.texts)
-            truth, pred = space.encode(data.labels), space.decide(proba).astype(np.float32)
-            return multilabel_metrics(truth, pred, proba, self.labels_) | {
+            pred = space.decide(proba).astype(np.float32)
+            out = multilabel_metrics(truth, pred, proba, self.labels_) | {
                 "report": multilabel_report(truth, pred, self.labels_), "thresholds": list(space.cutoffs())}
-        pred = self._predict_labels(data.texts)
-        out = compute_metrics(data.labels, pred, self.labels_)
-        out["report"] = text_report(data.labels, pred, self.labels_)
+        else:
+            pred = [self.labels_[i] for i in proba.argmax(axis=1)]
+            out = compute_metrics(data.labels, pred, self.labels_)
+            out["report"] = text_report(data.labels, pred, self.labels_)
+        out["calibration"] = self._calibration_scores(space, logits, truth)
+        return out
+
+    def _calibration_scores(self, space, logits: np.ndarray, truth: np.ndarray) -> dict:
+        """ECE / Brier / NLL and reliability bins of these logits' probabilities, and of the
+        uncalibrated ones when the model has a temperature."""
+        def of(proba: np.ndarray) -> dict:
+            return {**calibration_scores(proba, truth, self.multi_label_),
+                    "reliability": reliability(proba, truth, self.multi_label_)}
+
+        out = of(space.probabilities(logits))
+        if self.temperature_ is not None:
+            out |= {"temperature": self.temperature_, "uncalibrated": of(replace(space, temperature=1.0).probabilities(logits))}
         return out
 
     def save(self, path: str | Path, overwrite: bool = False) -> None:
@@ -241,6 +283,10 @@ def load_as(target: type[TextClassifier], path: str | Path, manifest: dict) -> T
         clf.multi_label_ = source.get("multi_label") is True
         if clf.multi_label_ and source.get("thresholds") is not None:
             clf.thresholds_ = check_thresholds(source["thresholds"], len(clf.labels_), f"{path}: convtune.json")
+        if isinstance(source.get("calibration"), dict) and "temperature" in source["calibration"]:
+            clf.calibration_ = source["calibration"]
+            clf.temperature_ = check_temperature(source["calibration"]["temperature"], len(clf.labels_),
+                                                 clf.multi_label_, f"{path}: convtune.json")
         return clf
     except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile, SafetensorError) as e:
         # A hand-edited, truncated or missing file in the directory (convtune.json, weights,
@@ -268,8 +314,9 @@ class TokenClassifier(TextClassifier):
     def _token_path(self) -> TokenPath:
         raise NotImplementedError
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Class probabilities, shape (N, C), columns in the order of `labels_`."""
+    def decision_function(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Logits (N, C) float32, columns in the order of `labels_` (texts read in windows: the
+        windows' logits pooled)."""
         self._check_fitted()
         texts = as_texts(texts)
         path = self._token_path()
@@ -282,7 +329,7 @@ class TokenClassifier(TextClassifier):
         logits = text_logits(forward, enc, batch_size or path.batch_size, path.precision,
                              desc="predict" if len(texts) > 2000 else None, device_type=path.device.type,
                              pool=path.long_text.pool)
-        return self.label_space_.probabilities(logits)
+        return logits
 
 
 def warn_long_texts(tokenizer, texts: list[str], max_length: int, rule: LongText,

@@ -117,6 +117,7 @@ class TextCNNClassifier(TokenClassifier):
         self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,
                            self.max_length, self.runtime, callbacks=callbacks)
         self._tune_thresholds(dev)
+        self._fit_temperature(dev, self.train_config.calibrate)
         self.manifest_ = {**self._manifest_head(),
                           "model": {"head": "textcnn", "labels": self.labels_, "embed_dim": self.embed_dim,
                                     "max_length": self.max_length, "chars": chars,

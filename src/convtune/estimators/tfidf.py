@@ -149,14 +149,15 @@ class TfidfClassifier(TextClassifier):
             raise ConvtuneError("dev split lacks some classes: cannot calibrate SVM probabilities")
         self.calib_ = (A, b)
 
-    def predict_proba(self, texts, batch_size=None) -> np.ndarray:
-        """Class probabilities (N, C), columns in the order of `labels_`."""
+    def decision_function(self, texts, batch_size=None) -> np.ndarray:
+        """Logits (N, C), columns in the order of `labels_`: NB's log-probabilities, or the SVM's
+        margins through the logistic regression fitted on dev (so already calibrated on dev)."""
         self._check_fitted()
         scores = self._scores(self.vectorizer_.transform(as_texts(texts)))
         if self.model == "svm":
             A, b = self.calib_
             scores = scores * A + b if A.ndim == 1 else scores @ A.T + b  # (C,): per-label Platt scaling
-        return self.label_space_.probabilities(scores)
+        return scores
 
     def _manifest(self, params: dict) -> dict:
         return {**self._manifest_head(),

@@ -147,6 +147,7 @@ class Classifier(TokenClassifier):
         if self.mode == "adalora":  # the ranks it allocated, reapplied after the best epoch came back
             config = replace(config, adapter={**config.adapter, "rank_pattern": finish_allocation(self.model_.encoder)})
         self._tune_thresholds(dev)
+        self._fit_temperature(dev, self.train_config.calibrate)
         self.manifest_ = self._manifest(config)
         if adapted:
             self.manifest_["base_encoder"] = base_identity(self.manifest_["encoder_info"], encoder_dir)
