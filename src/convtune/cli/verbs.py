@@ -53,8 +53,16 @@ def headline(m: dict) -> str:
     """The one-line summary of a metrics dict (multi-label: micro-F1 and subset accuracy too)."""
     if m.get("multi_label"):
         return (f"micro-F1 {m['micro_f1']:.4f}, macro-F1 {m['macro_f1']:.4f}, "
-                f"subset accuracy {m['subset_accuracy']:.4f}")
-    return f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
+                f"subset accuracy {m['subset_accuracy']:.4f}{_ece(m)}")
+    return f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}{_ece(m)}"
+
+
+def _ece(m: dict) -> str:
+    c = m.get("calibration")
+    if not c:
+        return ""
+    before = f" (before temperature {c['uncalibrated']['ece']:.4f})" if "uncalibrated" in c else ""
+    return f", ECE {c['ece']:.4f}{before}"
 
 
 def cmd_train(a: argparse.Namespace) -> int:

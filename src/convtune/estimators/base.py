@@ -225,21 +225,25 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         check_labels(data, self.labels_, "evaluation data")
         space = self.decision_space(threshold)
         logits = self.decision_function(data.texts)
-        proba, truth = space.probabilities(logits), space.encode(data.labels)
+        proba = space.probabilities(logits)
         if self.multi_label_:
-            pred = space.decide(proba).astype(np.float32)
+            truth, pred = space.encode(data.labels), space.decide(proba).astype(np.float32)
             out = multilabel_metrics(truth, pred, proba, self.labels_) | {
                 "report": multilabel_report(truth, pred, self.labels_), "thresholds": list(space.cutoffs())}
         else:
             pred = [self.labels_[i] for i in proba.argmax(axis=1)]
             out = compute_metrics(data.labels, pred, self.labels_)
             out["report"] = text_report(data.labels, pred, self.labels_)
-        out["calibration"] = self._calibration_scores(space, logits, truth)
+        out["calibration"] = self.calibration_scores(logits, data.labels)
         return out
 
-    def _calibration_scores(self, space, logits: np.ndarray, truth: np.ndarray) -> dict:
-        """ECE / Brier / NLL and reliability bins of these logits' probabilities, and of the
-        uncalibrated ones when the model has a temperature."""
+    def calibration_scores(self, logits: np.ndarray, labels: Sequence) -> dict:
+        """ECE / Brier / NLL and reliability bins of the probabilities of `decision_function`'s
+        logits against stored labels, and under "uncalibrated" the same without the temperature
+        (when the model has one)."""
+        space = self.label_space_
+        truth = space.encode(labels)
+
         def of(proba: np.ndarray) -> dict:
             return {**calibration_scores(proba, truth, self.multi_label_),
                     "reliability": reliability(proba, truth, self.multi_label_)}

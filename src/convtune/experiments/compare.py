@@ -81,14 +81,17 @@ def run_one(config: Config, seed: int, splits: Splits, options: dict) -> dict:
         predict_seconds = time.perf_counter() - start
         m, pred = clf.evaluate(splits.test.texts, splits.test.labels), set_keys(clf.label_space_.decode_stored(proba))
     else:
-        pred = clf.predict(splits.test.texts)
+        logits = clf.decision_function(splits.test.texts)
+        pred = clf.label_space_.decode(clf.label_space_.probabilities(logits))
         predict_seconds = time.perf_counter() - start
         m = compute_metrics(splits.test.labels, pred, clf.labels_)
+        m["calibration"] = clf.calibration_scores(logits, splits.test.labels)
     if tracker is not None:
         tracker.finish({"hyperparameters": clf.hyperparameters(), "test": {k: m[k] for k in ("accuracy", "macro_f1")}},
                        None)
+    cal = m["calibration"]
     return {"config": config.name, "seed": seed, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-            "micro_f1": m.get("micro_f1"),
+            "micro_f1": m.get("micro_f1"), "ece": cal["ece"], "ece_uncalibrated": cal.get("uncalibrated", cal)["ece"],
             "confusion_matrix": m["confusion_matrix"], "labels": clf.labels_,
             "train_seconds": train_seconds, "texts_per_s": len(pred) / predict_seconds,
             "history": clf.training_summary()["history"], "predictions": pred}
@@ -140,6 +143,7 @@ def summarise(runs: list[dict]) -> list[dict]:
         rs = [r for r in runs if r["config"] == name]
         stat = lambda k: (float(np.mean([r[k] for r in rs])), float(np.std([r[k] for r in rs])))
         rows.append({"config": name, "seeds": len(rs), "accuracy": stat("accuracy"), "macro_f1": stat("macro_f1"),
+                     "ece": stat("ece"), "ece_uncalibrated": stat("ece_uncalibrated"),
                      "train_seconds": stat("train_seconds"), "texts_per_s": stat("texts_per_s")})
     return rows
 

@@ -124,3 +124,31 @@ def plot_per_label(m: dict, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_reliability(calibration: dict, path: Path, title: str) -> None:
+    """Reliability diagram: accuracy against mean confidence per bin (15 bins), calibrated and,
+    when the model has a temperature, before it; marker area follows the bin's text count."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect calibration")
+    curves = [("before temperature", calibration.get("uncalibrated"), "tab:red"),
+              ("calibrated" if "uncalibrated" in calibration else "model", calibration, "tab:blue")]
+    for name, c, colour in curves:
+        if not c:
+            continue
+        bins = c["reliability"]
+        total = max(1, sum(b["count"] for b in bins))
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], color=colour, lw=1.5,
+                label=f"{name}: ECE {c['ece'] * 100:.2f}%, NLL {c['nll']:.3f}")
+        ax.scatter([b["confidence"] for b in bins], [b["accuracy"] for b in bins], color=colour,
+                   s=[10 + 400 * b["count"] / total for b in bins], alpha=0.6)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (mean predicted probability in the bin)")
+    ax.set_ylabel("accuracy in the bin")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -88,10 +88,12 @@ def render_markdown(res: dict, pictures: list[str]) -> str:
              *(["Multi-label: test accuracy is subset accuracy (a text counts when its whole label set is "
                 "right), macro-F1 over labels, at each label's threshold tuned on dev.", ""]
                if res["split"].get("multi_label") else []),
-             "| configuration | seeds | test accuracy % | test macro-F1 % | train s | predict texts/s |",
-             "|---|---|---|---|---|---|"]
+             "| configuration | seeds | test accuracy % | test macro-F1 % | test ECE % (before temperature) "
+             "| train s | predict texts/s |",
+             "|---|---|---|---|---|---|---|"]
     for r in sorted(res["summary"], key=lambda r: -r["accuracy"][0]):
-        lines.append(f"| {r['config']} | {r['seeds']} | {_pm(r['accuracy'])} | {_pm(r['macro_f1'])} | "
+        ece = f"{_pm(r['ece'])} ({r['ece_uncalibrated'][0] * 100:.2f})" if "ece" in r else "–"
+        lines.append(f"| {r['config']} | {r['seeds']} | {_pm(r['accuracy'])} | {_pm(r['macro_f1'])} | {ece} | "
                      f"{_pm(r['train_seconds'], 1, 1)} | {r['texts_per_s'][0]:.0f} |")
     lines += ["", "## Paired tests (same test texts)", ""]
     for t in res["paired_tests"]:

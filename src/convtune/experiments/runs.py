@@ -20,7 +20,7 @@ from convtune.data.splits import Splits, subsample
 from convtune.distributed import barrier, current, main_first
 from convtune.estimators.base import TextClassifier
 from convtune.estimators.registry import load
-from convtune.experiments.plots import plot_confusion_of, plot_per_label, plot_training
+from convtune.experiments.plots import plot_confusion_of, plot_per_label, plot_reliability, plot_training
 from convtune.experiments.tracking import make_tracker
 
 
@@ -86,6 +86,8 @@ def _write_run(tmp: Path, clf: TextClassifier, splits: Splits, metrics: dict, st
             else:
                 plot_confusion_of(m, tmp / f"confusion_matrix{suffix}.png",
                                   f"{splits.name} {part}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
+            if "calibration" in m:
+                plot_reliability(m["calibration"], tmp / f"reliability{suffix}.png", f"{splits.name} {part}: reliability")
     clf.save_into(tmp)
     write_json(tmp / "metrics.json", metrics)
     write_json(tmp / "split.json", splits.describe())
