@@ -41,6 +41,21 @@ def test_train_writes_a_complete_run(run_dir):
     assert split["method"].startswith("de-duplicated") and split["seed"] == 42
 
 
+def test_explain_texts_and_a_data_set(run_dir, capsys):
+    assert (run_dir / "run" / "reliability.png").is_file()
+    assert main(["explain", str(run_dir / "run"), "--top", "2", "--json", "good film", "awful plot"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == ["good film", "awful plot"] and all("ngrams" in r for r in rows)
+    assert main(["explain", str(run_dir / "run"), "good film"]) == 0
+    assert "-> " in capsys.readouterr().out
+    assert main(["explain", str(run_dir / "run"), "--data", str(run_dir / "data.csv"), "--label-col", "sentiment",
+                 "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "neg: the n-grams" in out and "pos: the n-grams" in out
+    assert main(["explain", str(run_dir / "run")]) == 2
+    assert "explain wants texts or --data" in capsys.readouterr().err
+
+
 def test_evaluate_writes_eval_json(run_dir, capsys):
     assert main(["evaluate", str(run_dir / "run"), "--data", str(run_dir / "data.csv"),
                  "--label-col", "sentiment"]) == 0

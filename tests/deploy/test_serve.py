@@ -291,3 +291,40 @@ def test_schemathesis_long_run(server):
 def test_body_parsing_never_fails_unexpectedly_long(monkeypatch):
     monkeypatch.setenv("CONVTUNE_HYPOTHESIS_EXAMPLES", "20000")
     test_body_parsing_never_fails_unexpectedly()
+
+
+# ---------------------------------------------------------------- explanations (issue 23)
+
+def test_explain_matches_the_library(server, tiny_model_dir):
+    texts = ["superb plot", "a very bad film"]
+    r = httpx.post(server + "/explain", json={"texts": texts, "top": 2})
+    assert r.status_code == 200, r.text
+    got = r.json()["explanations"]
+    clf = load(tiny_model_dir)
+    clf.runtime.precision = "fp32"
+    want = clf.explain(texts, top=2)
+    for g, w in zip(got, want):
+        assert g["label"] == w["label"] and abs(g["logit"] - w["logit"]) < 0.05  # the server may run bf16
+        assert all(texts[0][s["start"]:s["end"]] == s["text"] for s in got[0]["ngrams"])
+    bad = httpx.post(server + "/explain", json={"texts": texts, "top": 0})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "wrong_type"
+    assert httpx.post(server + "/explain", json={"texts": ["x"], "label": "nope"}).status_code == 422
+
+
+def test_explain_on_a_model_without_explanations_is_501(tmp_path):
+    import asyncio
+
+    from convtune.deploy.serve import ServeConfig, create_app
+    from convtune.estimators.tfidf import TfidfClassifier
+
+    TfidfClassifier().fit(*toy_texts(100)).save(tmp_path / "tfidf")
+    app = create_app(tmp_path / "tfidf", ServeConfig(batch_wait_ms=1))
+
+    async def run():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                return await client.post("/explain", json={"texts": ["good film"]})
+
+    r = asyncio.run(run())
+    assert r.status_code == 501 and "not available for a tfidf model" in r.json()["error"]["message"]

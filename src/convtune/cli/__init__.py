@@ -26,9 +26,22 @@ from convtune.errors import ConvtuneError
 DISTRIBUTED_VERBS = ("train", "predict")
 
 
+def _parse(argv: list[str]):
+    """argparse, with texts after options allowed for the verbs that take texts
+    (`convtune explain DIR --top 3 "a text"`): argparse stops filling a positional list at the
+    first option."""
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "texts", None), list) and not any(x.startswith("-") for x in extra):
+        args.texts += extra
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parser().parse_args(argv)
+    args = _parse(argv)
     args.argv = argv  # `search --workers` reruns it in child processes
     prefix = _rank_prefix()
     try:

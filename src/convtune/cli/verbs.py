@@ -258,5 +258,11 @@ def cmd_serve(a: argparse.Namespace) -> int:
                       host=a.host, port=a.port, workers=a.workers)
 
 
-VERBS = {"export": cmd_export, "serve": cmd_serve, "train": cmd_train, "search": cmd_search, "evaluate": cmd_evaluate,
+def cmd_explain(a: argparse.Namespace) -> int:
+    from convtune.cli.explain import cmd_explain as run
+
+    return run(a)
+
+
+VERBS = {"explain": cmd_explain, "export": cmd_export, "serve": cmd_serve, "train": cmd_train, "search": cmd_search, "evaluate": cmd_evaluate,
          "predict": cmd_predict, "cache": cmd_cache, "bench": cmd_bench, "compare": cmd_compare, "datasets": cmd_datasets, "encoders": cmd_encoders}

@@ -148,30 +148,36 @@ class LongText:
         return min(self.stride or max(1, room // 2), room)
 
 
-def tokenize(tokenizer, texts: list[str], max_length: int, long_text: str | LongText = "truncate") -> Encoded:
+def tokenize(tokenizer, texts: list[str], max_length: int, long_text: str | LongText = "truncate",
+             located: bool = False) -> Encoded:
     """Token ids for each text (or each window), specials included, at most `max_length`: the
     first tokens ("truncate"), the first quarter and the last three quarters of the room
-    ("head-tail"), or overlapping windows ("windows", see LongText)."""
+    ("head-tail"), or overlapping windows ("windows", see LongText). `located` (fast tokenizers):
+    each token is an (id, (start, end) characters of its text, or None for a special token)."""
     rule = LongText.of(long_text)
     if rule.rule == "head-tail":
-        return Encoded(_head_tail(tokenizer, texts, max_length))
+        return Encoded(_head_tail(tokenizer, texts, max_length, located))
     if rule.rule == "windows":
-        return _windows(tokenizer, texts, max_length, rule)
+        return _windows(tokenizer, texts, max_length, rule, located)
     clipped = [t[: max_length * CHARS_PER_TOKEN_CAP] for t in texts]
+    if located:  # the same ids as the tokenizer's own truncation (explain checks that)
+        prefix, suffix = _specials(tokenizer, located)
+        room = max(1, max_length - len(prefix) - len(suffix))
+        return Encoded([prefix + p[:room] + suffix for p in _pieces(tokenizer, clipped, located)])
     enc = tokenizer(clipped, truncation=True, max_length=max_length, padding=False,
                     return_attention_mask=False, return_token_type_ids=False)
     return Encoded(enc["input_ids"])
 
 
-def _windows(tokenizer, texts: list[str], max_length: int, rule: LongText) -> Encoded:
+def _windows(tokenizer, texts: list[str], max_length: int, rule: LongText, located: bool = False) -> Encoded:
     """Windows of each text: a text that fits is one window, the same ids truncation gives.
     With max_windows set only the characters those windows can reach are tokenized."""
-    prefix, suffix = _specials(tokenizer)
+    prefix, suffix = _specials(tokenizer, located)
     room = max(1, max_length - len(prefix) - len(suffix))
     step = rule.step(room)
     reach = (room + step * (rule.max_windows - 1)) * CHARS_PER_TOKEN_CAP if rule.max_windows else None
     ids, owner = [], []
-    for t, pieces in enumerate(_pieces(tokenizer, [x[:reach] if reach else x for x in texts])):
+    for t, pieces in enumerate(_pieces(tokenizer, [x[:reach] if reach else x for x in texts], located)):
         starts = range(0, max(1, len(pieces) - room + step), step)  # the last window reaches the end
         for start in starts[: rule.max_windows or None]:
             ids.append(prefix + pieces[start:start + room] + suffix)
@@ -212,21 +218,29 @@ def text_logits(forward: Callable[[list[int]], torch.Tensor], enc: Encoded, batc
     return pool_windows(torch.from_numpy(logits), seg, enc.texts(), pool).numpy()
 
 
-def _pieces(tokenizer, texts: list[str]) -> list[list[int]]:
-    return tokenizer(texts, add_special_tokens=False, truncation=False, padding=False,
-                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+def _pieces(tokenizer, texts: list[str], located: bool = False, shifts: list[int] | None = None) -> list[list]:
+    """Token ids of each text without specials; `located`: (id, (start, end)) pairs, the
+    character offsets moved by `shifts[i]` (a tail cut from a longer text)."""
+    enc = tokenizer(texts, add_special_tokens=False, truncation=False, padding=False, return_attention_mask=False,
+                    return_token_type_ids=False, return_offsets_mapping=located)
+    if not located:
+        return enc["input_ids"]
+    shifts = shifts or [0] * len(texts)
+    return [[(i, (a + d, b + d)) for i, (a, b) in zip(ids, spans)]
+            for ids, spans, d in zip(enc["input_ids"], enc["offset_mapping"], shifts)]
 
 
-def _head_tail(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+def _head_tail(tokenizer, texts: list[str], max_length: int, located: bool = False) -> list[list]:
     """Texts that fit are tokenized as they are; longer ones keep their first and last tokens.
     Only max_length * CHARS_PER_TOKEN_CAP characters from each end are tokenized, so a 1 MB
     text costs what a short one does."""
-    prefix, suffix = _specials(tokenizer)
+    prefix, suffix = _specials(tokenizer, located)
     room = max(1, max_length - len(prefix) - len(suffix))
     head = max(1, round(room * HEAD_SHARE)) if room > 1 else room
     span = max_length * CHARS_PER_TOKEN_CAP
-    heads = _pieces(tokenizer, [t[:span] for t in texts])
-    tails = _pieces(tokenizer, [t[-span:] if len(t) > span else "" for t in texts])
+    heads = _pieces(tokenizer, [t[:span] for t in texts], located)
+    tails = _pieces(tokenizer, [t[-span:] if len(t) > span else "" for t in texts], located,
+                    [max(0, len(t) - span) for t in texts])
     out = []
     for text, h, tail in zip(texts, heads, tails):
         if len(text) <= span and len(h) <= room:
@@ -238,10 +252,14 @@ def _head_tail(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     return out
 
 
-def _specials(tokenizer) -> tuple[list[int], list[int]]:
+def _specials(tokenizer, located: bool = False) -> tuple[list, list]:
     """The special tokens a tokenizer puts before and after one text ([CLS] / [SEP] for BERT;
     what a decoder adds, often nothing), found by tokenizing one word with and without them:
-    transformers 5's fast tokenizers no longer expose build_inputs_with_special_tokens."""
+    transformers 5's fast tokenizers no longer expose build_inputs_with_special_tokens.
+    `located`: as (id, None) pairs."""
+    if located:
+        prefix, suffix = _specials(tokenizer)
+        return [(i, None) for i in prefix], [(i, None) for i in suffix]
     word = _pieces(tokenizer, ["a"])[0]
     full = tokenizer(["a"], add_special_tokens=True, return_attention_mask=False,
                      return_token_type_ids=False)["input_ids"][0]

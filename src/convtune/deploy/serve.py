@@ -1,6 +1,7 @@
 """REST server for a saved (or exported) model: FastAPI + uvicorn, loopback by default.
 
     POST /predict  {"texts": ["...", ...]} -> {"predictions": [{"label": ..., "probabilities": {...}}]}
+    POST /explain  {"texts": [...], "top": 5, "label": null} -> {"explanations": [{"label", "ngrams", ...}]}
     GET  /health   liveness, and how many requests / batches were served
     GET  /info     labels, encoder, head, training metrics, format version, limits
     GET  /openapi.json, /docs
@@ -21,6 +22,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -190,6 +192,22 @@ def parse_predict_body(raw: bytes, cfg: ServeConfig) -> list[str]:
     return texts
 
 
+MAX_TOP = 50  # n-grams per list in an /explain answer
+
+
+def parse_explain_body(raw: bytes, cfg: ServeConfig) -> tuple[list[str], int, str | int | None]:
+    """(texts, top, label) of an /explain body: /predict's body plus optional "top" (n-grams per
+    list, default 5) and "label" (the label to explain instead of the most probable)."""
+    texts = parse_predict_body(raw, cfg)
+    body = json.loads(raw)
+    top, label = body.get("top", 5), body.get("label")
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
+        raise ApiError(422, "wrong_type", f'"top" must be a whole number from 1 to {MAX_TOP}')
+    if label is not None and (isinstance(label, bool) or not isinstance(label, str | int)):
+        raise ApiError(422, "wrong_type", '"label" must be a string or an integer')
+    return texts, top, label
+
+
 def model_info(clf, model_dir: Path, cfg: ServeConfig) -> dict:
     """What GET /info reports: the model, its training metrics and the server's limits."""
     from convtune._version import __version__
@@ -236,6 +254,7 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
     clf.predict_proba(["warm-up"])            # first-call allocations before the first client
     batcher = Batcher(clf.predict_proba, cfg.max_batch, cfg.batch_wait_ms)
     info = model_info(clf, model_dir, cfg)
+    not_explainable = _why_not_explainable(clf)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -273,7 +292,26 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
         return {"predictions": [{key: label, "probabilities": space.scores(p)}
                                 for label, p in zip(space.decode(proba), proba)]}
 
+    @app.post("/explain", responses=responses)
+    async def explain(request: Request):
+        """For each text, the n-grams that decided its label: exact contributions to the logit,
+        as character spans (models with a CNN head; body: /predict's plus "top" and "label")."""
+        texts, top, label = parse_explain_body(await read_capped_body(request, cfg.max_body), cfg)
+        if not_explainable:
+            raise ApiError(501, "not_available", not_explainable)
+        loop = asyncio.get_running_loop()
+        return {"explanations": await loop.run_in_executor(batcher.pool, partial(clf.explain, texts, label, top))}
+
     return app
+
+
+def _why_not_explainable(clf) -> str | None:
+    """None if `clf.explain` works, else the one line it would fail with."""
+    try:
+        clf.explain(["warm-up"], top=1)
+    except ConvtuneError as e:
+        return str(e)
+    return None
 
 
 def app_from_env():

@@ -215,6 +215,13 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         return self.label_space_.probabilities(self.decision_function(texts, batch_size))
 
+    def explain(self, texts: Sequence[str], label=None, top: int = 5) -> list[dict]:
+        """The n-grams that decided each text's label (transformer models with a CNN head)."""
+        hint = {"onnx": "explain the PyTorch model the export was made from",
+                "tfidf": "TF-IDF weights are in the model's vocabulary, not per text; use a transformer model with "
+                         "--head cnn"}.get(self.kind, "train a transformer model with --head cnn or cnn+pool")
+        raise ConvtuneError(f"explanations are not available for a {self.kind} model: {hint}")
+
     def evaluate(self, texts: Sequence[str], labels: Sequence[str], threshold: float | None = None) -> dict:
         """Metrics on labelled texts: accuracy, macro-F1, per class, confusion matrix, report
         (multi-label: micro / macro / samples F1, Hamming loss, subset accuracy, LRAP too;

@@ -201,6 +201,13 @@ class Classifier(TokenClassifier):
         return TokenPath(self.tokenizer_, self.model_, self.max_length_, self.train_config.eval_batch_size,
                          resolve_precision(self.runtime.precision, device), device, self._rule)
 
+    def explain(self, texts: Sequence[str], label=None, top: int = 5) -> list[dict]:
+        """For each text, the n-grams that decided its most probable label (or `label`): exact
+        contributions to the logit, as character spans of the text (estimators.explain)."""
+        from convtune.estimators.explain import explain
+
+        return explain(self, texts, label, top)
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path, overwrite: bool = False, merge: bool = False) -> None:
         """Save atomically; `merge=True` (adapter modes) writes the standalone merged model."""

@@ -1,0 +1,140 @@
+"""Which n-grams of a text decided a transformer classifier's logits: `Classifier.explain`.
+
+The head's logit is split exactly over windows of tokens (modeling.explain); here those windows
+become character spans of the original text, through the tokenizer's offsets, on the windows the
+model reads (truncation, head-tail or several windows: mean-pooled windows each weigh 1 / W,
+max-pooled ones count for the class's best window only). Terms on the same span add up; the
+top `top` spans for the class and the top `top` against it are shown, each list's overlapping
+spans merged into one. `rest` is everything else, so  bias + ngrams + against + rest = logit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from convtune.data.batching import collate, eval_batches, tokenize
+from convtune.data.texts import as_texts
+from convtune.errors import ConvtuneError
+from convtune.modeling.explain import Terms, explainable, head_terms
+from convtune.runtime import autocast, host_to_device
+
+TOP = 5
+
+
+def explain(clf, texts: Sequence[str], label=None, top: int = TOP) -> list[dict]:
+    """One dict per text: the explained label (`label`, else the most probable) with its
+    probability, logit, bias, top n-grams for and against it, and the rest of the logit."""
+    clf._check_fitted()
+    why = explainable(clf.model_.head)
+    if why:
+        raise ConvtuneError(why)
+    if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+        raise ConvtuneError(f"top must be a whole number >= 1, not {top!r}")
+    space = clf.label_space_
+    wanted = None if label is None else _label_index(space, label)
+    texts = as_texts(texts, empty_ok=False, where="explain: ")
+    windows, owner, terms = _window_terms(clf, texts)
+    out = []
+    for j, text in enumerate(texts):
+        mine = [w for w in range(len(windows)) if owner[w] == j]
+        logits, weights = _pooled(clf, [terms[w] for w in mine])
+        proba = space.probabilities(logits[None].numpy())[0]
+        c = int(np.argmax(proba)) if wanted is None else wanted
+        out.append(_explain_one(text, [windows[w] for w in mine], [terms[w] for w in mine], weights[:, c], c,
+                                float(logits[c]), float(proba[c]), space, top))
+    return out
+
+
+def _label_index(space, label) -> int:
+    key = str(label)
+    if key not in space.labels:
+        raise ConvtuneError(f"explain: unknown label {label!r}; the model's labels are {', '.join(space.labels[:10])}")
+    return space.labels.index(key)
+
+
+def _window_terms(clf, texts: list[str]) -> tuple[list[list], list[int], list[Terms]]:
+    """(each window's located tokens, the text each window belongs to, each window's Terms)."""
+    path = clf._token_path()
+    located = tokenize(path.tokenizer, texts, path.max_length, path.long_text, located=True)
+    ids = [[i for i, _ in w] for w in located.ids]
+    if ids != tokenize(path.tokenizer, texts, path.max_length, path.long_text).ids:
+        raise ConvtuneError("explain: this tokenizer's tokens cannot be matched to characters of the text")
+    model, pad = clf.model_, path.tokenizer.pad_token_id
+    terms: list[Terms | None] = [None] * len(ids)
+    with torch.inference_mode():
+        for batch in eval_batches([len(x) for x in ids], path.batch_size):
+            input_ids, mask = host_to_device(collate([ids[i] for i in batch], pad), path.device)
+            with autocast(path.precision, path.device.type):
+                h = model.token_states(input_ids, mask)
+            h = h.float()
+            if model.head_mix is not None:
+                h = model.head_mix(h)
+            for i, t in zip(batch, head_terms(model.head, h, mask)):
+                terms[i] = t
+    owner = located.owner if located.owner is not None else list(range(len(texts)))
+    return located.ids, owner, terms
+
+
+def _pooled(clf, terms: list[Terms]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C,) text logits from its windows' logits and (W, C) each window's weight in them."""
+    logits = torch.stack([t.logits for t in terms])                         # (W, C)
+    if clf._rule.rule == "windows" and clf._rule.pool == "max":
+        weights = torch.zeros_like(logits).scatter_(0, logits.argmax(0, keepdim=True), 1.0)
+    else:
+        weights = torch.full_like(logits, 1.0 / len(terms))
+    return (logits * weights).sum(0), weights
+
+
+def _explain_one(text: str, windows: list[list], terms: list[Terms], weight: torch.Tensor, c: int,
+                 logit: float, probability: float, space, top: int) -> dict:
+    spans: dict[tuple[int, int], float] = defaultdict(float)
+    sentence = 0.0
+    for tokens, t, w in zip(windows, terms, weight.tolist()):
+        if w == 0:
+            continue
+        sentence += w * float(t.sentence[c])
+        for s, e, v in zip(t.starts.tolist(), t.ends.tolist(), t.values[:, c].tolist()):
+            chars = [span for _, span in tokens[s:e] if span is not None and span[1] > span[0]]
+            key = (min(a for a, _ in chars), max(b for _, b in chars)) if chars else (-1, -1)  # -1: specials only
+            spans[key] += w * v
+    bias = float(terms[0].bias[c])
+    ranked = [(s, e, v) for (s, e), v in spans.items() if s >= 0]
+    pro = _merged(sorted([r for r in ranked if r[2] > 0], key=lambda r: -r[2])[:top], text)
+    con = _merged(sorted([r for r in ranked if r[2] < 0], key=lambda r: r[2])[:top], text)
+    shown = sum(g["contribution"] for g in pro + con)
+    out = {"label": space.values[c], "probability": probability, "logit": logit, "bias": bias,
+           "ngrams": pro, "against": con, "rest": logit - bias - shown}
+    if sentence:
+        out["sentence_vector"] = sentence  # part of `rest`: a [CLS] / last-token vector is no n-gram
+    return out
+
+
+def _merged(items: list[tuple[int, int, float]], text: str) -> list[dict]:
+    """Spans that overlap become one (their contributions summed); largest |contribution| first."""
+    groups: list[list] = []
+    for s, e, v in sorted(items):
+        if groups and s < groups[-1][1]:
+            groups[-1][1], groups[-1][2] = max(groups[-1][1], e), groups[-1][2] + v
+        else:
+            groups.append([s, e, v])
+    return [{"text": text[s:e], "start": s, "end": e, "contribution": v}
+            for s, e, v in sorted(groups, key=lambda g: -abs(g[2]))]
+
+
+def decisive_ngrams(clf, texts: Sequence[str], top: int = 20, per_text: int = 3) -> dict:
+    """Over a data set: for each predicted class, the n-grams (lower-cased) that most often
+    decided it: {label: [{"ngram", "texts", "total", "mean"}, ...]} by total contribution."""
+    found: dict = defaultdict(lambda: defaultdict(list))
+    for e in explain(clf, texts, top=per_text):
+        for g in e["ngrams"]:
+            found[e["label"]][" ".join(g["text"].lower().split())].append(g["contribution"])
+    out = {}
+    for lab in clf.label_space_.values:
+        rows = [{"ngram": k, "texts": len(v), "total": float(sum(v)), "mean": float(np.mean(v))}
+                for k, v in found.get(lab, {}).items()]
+        out[lab] = sorted(rows, key=lambda r: -r["total"])[:top]
+    return out
