@@ -5,8 +5,9 @@
 
 Each run is `convtune train --data SET --mode MODE --seed S` in a child process, so its peak
 resident memory (ru_maxrss from os.wait4) is the run's own; the line records test accuracy,
-train seconds, peak RSS, the share of parameters trained (head included) and the size of the
-run directory's model files. Run nothing else meanwhile: the seconds are timings.
+train seconds, peak RSS, the share of parameters trained (head included), the size of the
+run directory's model files and the test ECE before / after calibration; the run directory is
+kept under runs/kept/. Run nothing else meanwhile: the seconds are timings.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,6 +65,14 @@ def main() -> None:
                "parameters": manifest["training"].get("parameters"), "model_mb": size_mb(work / "run"),
                "best_epoch": m["best_epoch"], "command": " ".join(cmd[1:-2]),
                "date": time.strftime("%Y-%m-%d")}
+        cal = m["test"].get("calibration")
+        if cal:  # issue 23: test ECE with and without the temperature fitted on dev
+            row |= {"test_ece": cal["ece"], "test_ece_uncalibrated": cal.get("uncalibrated", cal)["ece"],
+                    "temperature": cal.get("temperature")}
+        keep = Path("runs/kept") / re.sub(r"[^A-Za-z0-9.]+", "_", f"{a.data}-{a.mode}-s{seed}-{a.extra}").strip("_")
+        shutil.rmtree(keep, ignore_errors=True)  # the last run of a cell is kept (runs/ is not in git)
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(work / "run"), keep)
         shutil.rmtree(work, ignore_errors=True)
         with open(a.out, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
