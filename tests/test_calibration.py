@@ -113,12 +113,21 @@ def test_model_fits_saves_and_applies_its_temperature(calibrated, tmp_path):
     np.testing.assert_allclose(convtune.load(tmp_path / "m").predict_proba(test_texts), proba, atol=1e-6)
 
 
-def test_calibrate_none_keeps_the_raw_softmax(tiny_encoder):
+def test_calibrate_none_keeps_the_raw_softmax_and_calibrate_adds_a_temperature_later(tiny_encoder, tmp_path):
     texts, labels = toy_texts(120)
     clf = Classifier(encoder=str(tiny_encoder), epochs=1, batch_size=16, max_length=16, precision="fp32",
                      calibrate="none").fit(texts, labels)
     assert clf.temperature_ is None and "calibration" not in clf.manifest_
     assert "uncalibrated" not in clf.evaluate(texts, labels)["calibration"]
+    held_out = toy_texts(60, seed=11)
+    before = clf.predict(held_out[0])
+    clf.calibrate(*held_out)
+    assert clf.temperature_ is not None and clf.predict(held_out[0]) == before
+    clf.save(tmp_path / "m")
+    assert convtune.load(tmp_path / "m").temperature_ == clf.temperature_
+    assert clf.calibrate(*held_out, method="none").temperature_ is None and "calibration" not in clf.manifest_
+    with pytest.raises(ConvtuneError, match="not in the training data"):
+        clf.calibrate(["good"], ["maybe"])
 
 
 def test_absurd_temperature_in_a_model_directory_is_one_line(calibrated, tmp_path):

@@ -20,8 +20,7 @@ from safetensors import SafetensorError
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from convtune._fs import atomic_dir
-from convtune.calibration import check_temperature, choose_temperature, reliability, scaled_thresholds
-from convtune.calibration import scores as calibration_scores
+from convtune.calibration import check_temperature
 from convtune._version import __version__
 from convtune.data.batching import LongText, collate, long_share, text_logits, tokenize, window_reach
 from convtune.data.labels import (
@@ -33,6 +32,7 @@ from convtune.data.labels import (
 )
 from convtune.data.multilabel import MultiLabelSpace, check_thresholds, is_multi, label_set, tune_thresholds
 from convtune.data.splits import carve
+from convtune.estimators.calibrated import Calibrated
 from convtune.data.texts import TextSet, as_texts
 from convtune.errors import ConvtuneError, warn
 from convtune.metrics import compute_metrics, multilabel_metrics, multilabel_report, text_report
@@ -40,7 +40,7 @@ from convtune.modeling.checkpoint import read_manifest
 from convtune.runtime import host_to_device
 
 
-class TextClassifier(ClassifierMixin, BaseEstimator):
+class TextClassifier(Calibrated, ClassifierMixin, BaseEstimator):
     """Base class: labels_ and manifest_ are set by fit() or load()."""
 
     kind = "base"  # written to convtune.json; load() dispatches on it
@@ -50,8 +50,6 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     multi_label_: bool = False  # fit() got a label set per text: sigmoid outputs, predict() gives lists
     thresholds_: list[float] | None = None  # multi-label: each label's threshold, tuned on dev
     decision_: tuple = (None, False)  # multi-label: (one threshold for all or None, at least one label), set_decision
-    temperature_: float | list[float] | None = None  # calibration fitted on dev (one per label if multi-label)
-    calibration_: dict | None = None  # what fit() did to calibrate: method, temperature, dev NLL before / after
 
     # ---------------------------------------------------------------- to implement
     def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
@@ -95,18 +93,20 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             proba = self.predict_proba(dev.texts)
             self.thresholds_ = tune_thresholds(proba, self.label_space_.encode(dev.labels))
 
-    def _fit_temperature(self, dev: TextSet, method: str) -> None:
-        """The last step of fit(): `method` "temperature" fits a temperature on the dev logits and
-        keeps it if it lowers dev NLL; "none" leaves the logits alone. A multi-label model's tuned
-        thresholds move with their label's temperature, so no decision changes."""
-        self.temperature_, self.calibration_ = None, {"method": "none"}
-        if method != "temperature":
-            return
-        truth = self.label_space_.encode(dev.labels)
-        self.temperature_, self.calibration_ = choose_temperature(self.decision_function(dev.texts), truth,
-                                                                  self.multi_label_)
-        if self.multi_label_ and self.temperature_ is not None and self.thresholds_ is not None:
-            self.thresholds_ = scaled_thresholds(self.thresholds_, self.temperature_)
+    def calibrate(self, texts: Sequence[str], labels: Sequence, method: str = "temperature") -> TextClassifier:
+        """Fit (or refit, or with "none" remove) the temperature on labelled texts the model was not
+        trained on: e.g. a model trained with --calibrate none, or new data of the same task.
+        Predictions do not change; probabilities do. Returns self (save it to keep the change)."""
+        self._check_fitted()
+        if method not in ("temperature", "none"):
+            raise ConvtuneError(f"calibration method must be temperature or none, not {method!r}")
+        data = as_set(texts, labels, "calibration data", multi=self.multi_label_)
+        check_labels(data, self.labels_, "calibration data")
+        self._fit_temperature(data, method)
+        if self.manifest_ is not None:  # what save() writes (convtune.json)
+            self.manifest_ = {k: v for k, v in self.manifest_.items() if k != "calibration"}
+            self.manifest_.update({k: v for k, v in self._manifest_head().items() if k == "calibration"})
+        return self
 
     def _manifest_head(self) -> dict:
         """The keys every fitted model's convtune.json starts with; load() dispatches on "kind"."""
@@ -242,22 +242,6 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             out = compute_metrics(data.labels, pred, self.labels_)
             out["report"] = text_report(data.labels, pred, self.labels_)
         out["calibration"] = self.calibration_scores(logits, data.labels)
-        return out
-
-    def calibration_scores(self, logits: np.ndarray, labels: Sequence) -> dict:
-        """ECE / Brier / NLL and reliability bins of the probabilities of `decision_function`'s
-        logits against stored labels, and under "uncalibrated" the same without the temperature
-        (when the model has one)."""
-        space = self.label_space_
-        truth = space.encode(labels)
-
-        def of(proba: np.ndarray) -> dict:
-            return {**calibration_scores(proba, truth, self.multi_label_),
-                    "reliability": reliability(proba, truth, self.multi_label_)}
-
-        out = of(space.probabilities(logits))
-        if self.temperature_ is not None:
-            out |= {"temperature": self.temperature_, "uncalibrated": of(replace(space, temperature=1.0).probabilities(logits))}
         return out
 
     def save(self, path: str | Path, overwrite: bool = False) -> None:
