@@ -1,4 +1,4 @@
-"""`convtune explain`: the n-grams that decided each text's label, or each class's over a data set."""
+"""`convtune explain` (the n-grams that decided each label) and `convtune audit` (labels that are probably wrong)."""
 
 from __future__ import annotations
 
@@ -66,4 +66,43 @@ def _explain_data(clf, a: argparse.Namespace) -> int:
         print("   total    mean  texts  n-gram")
         for r in rows:
             print(f"{r['total']:8.2f} {r['mean']:7.3f} {r['texts']:6d}  {r['ngram']}")
+    return 0
+
+
+def add_audit_parser(sub) -> None:
+    u = sub.add_parser("audit", help="texts whose given label is probably wrong (out-of-fold probabilities + cleanlab)")
+    u.add_argument("--data", required=True, help="file, or built-in set name")
+    u.add_argument("--part", default="all", choices=("all", "train", "dev", "test"),
+                   help="built-in sets: which split to audit (default: all of them together)")
+    u.add_argument("--method", default="tfidf", choices=("tfidf", "frozen"),
+                   help="the fold models: TF-IDF + SVM (seconds) or a frozen encoder + CNN head (minutes)")
+    u.add_argument("--encoder", default=None, help="--method frozen: the encoder (default minilm-l6)")
+    u.add_argument("--folds", type=int, default=5)
+    u.add_argument("--seed", type=int, default=42)
+    u.add_argument("--out", required=True, help="directory for suspects.csv, report.md, summary.json")
+    u.add_argument("--overwrite", action="store_true")
+    u.add_argument("--text-col")
+    u.add_argument("--label-col")
+    u.add_argument("--encoding", default="utf-8")
+
+
+def cmd_audit(a: argparse.Namespace) -> int:
+    from convtune.data.builtin import BUILTIN, load_splits, read_spec
+    from convtune.data.texts import TextSet
+    from convtune.experiments.audit import audit, write_audit
+
+    if a.data in BUILTIN:
+        s = load_splits(a.data, seed=a.seed)
+        parts = [p for p in (s.train, s.dev, s.test) if p is not None] if a.part == "all" else [getattr(s, a.part)]
+        if None in parts:
+            raise ConvtuneError(f"{a.data} has no {a.part} split")
+        data = TextSet([t for p in parts for t in p.texts], [y for p in parts for y in p.labels])
+    else:
+        data = read_spec(a.data, a.text_col, a.label_col, a.encoding)
+    options = {"encoder": a.encoder} if a.encoder and a.method == "frozen" else {}
+    result = audit(data, a.method, a.folds, a.seed, **options)
+    out = write_audit(result, data, a.out, a.data, a.method, a.overwrite)
+    report = (out / "report.md").read_text(encoding="utf-8")
+    print("\n".join(report.splitlines()[:16]))
+    print(f"\nsaved {out}/suspects.csv ({int(result.flagged.sum())} suspects) and report.md")
     return 0

@@ -14,9 +14,11 @@ def parser() -> argparse.ArgumentParser:
     _train_model_options(t.add_argument_group("model"))
     _train_optim_options(t.add_argument_group("optimisation (unset: each model's own default)"))
     _train_run_options(t.add_argument_group("run"))
+    from convtune.cli.explain import add_audit_parser as _audit_parser
     from convtune.cli.explain import add_parser as _explain_parser
 
-    for add in (_search_parser, _evaluate_parser, _predict_parser, _explain_parser, _cache_parser, _compare_parser,
+    for add in (_search_parser, _evaluate_parser, _predict_parser, _explain_parser, _audit_parser, _cache_parser,
+                _compare_parser,
                 _bench_parser, _export_parser, _serve_parser):
         add(sub)
     sub.add_parser("datasets", help="list the built-in data sets and where they are read from")

@@ -264,5 +264,11 @@ def cmd_explain(a: argparse.Namespace) -> int:
     return run(a)
 
 
-VERBS = {"explain": cmd_explain, "export": cmd_export, "serve": cmd_serve, "train": cmd_train, "search": cmd_search, "evaluate": cmd_evaluate,
+def cmd_audit(a: argparse.Namespace) -> int:
+    from convtune.cli.explain import cmd_audit as run
+
+    return run(a)
+
+
+VERBS = {"explain": cmd_explain, "audit": cmd_audit, "export": cmd_export, "serve": cmd_serve, "train": cmd_train, "search": cmd_search, "evaluate": cmd_evaluate,
          "predict": cmd_predict, "cache": cmd_cache, "bench": cmd_bench, "compare": cmd_compare, "datasets": cmd_datasets, "encoders": cmd_encoders}
