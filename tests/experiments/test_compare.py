@@ -38,6 +38,18 @@ def test_compare_writes_report(tiny_encoder, toy_csv, tmp_path, monkeypatch, cap
     assert "data:image/png;base64," in html and "<table>" in html
     assert (out / "learning_curves.png").exists() and (out / "confusion_cnn_frozen.png").exists()
     assert "McNemar" in (out / "report.md").read_text()
+    # issue 23: calibration in the table, the first texts with their decisive n-grams highlighted
+    assert all(0 <= r["ece"][0] <= 1 for r in res["summary"]) and "test ECE" in (out / "report.md").read_text()
+    assert res["examples"]["config"] == "cnn/frozen" and len(res["examples"]["texts"]) == 6
+    assert html.count("<mark>") >= 6 and "&lt;mark&gt;" not in html
+
+
+def test_highlighted_marks_spans_and_defuses_the_texts_own_markup():
+    from convtune.experiments.report import highlighted
+
+    text = "a <b>great</b> film | really"
+    ngrams = [{"start": 3, "end": 14, "text": "b>great</b>"}, {"start": 15, "end": 19, "text": "film"}]
+    assert highlighted(text, ngrams) == "a ‹<mark>b›great‹/b›</mark> <mark>film</mark> ¦ really"
 
 
 def test_compare_runs_adapter_modes_beside_finetuning(tiny_encoder, toy_csv, tmp_path):

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from convtune.data.splits import Splits, subsample
+from convtune.errors import ConvtuneError
 from convtune.estimators.registry import make_estimator
 from convtune.experiments.report import safe_name
 from convtune.experiments.tracking import make_tracker
@@ -90,11 +91,25 @@ def run_one(config: Config, seed: int, splits: Splits, options: dict) -> dict:
         tracker.finish({"hyperparameters": clf.hyperparameters(), "test": {k: m[k] for k in ("accuracy", "macro_f1")}},
                        None)
     cal = m["calibration"]
-    return {"config": config.name, "seed": seed, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+    explained = explain_examples(clf, splits.test) if options.get("explain_first") == (config.name, seed) else None
+    return {"explanations": explained,"config": config.name, "seed": seed, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
             "micro_f1": m.get("micro_f1"), "ece": cal["ece"], "ece_uncalibrated": cal.get("uncalibrated", cal)["ece"],
             "confusion_matrix": m["confusion_matrix"], "labels": clf.labels_,
             "train_seconds": train_seconds, "texts_per_s": len(pred) / predict_seconds,
             "history": clf.training_summary()["history"], "predictions": pred}
+
+
+EXAMPLES = 6  # test texts the report shows with their decisive n-grams
+
+
+def explain_examples(clf, test) -> list[dict] | None:
+    """The first test texts with the n-grams that decided them (None for a head that cannot say)."""
+    texts = test.texts[:EXAMPLES]
+    try:
+        found = clf.explain(texts, top=3)
+    except ConvtuneError:
+        return None
+    return [{"text": t, "given": y, **e} for t, y, e in zip(texts, test.labels, found)]
 
 
 def set_keys(labels: list) -> list:
@@ -160,6 +175,8 @@ def run_compare(data: str, heads: list[str], modes: list[str], seeds: int, out: 
         splits.test = splits.dev  # a set without a test split is compared on its dev split
     splits.train = subsample(splits.train, options.get("train_limit"), split_seed)
     cells = [(c, split_seed + i) for c in grid(heads, modes) for i in range(seeds)]
+    cnn = next((cell for cell in cells if cell[0].head in ("cnn", "cnn+pool")), None)
+    options = dict(options, explain_first=(cnn[0].name, cnn[1]) if cnn else None)
     with atomic_dir(out, overwrite) as tmp:
         runs, cell_options = [], dict(options, track_dir=tmp / "tracking", track_root=Path(out).parent)
         for config, seed in tqdm(cells, desc="compare", unit="run"):
@@ -169,7 +186,11 @@ def run_compare(data: str, heads: list[str], modes: list[str], seeds: int, out: 
                        f"macro-F1 {r['macro_f1']:.4f}, train {r['train_seconds']:.1f} s")
         pairs = [paired_tests(runs, set_keys(splits.test.labels), f"{h}/{m}", f"linear/{m}")
                  for m in modes for h in ("cnn", "cnn+pool") if h in heads and "linear" in heads]
-        res = {"dataset": splits.name, "command": command, "options": options, "seeds": seeds,
+        examples = next(({"config": r["config"], "texts": r.pop("explanations")} for r in runs if r.get("explanations")),
+                        None)
+        for r in runs:
+            r.pop("explanations", None)
+        res = {"dataset": splits.name, "command": command, "options": options, "seeds": seeds, "examples": examples,
                "split": splits.describe(), "summary": summarise(runs),
                "paired_tests": [p for p in pairs if p], "runs": runs}
         pictures = write_pictures(runs, res["summary"], tmp)

@@ -105,8 +105,40 @@ def render_markdown(res: dict, pictures: list[str]) -> str:
                   f"McNemar exact, texts only {t['a']} / only {t['b']} got right: {per}.", ""]
     if not res["paired_tests"]:
         lines += ["(no CNN / linear pair in this grid)", ""]
+    lines += _examples(res.get("examples"))
     lines += ["## Pictures", ""] + [f"![{p}]({p})" for p in pictures] + [""]
     return "\n".join(lines)
+
+
+def highlighted(text: str, ngrams: list[dict]) -> str:
+    """The text with each n-gram span in <mark> (angle brackets of the text itself shown as ‹ ›,
+    so that only our tags are HTML)."""
+    out, at = [], 0
+    for g in sorted(ngrams, key=lambda g: g["start"]):
+        if g["start"] < at:
+            continue
+        out += [text[at:g["start"]], "<mark>", text[g["start"]:g["end"]], "</mark>"]
+        at = g["end"]
+    out.append(text[at:])
+    parts = [p if p in ("<mark>", "</mark>") else p.replace("<", "‹").replace(">", "›").replace("|", "¦") for p in out]
+    return " ".join("".join(parts).split())
+
+
+def _examples(examples: dict | None) -> list[str]:
+    if not examples:
+        return []
+    lines = ["## Decisive n-grams", "",
+             f"The first test texts as `{examples['config']}` (first seed) labelled them, with the n-grams that "
+             "contributed most to the predicted label's logit highlighted (exact contributions: `convtune explain`).",
+             "", "| given | predicted (probability) | text |", "|---|---|---|"]
+    for e in examples["texts"]:
+        lines.append(f"| {e['given']} | {e['label']} ({e['probability']:.2f}) | {highlighted(e['text'], e['ngrams'])} |")
+    return lines + [""]
+
+
+def _marked(escaped: str) -> str:
+    """Our <mark> tags back from their escaped form (the text around them stays escaped)."""
+    return escaped.replace("&lt;mark&gt;", "<mark>").replace("&lt;/mark&gt;", "</mark>")
 
 
 def render_html(markdown: str, out: Path, title: str = "convtune compare") -> str:
@@ -116,7 +148,7 @@ def render_html(markdown: str, out: Path, title: str = "convtune compare") -> st
     def flush():
         if table:
             rows = [r for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
-            cells = [[html.escape(c.strip()) for c in r.strip("|").split("|")] for r in rows]
+            cells = [[_marked(html.escape(c.strip())) for c in r.strip("|").split("|")] for r in rows]
             head = "".join(f"<th>{c}</th>" for c in cells[0])
             rest = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in cells[1:])
             body.append(f"<table><tr>{head}</tr>{rest}</table>")
