@@ -98,7 +98,7 @@ def job_convtune_train(a: dict) -> dict:
     s = bench_splits(a)
     clf = make_estimator(a["head"], encoder=a["encoder"], mode=a["mode"], max_length=a["max_length"],
                          epochs=a["epochs"], batch_size=a["batch_size"], lr=bench_lr(a), seed=a["seed"],
-                         patience=a["epochs"], precision=a.get("precision"), cache=a.get("cache"),
+                         precision=a.get("precision"), cache=a.get("cache"),
                          device=a.get("device"))
     start = time.perf_counter()
     clf.fit(s.train.texts, s.train.labels, s.dev.texts, s.dev.labels)
@@ -184,11 +184,16 @@ def run_job(job: str, args: dict, log, nproc: int = 1) -> dict:
     return result
 
 
-def run_bench(data: str = "sst2", encoder: str = "minilm-l6", epochs: int = 3, frozen_epochs: int = 10,
-              batch_size: int = 32, lr: float | None = None, max_length: int = 128, seed: int = 42,
-              train_limit: int | None = None, pipeline_batch_size: int = 32, out_dir: str = "bench",
+def run_bench(data: str = "sst2", encoder: str = "minilm-l6", epochs: int | None = None,
+              frozen_epochs: int | None = None, batch_size: int = 32, lr: float | None = None, max_length: int = 128,
+              seed: int = 42, train_limit: int | None = None, pipeline_batch_size: int = 32, out_dir: str = "bench",
               device: str = "auto", log=print) -> dict:
-    """Run every job, write `out_dir/results.json` and `results.md`; return the results."""
+    """Run every job, write `out_dir/results.json` and `results.md`; return the results. Epochs
+    default to `convtune train`'s (the peer runs as many), so the bench's convtune rows are
+    what train gives."""
+    from convtune.config import TrainConfig
+
+    epochs, frozen_epochs = epochs or TrainConfig().epochs, frozen_epochs or TrainConfig().epochs
     common = {"data": data, "encoder": encoder, "batch_size": batch_size, "lr": lr if lr is not None else bench_lr({"encoder": encoder}),
               "max_length": max_length, "seed": seed, "train_limit": train_limit, "device": device}
     with tempfile.TemporaryDirectory(prefix="convtune-bench-") as work:

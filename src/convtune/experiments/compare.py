@@ -53,8 +53,8 @@ def make(config: Config, seed: int, options: dict):
     if config.head == "textcnn":  # its own recipe: 10 epochs, batch 50, lr 1e-3 (see estimators/textcnn.py)
         return make_estimator("textcnn", max_length=options["max_length"], seed=seed, device=options.get("device"))
     train = {k: options.get(k) for k in ("epochs", "patience", "batch_size", "lr", "precision", "device")}
-    if config.mode == "frozen" and options.get("frozen_epochs"):
-        train["epochs"] = options["frozen_epochs"]
+    if config.mode == "frozen":  # its own count (None: train's default), not the fine-tuning one
+        train["epochs"] = options.get("frozen_epochs")
     # A TF-IDF cell takes only the seed of these; make_estimator leaves the rest out.
     return make_estimator(config.head, encoder=options["encoder"], mode=config.mode,
                           max_length=options["max_length"], seed=seed, **train)
