@@ -328,3 +328,36 @@ def test_explain_on_a_model_without_explanations_is_501(tmp_path):
 
     r = asyncio.run(run())
     assert r.status_code == 501 and "not available for a tfidf model" in r.json()["error"]["message"]
+
+
+# ---------------------------------------------------------------- TEI-compatible routes (issue 24)
+
+def test_huggingface_inference_client_gets_what_predict_gives(server, monkeypatch):
+    from huggingface_hub import InferenceClient, constants
+
+    # convtune sets HF_HUB_OFFLINE (no weights from the Hub), which also stops the client from
+    # calling any URL; a user's client process does not import convtune. Only loopback is called.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+    text = "superb plot"
+    got = InferenceClient(base_url=server).text_classification(text)
+    ours = httpx.post(server + "/predict", json={"texts": [text]}).json()["predictions"][0]["probabilities"]
+    assert [g.label for g in got] == sorted(ours, key=lambda k: -ours[k])  # every label, highest first
+    assert all(abs(g.score - ours[g.label]) < 1e-6 for g in got)
+    assert len(InferenceClient(base_url=server).text_classification(text, top_k=1)) == 1
+
+
+def test_predict_takes_tei_bodies_and_answers_in_tei_shape(server, tiny_model_dir):
+    one = httpx.post(server + "/predict", json={"inputs": "superb plot", "truncate": True}).json()
+    assert isinstance(one, list) and {"label", "score"} == set(one[0]) and one[0]["score"] >= one[1]["score"]
+    many = httpx.post(server + "/predict", json={"inputs": ["superb plot", "bad film"], "raw_scores": True}).json()
+    clf = load(tiny_model_dir)
+    logits = clf.decision_function(["superb plot", "bad film"])
+    for row, z in zip(many, logits):
+        assert {r["label"]: r["score"] for r in row} == pytest.approx(dict(zip(clf.labels_, z.tolist())), abs=0.05)
+    for body, status in (({"inputs": ""}, 422), ({"inputs": ["x"] * 9}, 413), ({"inputs": 3}, 422),
+                         ({"inputs": "x", "parameters": {"top_k": 0}}, 422)):
+        r = httpx.post(server + "/predict", json=body)
+        assert r.status_code == status and r.json()["error_type"] == "Validation" and r.json()["error"]
+    r = httpx.post(server + "/", content=b"{not json")
+    assert r.status_code == 400 and set(r.json()) == {"error", "error_type"}

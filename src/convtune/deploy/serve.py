@@ -2,6 +2,8 @@
 
     POST /predict  {"texts": ["...", ...]} -> {"predictions": [{"label": ..., "probabilities": {...}}]}
     POST /explain  {"texts": [...], "top": 5, "label": null} -> {"explanations": [{"label", "ngrams", ...}]}
+    POST /         Hugging Face InferenceClient's text_classification, and /predict with TEI's body
+                   {"inputs": ...}: answered in TEI's shape (deploy.tei)
     GET  /health   liveness, and how many requests / batches were served
     GET  /info     labels, encoder, head, training metrics, format version, limits
     GET  /openapi.json, /docs
@@ -39,6 +41,7 @@ from convtune.deploy.serve_body import (
     predict_schema,
     read_capped_body,
 )
+from convtune.deploy.tei import TeiError, is_tei, parse_json_tei, parse_tei, tei_answer
 from convtune.errors import ConvtuneError
 
 
@@ -134,7 +137,8 @@ def _json_errors(app) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, e: ApiError):
-        return JSONResponse({"error": {"code": e.code, "message": e.message}}, status_code=e.status)
+        body = e.body() if isinstance(e, TeiError) else {"error": {"code": e.code, "message": e.message}}
+        return JSONResponse(body, status_code=e.status)
 
     @app.exception_handler(ConvtuneError)
     async def bad_text(request: Request, e: ConvtuneError):
@@ -187,11 +191,28 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
         (422, ErrorResponse, "wrong types, an empty list, an empty or invalid text"),
         (500, ErrorResponse, "the model failed"))}
 
+    async def tei(raw: bytes, nested: bool) -> list:
+        request = parse_tei(parse_json_tei(raw), cfg)
+        if request.raw:
+            scores = await asyncio.get_running_loop().run_in_executor(batcher.pool, clf.decision_function, request.texts)
+        else:
+            scores = await batcher.submit(request.texts)
+        return tei_answer(scores, list(clf.label_space_.labels), request, nested)
+
+    @app.post("/", responses=responses)
+    async def tei_root(request: Request):
+        """Hugging Face InferenceClient.text_classification: {"inputs", "parameters"} -> [[{label, score}]]."""
+        return await tei(await read_capped_body(request, cfg.max_body), nested=True)
+
     @app.post("/predict", responses=responses, openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": predict_schema(cfg)}}}})
     async def predict(request: Request):
-        """Each text's label and every class's probability, in input order."""
-        texts = parse_predict_body(await read_capped_body(request, cfg.max_body), cfg)
+        """Each text's label and every class's probability, in input order ({"texts": [...]}); or
+        TEI's body ({"inputs": ...}) answered in TEI's shape."""
+        raw = await read_capped_body(request, cfg.max_body)
+        if is_tei(raw):
+            return await tei(raw, nested=False)
+        texts = parse_predict_body(raw, cfg)
         proba = await batcher.submit(texts)
         space, key = clf.decision_space(), "labels" if clf.multi_label_ else "label"  # multi-label: a list
         return {"predictions": [{key: label, "probabilities": space.scores(p)}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convtune.deploy.serve_body import ApiError, check_texts
+from convtune.deploy.serve_body import ApiError, check_texts, parse_json
 
 FUNCTIONS = ("softmax", "sigmoid", "none")
 
@@ -38,6 +38,26 @@ class TeiRequest:
     single: bool          # "inputs" was one string: TEI answers one list, not a list of lists
     raw: bool             # logits instead of probabilities
     top_k: int | None     # at most this many labels a text (None: all)
+
+
+def is_tei(raw: bytes) -> bool:
+    """Whether a /predict body is TEI's ({"inputs": ...}) rather than convtune's ({"texts": [...]})."""
+    try:
+        body = parse_json(raw)
+    except ApiError:
+        return False  # convtune's parser says what is wrong with it
+    return isinstance(body, dict) and "inputs" in body and "texts" not in body
+
+
+def parse_json_tei(raw: bytes) -> dict:
+    """A TEI body as a JSON object, or a TeiError."""
+    try:
+        body = parse_json(raw)
+    except ApiError as e:
+        raise TeiError(e.status, e.code, e.message) from None
+    if not isinstance(body, dict) or "inputs" not in body:
+        raise TeiError(422, "missing_inputs", 'body must be a JSON object with "inputs"')
+    return body
 
 
 def parse_tei(body: dict, cfg) -> TeiRequest:
