@@ -8,6 +8,7 @@ per request, and checks every well-formed answer against the model's own offline
 With --bad-fraction, that share of requests is malformed or oversized (broken JSON, wrong types,
 empty lists, too many texts, a too-long text, a body over the limit); each must get a 4xx JSON
 error, every well-formed request must still be answered correctly, and the server must stay up.
+The server's /metrics must count exactly the answers the client received, by status.
 Results are appended to OUT.json and OUT.md (one entry per run).
 """
 
@@ -62,6 +63,18 @@ async def send_all(url: str, plan: list[tuple[str, bytes, str | None]], concurre
         return await asyncio.gather(*(one(*p) for p in plan))
 
 
+def predict_counts(url: str) -> dict[str, int]:
+    """/metrics' count of answered POST /predict requests by status (prometheus-client's parser)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[str, int] = {}
+    for family in text_string_to_metric_families(httpx.get(url + "/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == "convtune_requests_total" and sample.labels["route"] == "/predict":
+                counts[sample.labels["status"]] = int(sample.value)
+    return counts
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="model directory (saved or exported)")
@@ -93,10 +106,12 @@ def main() -> int:
 
     proc, url = (None, a.url) if a.url else spawn_server(a.model)
     try:
+        before = predict_counts(url)
         t = time.perf_counter()
         results = asyncio.run(send_all(url, plan, a.concurrency))
         wall = time.perf_counter() - t
         alive = httpx.get(url + "/health", timeout=5).status_code == 200
+        after = predict_counts(url)
     finally:
         if proc is not None:
             proc.terminate()
@@ -112,6 +127,9 @@ def main() -> int:
            "wrong_answers": [{k: r[k] for k in ("kind", "status", "detail")} for r in results if not r["right"]][:10],
            "latency_ms": {p: round(float(np.percentile(lat, int(p[1:]))), 1) for p in ("p50", "p95", "p99")},
            "server_up_after": alive}
+    sent = {str(st): sum(r["status"] == st for r in results) for st in {r["status"] for r in results}}
+    counted = {st: n - before.get(st, 0) for st, n in after.items() if n - before.get(st, 0)}
+    row["metrics"] = {"sent_by_status": sent, "counted_by_status": counted, "exact": sent == counted}
     print(json.dumps(row, indent=2))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +146,10 @@ def main() -> int:
                      f"| {r['latency_ms']['p99']} | {r['well_formed_failed']} / {r['well_formed']} "
                      f"| {r['bad_not_rejected_properly']} / {r['bad']} | {r['server_up_after']} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    return 0 if row["well_formed_failed"] == 0 and row["bad_not_rejected_properly"] == 0 and alive else 1
+    print(f"/metrics counted {counted} POST /predict answers by status; the client got {sent}: "
+          f"{'exact' if row['metrics']['exact'] else 'MISMATCH'}")
+    ok = row["well_formed_failed"] == 0 and row["bad_not_rejected_properly"] == 0 and alive
+    return 0 if ok and row["metrics"]["exact"] else 1
 
 
 if __name__ == "__main__":

@@ -361,3 +361,26 @@ def test_predict_takes_tei_bodies_and_answers_in_tei_shape(server, tiny_model_di
         assert r.status_code == status and r.json()["error_type"] == "Validation" and r.json()["error"]
     r = httpx.post(server + "/", content=b"{not json")
     assert r.status_code == 400 and set(r.json()) == {"error", "error_type"}
+
+
+def test_metrics_count_requests_by_route_and_status(server):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def counts():
+        text = httpx.get(server + "/metrics").text
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        req = {(s.labels["route"], s.labels["status"]): s.value for s in fams["convtune_requests"].samples
+               if s.name.endswith("_total")}
+        return req, fams
+
+    before, _ = counts()
+    for _ in range(3):
+        httpx.post(server + "/predict", json={"texts": ["superb plot"]})
+    httpx.post(server + "/predict", content=b"{bad")
+    httpx.post(server + "/predict", json={"texts": []})
+    after, fams = counts()
+    diff = lambda k: after.get(k, 0) - before.get(k, 0)
+    assert (diff(("/predict", "200")), diff(("/predict", "400")), diff(("/predict", "422"))) == (3, 1, 1)
+    assert {"convtune_request_seconds", "convtune_texts_per_model_call", "convtune_queue_length",
+            "convtune_model_info"} <= set(fams)
+    assert any(s.value >= 1 for s in fams["convtune_texts_per_model_call"].samples if s.name.endswith("_count"))

@@ -5,6 +5,7 @@
     POST /         Hugging Face InferenceClient's text_classification, and /predict with TEI's body
                    {"inputs": ...}: answered in TEI's shape (deploy.tei)
     GET  /health   liveness, and how many requests / batches were served
+    GET  /metrics  Prometheus: requests by route and status, latency, texts per model call, queue
     GET  /info     labels, encoder, head, training metrics, format version, limits
     GET  /openapi.json, /docs
 
@@ -22,6 +23,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -30,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from convtune.deploy.metrics import ServerMetrics
 from convtune.deploy.serve_body import (
     ApiError,
     ServeConfig,
@@ -67,8 +70,9 @@ class ErrorResponse(BaseModel):
 class Batcher:
     """Runs ``predict_proba`` on texts gathered from concurrent requests, one model call at a time."""
 
-    def __init__(self, predict_proba, max_batch: int, wait_ms: float):
+    def __init__(self, predict_proba, max_batch: int, wait_ms: float, on_call=lambda texts: None):
         self.predict_proba, self.max_batch, self.wait_s = predict_proba, max_batch, wait_ms / 1000
+        self.on_call = on_call  # told each model call's number of texts (/metrics)
         self.queue: asyncio.Queue = asyncio.Queue()
         # One worker thread: the model call releases the GIL, the event loop keeps accepting.
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="convtune-model")
@@ -97,6 +101,7 @@ class Batcher:
         """One model call for all `items`; if it fails, one call per request, so that a text
         the model cannot take fails only the request that sent it."""
         texts = [t for batch, _ in items for t in batch]
+        self.on_call(len(texts))
         try:
             proba = await loop.run_in_executor(self.pool, self.predict_proba, texts)
         except Exception as e:
@@ -163,6 +168,8 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
     clf.predict_proba(["warm-up"])            # first-call allocations before the first client
     batcher = Batcher(clf.predict_proba, cfg.max_batch, cfg.batch_wait_ms)
     info = model_info(clf, model_dir, cfg)
+    metrics = ServerMetrics(info, batcher.queue.qsize)
+    batcher.on_call = metrics.texts.observe
     not_explainable = _why_not_explainable(clf)
 
     @asynccontextmanager
@@ -175,6 +182,23 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
                   description=f"{info['head']} head over {info['encoder']}; labels: {', '.join(clf.labels_)}")
     app.state.batcher = batcher
     _json_errors(app)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        start = time.perf_counter()
+        status = 500  # an exception no handler turned into an answer
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            metrics.observe(getattr(route, "path", "unmatched"), status, time.perf_counter() - start)
+
+    @app.get("/metrics")
+    async def get_metrics():
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
     @app.get("/health")
     async def health():
