@@ -56,6 +56,21 @@ def test_explain_texts_and_a_data_set(run_dir, capsys):
     assert "explain wants texts or --data" in capsys.readouterr().err
 
 
+def test_run_directory_carries_a_model_card(run_dir):
+    import yaml
+
+    text = (run_dir / "run" / "README.md").read_text()
+    _, front, body = text.split("---\n", 2)
+    meta = yaml.safe_load(front)
+    assert meta["library_name"] == "convtune" and meta["pipeline_tag"] == "text-classification"
+    assert meta["model-index"][0]["results"][0]["metrics"][0]["type"] == "accuracy"
+    m = json.loads((run_dir / "run" / "metrics.json").read_text())
+    assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == round(m["test"]["accuracy"], 4)
+    for section in ("## Labels", "## Data and split", "## Command", "convtune train --data", "## Results",
+                    "## Encoder and licence", "## Known limits"):
+        assert section in body, section
+
+
 def test_evaluate_writes_eval_json(run_dir, capsys):
     assert main(["evaluate", str(run_dir / "run"), "--data", str(run_dir / "data.csv"),
                  "--label-col", "sentiment"]) == 0

@@ -83,6 +83,11 @@ def test_training_record_travels_with_the_export(tiny_model_dir, toy_labelled_cs
     (src / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.9, "macro_f1": 0.9}}))
     assert main(["export", str(src), "--data", str(toy_labelled_csv), "--out", str(tmp_path / "x")]) == 0
     assert json.loads((tmp_path / "x" / "metrics.json").read_text())["test"]["accuracy"] == 0.9
+    card = (tmp_path / "x" / "README.md").read_text()  # no card in the source: one is made, plus the export's note
+    assert card.startswith("---\nlibrary_name: convtune") and "## This export" in card and "ONNX (fp32)" in card
+    from convtune.estimators.registry import load
+
+    assert load(tmp_path / "x").temperature_ == load(src).temperature_  # the calibration travels too
 
 
 def test_exporter_failure_is_one_line(tiny_model_dir, toy_labelled_csv, tmp_path, monkeypatch, capsys):

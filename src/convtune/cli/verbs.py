@@ -76,7 +76,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         raise ConvtuneError(f"--merge needs an adapter mode (lora, adalora, ia3), not --mode {a.mode}")
     splits = load_splits(a.data, a.dev, a.test, seed=clf.get_params()["seed"], text_col=a.text_col,
                          label_col=a.label_col, encoding=a.encoding, strict=a.strict, rule=label_rule(a))
-    m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit, merge=a.merge, track=a.track)
+    m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit, merge=a.merge, track=a.track,
+                  command="convtune " + " ".join(a.argv))
     from convtune.distributed import current
 
     if not current().is_main:  # under torchrun: rank 0 reports for all

@@ -27,6 +27,7 @@ import numpy as np
 from convtune._fs import atomic_dir, write_json
 from convtune.errors import ConvtuneError
 from convtune.modeling.adapters import ADAPTER_MODES
+from convtune.modeling.model_card import model_card
 from convtune.modeling.checkpoint import CONFIG_NAME, read_manifest
 
 ONNX_NAME = "model.onnx"
@@ -152,7 +153,18 @@ def export_onnx(model_dir: str | Path, out: str | Path, data: ParityData, int8: 
         parity = check_parity(clf, load_as(OnnxClassifier, tmp, exported), data, int8)  # labels, thresholds too
         exported["onnx"]["parity"] = parity
         write_json(tmp / CONFIG_NAME, exported)
+        card = Path(model_dir) / "README.md"
+        text = card.read_text(encoding="utf-8") if card.is_file() else model_card(manifest, name=Path(model_dir).name)
+        (tmp / "README.md").write_text(text + export_section(int8, parity, Path(model_dir).name), encoding="utf-8")
     return parity
+
+
+def export_section(int8: bool, parity: dict, source: str) -> str:
+    """The model card's note on this export (appended to the source model's card)."""
+    facts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in parity.items() if isinstance(v, int | float | bool))
+    return (f"\n## This export\n\nONNX{' with dynamic int8 weights' if int8 else ' (fp32)'} of `{source}`, "
+            f"run by ONNX Runtime (`convtune.load(DIR)` or `convtune serve DIR`); the temperature and thresholds "
+            f"in convtune.json are applied to the graph's logits. Parity check against the PyTorch model: {facts}.\n")
 
 
 def parity_data(model_dir: str | Path, spec: str | None = None, text_col: str | None = None,

@@ -132,7 +132,9 @@ def model_info(clf, model_dir: Path, cfg: ServeConfig) -> dict:
     for part in ("dev", "test"):
         if isinstance(metrics.get(part), dict):
             training[part] = {k: metrics[part].get(k) for k in ("accuracy", "macro_f1")}
-    return {"labels": clf.label_space_.values, **clf.describe(), "kind": manifest.get("kind", "transformer"),
+    card = model_dir / "README.md"  # the model card, in the Hugging Face format
+    return {"model_card": card.read_text(encoding="utf-8") if card.is_file() else None,
+            "labels": clf.label_space_.values, **clf.describe(), "kind": manifest.get("kind", "transformer"),
             "format_version": manifest.get("format_version"), "convtune_version": __version__,
             "training": training, "limits": asdict(cfg)}
 

@@ -22,16 +22,17 @@ from convtune.estimators.base import TextClassifier
 from convtune.estimators.registry import load
 from convtune.experiments.plots import plot_confusion_of, plot_per_label, plot_reliability, plot_training
 from convtune.experiments.tracking import make_tracker
+from convtune.modeling.model_card import model_card
 
 
 def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: bool = False,
               train_limit: int | None = None, merge: bool = False, callbacks: tuple = (), track: str = "none",
-              track_dir: Path | None = None) -> dict:
+              track_dir: Path | None = None, command: str | None = None) -> dict:
     """Train `clf` on `splits`, report dev / test, save everything under `out`; return metrics.
     `merge`: an adapter model is saved with its adapter folded into the encoder (standalone).
     `callbacks` go to the training loop (models that have one; a search prunes through them).
     `track`: tensorboard / mlflow / wandb (experiments.tracking), writing into the run directory
-    or `track_dir`."""
+    or `track_dir`. `command` goes into the model card (README.md)."""
     train = subsample(splits.train, train_limit, splits.record["seed"])
     if len(train) < len(splits.train):
         splits.record["train_limit"] = train_limit
@@ -67,6 +68,9 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
         metrics["wall_seconds"] = round(time.perf_counter() - wall, 2)
         if ranks.is_main:
             _write_run(tmp, clf.merged() if merge else clf, splits, metrics, step_losses)
+            (tmp / "README.md").write_text(model_card(json.loads((tmp / "convtune.json").read_text(encoding="utf-8")),
+                                                      metrics, splits.describe(), command, Path(out).name),
+                                           encoding="utf-8")
             if tracker is not None:
                 tracker.finish(metrics, tmp)
             final = "test" if "test" in reports else "dev"
