@@ -179,6 +179,7 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
         task = asyncio.create_task(batcher.run())
         yield
         task.cancel()
+        print(f"convtune: stopped after answering {batcher.requests} prediction requests", file=sys.stderr, flush=True)
 
     app = FastAPI(title="convtune", version=info["convtune_version"], lifespan=lifespan,
                   description=f"{info['head']} head over {info['encoder']}; labels: {', '.join(clf.labels_)}")
@@ -204,7 +205,8 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "requests": batcher.requests, "batches": batcher.batches}
+        status = "draining" if getattr(app.state, "draining", False) else "ok"
+        return {"status": status, "requests": batcher.requests, "batches": batcher.batches}
 
     @app.get("/info")
     async def get_info():
@@ -293,7 +295,7 @@ def run_server(model_dir: str | Path, cfg: ServeConfig, host: str = "127.0.0.1",
         raise ConvtuneError("--workers must be at least 1")
     print(f"convtune: serving {model_dir} on http://{host}:{port} (docs: /docs), {workers} worker(s)", flush=True)
     if workers == 1:
-        uvicorn.run(create_app(model_dir, cfg), host=host, port=port, log_level="warning")
+        draining_server(create_app(model_dir, cfg), host, port).run()
     else:
         os.environ["CONVTUNE_SERVE_DIR"] = str(Path(model_dir).resolve())
         os.environ["CONVTUNE_SERVE_CONFIG"] = json.dumps(asdict(cfg))
@@ -303,10 +305,32 @@ def run_server(model_dir: str | Path, cfg: ServeConfig, host: str = "127.0.0.1",
     return 0
 
 
-def spawn_server(model_dir: str | Path, *options: str, timeout: float = 60.0):
+def draining_server(app, host: str, port: int):
+    """A uvicorn server whose SIGTERM drains: it stops accepting connections, answers every request
+    already accepted (the model batcher runs until they are done; /health says "draining"), then
+    exits with status 0, not by the signal (uvicorn re-raises it once drained)."""
+    import signal
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    default = server.handle_exit
+
+    def handle_exit(sig, frame):
+        app.state.draining = True
+        if sig == signal.SIGTERM:
+            server.should_exit = True
+        else:  # Ctrl-C twice still forces the exit
+            default(sig, frame)
+
+    server.handle_exit = handle_exit
+    return server
+
+
+def spawn_server(model_dir: str | Path, *options: str, timeout: float = 60.0, log_path: str | Path | None = None):
     """Start ``convtune serve`` in a child process on a free loopback port; wait until /health
     answers. Returns (process, base URL); the caller terminates the process. Used by the tests
-    and bench/load_test.py."""
+    and bench/load_test.py; `log_path` keeps the server's output there."""
     import socket
     import subprocess
     import tempfile
@@ -317,7 +341,8 @@ def spawn_server(model_dir: str | Path, *options: str, timeout: float = 60.0):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = tempfile.TemporaryFile()      # a file, not a pipe: a chatty server can never block on it
+    # A file, not a pipe: a chatty server can never block on it.
+    log = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115 (the child writes it)
     proc = subprocess.Popen([sys.executable, "-m", "convtune.cli", "serve", str(model_dir), "--port", str(port),
                              *options], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
