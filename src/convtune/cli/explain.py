@@ -74,9 +74,10 @@ def add_audit_parser(sub) -> None:
     u.add_argument("--data", required=True, help="file, or built-in set name")
     u.add_argument("--part", default="all", choices=("all", "train", "dev", "test"),
                    help="built-in sets: which split to audit (default: all of them together)")
-    u.add_argument("--method", default="tfidf", choices=("tfidf", "frozen"),
-                   help="the fold models: TF-IDF + SVM (seconds) or a frozen encoder + CNN head (minutes)")
-    u.add_argument("--encoder", default=None, help="--method frozen: the encoder (default minilm-l6)")
+    u.add_argument("--method", default="tfidf", choices=("tfidf", "frozen", "finetune"),
+                   help="the fold models: TF-IDF + SVM (seconds), a frozen encoder + CNN head (minutes), or "
+                        "fine-tuned for 2 epochs (k fine-tunings)")
+    u.add_argument("--encoder", default=None, help="--method frozen / finetune: the encoder (default minilm-l6)")
     u.add_argument("--folds", type=int, default=5)
     u.add_argument("--seed", type=int, default=42)
     u.add_argument("--out", required=True, help="directory for suspects.csv, report.md, summary.json")
@@ -99,7 +100,7 @@ def cmd_audit(a: argparse.Namespace) -> int:
         data = TextSet([t for p in parts for t in p.texts], [y for p in parts for y in p.labels])
     else:
         data = read_spec(a.data, a.text_col, a.label_col, a.encoding)
-    options = {"encoder": a.encoder} if a.encoder and a.method == "frozen" else {}
+    options = {"encoder": a.encoder} if a.encoder and a.method != "tfidf" else {}
     result = audit(data, a.method, a.folds, a.seed, **options)
     out = write_audit(result, data, a.out, a.data, a.method, a.overwrite)
     report = (out / "report.md").read_text(encoding="utf-8")
