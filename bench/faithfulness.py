@@ -52,12 +52,15 @@ def cnn_rationale(clf, ids: list[int], c: int, k: int, rule: str) -> set[int]:
     spans = [(s, e) for s, e in spans if set(range(s, e)) & inner]
     if rule == "windows":
         return {t for s, e in spans[:k] for t in range(s, e)} & inner
-    groups: list[set[int]] = []
+    groups: list[set[int]] = []  # as estimators.explain._grouped, on token positions
     for s, e in spans:
         window = set(range(s, e)) & inner
-        hit = next((g for g in groups if g & window), None)
-        if hit is not None:
-            hit |= window
+        hit = [g for g in groups if g & window]
+        if hit:
+            for other in hit[1:]:
+                hit[0] |= other
+                groups.remove(other)
+            hit[0] |= window
         elif len(groups) < k:
             groups.append(window)
         else:
@@ -115,6 +118,7 @@ def main() -> None:
             clf.explain([text], top=a.k)
             t_cnn.append(time.perf_counter() - start)
             cnn = cnn_rationale(clf, ids, c, a.k, a.cnn)
+            other = cnn_rationale(clf, ids, c, a.k, "windows" if a.cnn == "groups" else "groups")
         start = time.perf_counter()
         attr = ig_scores(clf, ig, ids, c, a.steps)
         t_ig.append(time.perf_counter() - start)
@@ -122,12 +126,13 @@ def main() -> None:
         order = inner[np.argsort(-attr[1:-1], kind="stable")]
         m = len(cnn)
         with torch.no_grad():
-            rationales = {"cnn top-3 n-grams": cnn, "IG top-3 tokens": set(order[: a.k].tolist()),
+            rationales = {"cnn top-3 n-grams": cnn, f"cnn top-3 ({'windows' if a.cnn == 'groups' else 'groups'})": other,
+                          "IG top-3 tokens": set(order[: a.k].tolist()),
                           "IG top-m tokens": set(order[:m].tolist()),
                           "random m tokens": set(rng.sample(inner.tolist(), min(m, len(inner))))}
             rows.append({"tokens": len(ids) - 2, "m": m,
                          **{name: scores_for(clf, ids, c, r) for name, r in rationales.items()}})
-    names = ["cnn top-3 n-grams", "IG top-3 tokens", "IG top-m tokens", "random m tokens"]
+    names = list(rows[0])[2:]
     summary = {name: {"comprehensiveness": float(np.mean([r[name][0] for r in rows])),
                       "sufficiency": float(np.mean([r[name][1] for r in rows]))} for name in names}
     res = {"model": a.model, "data": a.data, "split": a.split, "cnn": a.cnn, "texts": len(rows), "k": a.k,

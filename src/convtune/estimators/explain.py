@@ -4,8 +4,8 @@ The head's logit is split exactly over windows of tokens (modeling.explain); her
 become character spans of the original text, through the tokenizer's offsets, on the windows the
 model reads (truncation, head-tail or several windows: mean-pooled windows each weigh 1 / W,
 max-pooled ones count for the class's best window only). Terms on the same span add up; the
-top `top` spans for the class and the top `top` against it are shown, each list's overlapping
-spans merged into one. `rest` is everything else, so  bias + ngrams + against + rest = logit.
+top `top` n-grams for the class and the top `top` against it are shown, overlapping spans merged
+into one (`_grouped`). `rest` is everything else, so  bias + ngrams + against + rest = logit.
 """
 
 from __future__ import annotations
@@ -103,8 +103,8 @@ def _explain_one(text: str, windows: list[list], terms: list[Terms], weight: tor
             spans[key] += w * v
     bias = float(terms[0].bias[c])
     ranked = [(s, e, v) for (s, e), v in spans.items() if s >= 0]
-    pro = _merged(sorted([r for r in ranked if r[2] > 0], key=lambda r: -r[2])[:top], text)
-    con = _merged(sorted([r for r in ranked if r[2] < 0], key=lambda r: r[2])[:top], text)
+    pro = _grouped(sorted([r for r in ranked if r[2] > 0], key=lambda r: -r[2]), top, text)
+    con = _grouped(sorted([r for r in ranked if r[2] < 0], key=lambda r: r[2]), top, text)
     shown = sum(g["contribution"] for g in pro + con)
     out = {"label": space.values[c], "probability": probability, "logit": logit, "bias": bias,
            "ngrams": pro, "against": con, "rest": logit - bias - shown}
@@ -113,14 +113,24 @@ def _explain_one(text: str, windows: list[list], terms: list[Terms], weight: tor
     return out
 
 
-def _merged(items: list[tuple[int, int, float]], text: str) -> list[dict]:
-    """Spans that overlap become one (their contributions summed); largest |contribution| first."""
+def _grouped(items: list[tuple[int, int, float]], top: int, text: str) -> list[dict]:
+    """The `top` n-grams: spans taken in order of |contribution|, each joining the group it
+    overlaps (contributions summed), until `top` separate groups exist and the next span would
+    start another. (On 300 SST-2 dev texts this beat the plain top windows on comprehensiveness,
+    0.40 against 0.28: overlapping windows mostly repeat one word; bench/faithfulness.py.)"""
     groups: list[list] = []
-    for s, e, v in sorted(items):
-        if groups and s < groups[-1][1]:
-            groups[-1][1], groups[-1][2] = max(groups[-1][1], e), groups[-1][2] + v
-        else:
+    for s, e, v in items:
+        hit = [g for g in groups if s < g[1] and g[0] < e]
+        if hit:
+            g = hit[0]
+            for other in hit[1:]:  # a span bridging two groups joins them
+                g[0], g[1], g[2] = min(g[0], other[0]), max(g[1], other[1]), g[2] + other[2]
+                groups.remove(other)
+            g[0], g[1], g[2] = min(g[0], s), max(g[1], e), g[2] + v
+        elif len(groups) < top:
             groups.append([s, e, v])
+        else:
+            break
     return [{"text": text[s:e], "start": s, "end": e, "contribution": v}
             for s, e, v in sorted(groups, key=lambda g: -abs(g[2]))]
 
