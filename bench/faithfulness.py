@@ -40,6 +40,9 @@ def probability(clf, ids: list[int], c: int) -> float:
     return float(clf.label_space_.probabilities(logits)[0, c])
 
 
+RULES = ("groups", "windows", "distinct")
+
+
 def cnn_rationale(clf, ids: list[int], c: int, k: int, rule: str) -> set[int]:
     """Token positions of the top-k n-grams: the k best windows ("windows"), or windows taken in
     order of contribution, each joining the group it overlaps, until k separate groups exist
@@ -52,6 +55,15 @@ def cnn_rationale(clf, ids: list[int], c: int, k: int, rule: str) -> set[int]:
     spans = [(s, e) for s, e in spans if set(range(s, e)) & inner]
     if rule == "windows":
         return {t for s, e in spans[:k] for t in range(s, e)} & inner
+    if rule == "distinct":  # the best window, then the best one not overlapping it, ...: k disjoint n-grams
+        chosen: list[set[int]] = []
+        for s, e in spans:
+            window = set(range(s, e)) & inner
+            if not any(g & window for g in chosen):
+                chosen.append(window)
+            if len(chosen) == k:
+                break
+        return set().union(*chosen)
     groups: list[set[int]] = []  # as estimators.explain._grouped, on token positions
     for s, e in spans:
         window = set(range(s, e)) & inner
@@ -96,8 +108,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--limit", type=int, default=None, help="the first N texts (default: all)")
     ap.add_argument("--split", default="test", choices=("dev", "test"), help="dev: to choose --cnn; test: to report")
-    ap.add_argument("--cnn", default="groups", choices=("groups", "windows"),
-                    help="the cnn rationale: k separate n-grams (overlapping windows merged) or the k best windows")
+    ap.add_argument("--cnn", default="groups", choices=RULES,
+                    help="the cnn rationale: k groups of overlapping windows, the k best windows, or k disjoint windows")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     clf = convtune.load(a.model, precision="fp32")
@@ -118,7 +130,7 @@ def main() -> None:
             clf.explain([text], top=a.k)
             t_cnn.append(time.perf_counter() - start)
             cnn = cnn_rationale(clf, ids, c, a.k, a.cnn)
-            other = cnn_rationale(clf, ids, c, a.k, "windows" if a.cnn == "groups" else "groups")
+            others = {r: cnn_rationale(clf, ids, c, a.k, r) for r in RULES if r != a.cnn}
         start = time.perf_counter()
         attr = ig_scores(clf, ig, ids, c, a.steps)
         t_ig.append(time.perf_counter() - start)
@@ -126,7 +138,7 @@ def main() -> None:
         order = inner[np.argsort(-attr[1:-1], kind="stable")]
         m = len(cnn)
         with torch.no_grad():
-            rationales = {"cnn top-3 n-grams": cnn, f"cnn top-3 ({'windows' if a.cnn == 'groups' else 'groups'})": other,
+            rationales = {"cnn top-3 n-grams": cnn, **{f"cnn top-3 ({r})": o for r, o in others.items()},
                           "IG top-3 tokens": set(order[: a.k].tolist()),
                           "IG top-m tokens": set(order[:m].tolist()),
                           "random m tokens": set(rng.sample(inner.tolist(), min(m, len(inner))))}

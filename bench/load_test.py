@@ -84,6 +84,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--bad-fraction", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precision", default=None, help="server and offline reference (default: auto)")
     ap.add_argument("--out", default="bench/load_test")
     a = ap.parse_args()
 
@@ -91,7 +92,7 @@ def main() -> int:
     from convtune.data.builtin import read_spec
 
     texts = read_spec(a.data).texts
-    expected = dict(zip(texts, load(a.model).predict(texts)))     # the model's own offline answers
+    expected = dict(zip(texts, load(a.model, precision=a.precision).predict(texts)))  # offline answers
     rng = random.Random(a.seed)
     plan = []
     for _ in range(a.requests):
@@ -104,7 +105,7 @@ def main() -> int:
 
     from convtune.deploy.serve import spawn_server
 
-    proc, url = (None, a.url) if a.url else spawn_server(a.model)
+    proc, url = (None, a.url) if a.url else spawn_server(a.model, *(["--precision", a.precision] if a.precision else []))
     try:
         before = predict_counts(url)
         t = time.perf_counter()
@@ -120,7 +121,7 @@ def main() -> int:
     good = [r for r in results if r["kind"] == "ok"]
     bad = [r for r in results if r["kind"] != "ok"]
     lat = np.array([r["ms"] for r in good])
-    row = {"model": a.model, "requests": a.requests, "concurrency": a.concurrency, "bad_fraction": a.bad_fraction,
+    row = {"model": a.model, "precision": a.precision or "auto", "requests": a.requests, "concurrency": a.concurrency, "bad_fraction": a.bad_fraction,
            "wall_seconds": round(wall, 2), "requests_per_second": round(len(results) / wall, 1),
            "well_formed": len(good), "well_formed_failed": sum(not r["right"] for r in good),
            "bad": len(bad), "bad_not_rejected_properly": sum(not r["right"] for r in bad),
