@@ -41,6 +41,7 @@ from convtune.deploy.metrics import ServerMetrics
 from convtune.deploy.serve_body import (
     ApiError,
     ServeConfig,
+    explain_schema,
     parse_explain_body,
     parse_predict_body,
     predict_schema,
@@ -207,7 +208,7 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
         async def ui():
             return page
 
-    @app.get("/metrics")
+    @app.get("/metrics", include_in_schema=False)  # Prometheus's text format, not JSON
     async def get_metrics():
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
@@ -236,7 +237,8 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
             scores = await batcher.submit(request.texts)
         return tei_answer(scores, list(clf.label_space_.labels), request, nested)
 
-    @app.post("/", responses=responses)
+    # Not in the OpenAPI schema: a compatibility shim whose body is TEI's, not convtune's.
+    @app.post("/", include_in_schema=False)
     async def tei_root(request: Request):
         """Hugging Face InferenceClient.text_classification: {"inputs", "parameters"} -> [[{label, score}]]."""
         return await tei(await read_capped_body(request, cfg.max_body), nested=True)
@@ -255,7 +257,14 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
         return {"predictions": [{key: label, "probabilities": space.scores(p)}
                                 for label, p in zip(space.decode(proba), proba)]}
 
-    @app.post("/explain", responses=responses)
+    explained = {"type": "object", "required": ["explanations"],
+                 "properties": {"explanations": {"type": "array", "items": {"type": "object"}}}}
+    explain_responses = {**responses, 501: {"model": ErrorResponse, "description": "this model's head cannot explain"},
+                         200: {"description": "each text's decisive n-grams",
+                               "content": {"application/json": {"schema": explained}}}}
+
+    @app.post("/explain", responses=explain_responses, openapi_extra={"requestBody": {
+        "required": True, "content": {"application/json": {"schema": explain_schema(cfg, clf.label_space_.values)}}}})
     async def explain(request: Request):
         """For each text, the n-grams that decided its label: exact contributions to the logit,
         as character spans (models with a CNN head; body: /predict's plus "top" and "label")."""

@@ -42,6 +42,15 @@ class ServeConfig:
 _SPACE = "".join(f"\\u{c:04x}" for c in range(0x10000) if chr(c).isspace())
 
 
+def explain_schema(cfg: ServeConfig, labels: list) -> dict:
+    """The JSON Schema of a POST /explain body: /predict's, plus "top" and "label" (one of the
+    model's labels, as /predict answers them)."""
+    schema = predict_schema(cfg)
+    schema["properties"] |= {"top": {"type": "integer", "minimum": 1, "maximum": MAX_TOP},
+                             "label": {"enum": [*labels, None]}}
+    return schema
+
+
 def predict_schema(cfg: ServeConfig) -> dict:
     """The JSON Schema of a POST /predict body, with this server's limits (served in OpenAPI):
     what parse_predict_body accepts, but for the byte limit and lone surrogates (said in words:
@@ -119,6 +128,8 @@ def parse_explain_body(raw: bytes, cfg: ServeConfig) -> tuple[list[str], int, st
     texts = parse_predict_body(raw, cfg)
     body = json.loads(raw)
     top, label = body.get("top", 5), body.get("label")
+    if isinstance(top, float) and top.is_integer():  # 30.0 is an integer to JSON Schema
+        top = int(top)
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
         raise ApiError(422, "wrong_type", f'"top" must be a whole number from 1 to {MAX_TOP}')
     if label is not None and (isinstance(label, bool) or not isinstance(label, str | int)):
