@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from convtune.cli.explain import cmd_audit, cmd_explain  # light: their heavy imports are inside
 from convtune.errors import ConvtuneError
 
 
@@ -257,18 +258,6 @@ def cmd_serve(a: argparse.Namespace) -> int:
                                                batch_wait_ms=a.batch_wait_ms, max_batch=a.max_batch,
                                                device=a.device, precision=a.precision, ui=not a.no_ui),
                       host=a.host, port=a.port, workers=a.workers)
-
-
-def cmd_explain(a: argparse.Namespace) -> int:
-    from convtune.cli.explain import cmd_explain as run
-
-    return run(a)
-
-
-def cmd_audit(a: argparse.Namespace) -> int:
-    from convtune.cli.explain import cmd_audit as run
-
-    return run(a)
 
 
 VERBS = {"explain": cmd_explain, "audit": cmd_audit, "export": cmd_export, "serve": cmd_serve, "train": cmd_train, "search": cmd_search, "evaluate": cmd_evaluate,

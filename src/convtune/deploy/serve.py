@@ -41,9 +41,11 @@ from convtune.deploy.metrics import ServerMetrics
 from convtune.deploy.serve_body import (
     ApiError,
     ServeConfig,
+    body_texts,
     explain_schema,
     parse_explain_body,
-    parse_predict_body,
+    parse_json,
+    parse_predict_body,  # noqa: F401  (re-exported: callers and tests import it from here)
     predict_schema,
     read_capped_body,
 )
@@ -229,8 +231,8 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
         (422, ErrorResponse, "wrong types, an empty list, an empty or invalid text"),
         (500, ErrorResponse, "the model failed"))}
 
-    async def tei(raw: bytes, nested: bool) -> list:
-        request = parse_tei(parse_json_tei(raw), cfg)
+    async def tei(body: dict, nested: bool) -> list:
+        request = parse_tei(body, cfg)
         if request.raw:
             scores = await asyncio.get_running_loop().run_in_executor(batcher.pool, clf.decision_function, request.texts)
         else:
@@ -241,17 +243,17 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
     @app.post("/", include_in_schema=False)
     async def tei_root(request: Request):
         """Hugging Face InferenceClient.text_classification: {"inputs", "parameters"} -> [[{label, score}]]."""
-        return await tei(await read_capped_body(request, cfg.max_body), nested=True)
+        return await tei(parse_json_tei(await read_capped_body(request, cfg.max_body)), nested=True)
 
     @app.post("/predict", responses=responses, openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": predict_schema(cfg)}}}})
     async def predict(request: Request):
         """Each text's label and every class's probability, in input order ({"texts": [...]}); or
         TEI's body ({"inputs": ...}) answered in TEI's shape."""
-        raw = await read_capped_body(request, cfg.max_body)
-        if is_tei(raw):
-            return await tei(raw, nested=False)
-        texts = parse_predict_body(raw, cfg)
+        body = parse_json(await read_capped_body(request, cfg.max_body))  # parsed once, either shape
+        if is_tei(body):
+            return await tei(body, nested=False)
+        texts = body_texts(body, cfg)
         proba = await batcher.submit(texts)
         space, key = clf.decision_space(), "labels" if clf.multi_label_ else "label"  # multi-label: a list
         return {"predictions": [{key: label, "probabilities": space.scores(p)}

@@ -28,7 +28,7 @@ class ServeConfig:
         for name, value in asdict(self).items():
             flag = f"--{name.replace('_', '-')}"
             if name in ("device", "precision", "ui"):
-                continue  # checked by the model's RuntimeConfig when it loads
+                continue  # device / precision: checked by the model's RuntimeConfig when it loads
             if name == "batch_wait_ms":
                 # inf used to be accepted: requests then waited forever and SIGTERM could not stop the server
                 if not 0 <= value <= MAX_BATCH_WAIT_MS:
@@ -84,7 +84,11 @@ async def read_capped_body(request: Request, limit: int) -> bytes:
 
 def parse_predict_body(raw: bytes, cfg: ServeConfig) -> list[str]:
     """The texts of a /predict body, or an ApiError saying what is wrong."""
-    body = parse_json(raw)
+    return body_texts(parse_json(raw), cfg)
+
+
+def body_texts(body, cfg: ServeConfig) -> list[str]:
+    """The checked "texts" of an already parsed convtune body (/predict, /explain)."""
     if not isinstance(body, dict) or "texts" not in body:
         raise ApiError(422, "missing_texts", 'body must be a JSON object with a "texts" list')
     texts = body["texts"]
@@ -125,8 +129,8 @@ MAX_TOP = 50  # n-grams per list in an /explain answer
 def parse_explain_body(raw: bytes, cfg: ServeConfig) -> tuple[list[str], int, str | int | None]:
     """(texts, top, label) of an /explain body: /predict's body plus optional "top" (n-grams per
     list, default 5) and "label" (the label to explain instead of the most probable)."""
-    texts = parse_predict_body(raw, cfg)
-    body = json.loads(raw)
+    body = parse_json(raw)
+    texts = body_texts(body, cfg)
     top, label = body.get("top", 5), body.get("label")
     if isinstance(top, float) and top.is_integer():  # 30.0 is an integer to JSON Schema
         top = int(top)

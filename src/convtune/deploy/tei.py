@@ -40,17 +40,13 @@ class TeiRequest:
     top_k: int | None     # at most this many labels a text (None: all)
 
 
-def is_tei(raw: bytes) -> bool:
-    """Whether a /predict body is TEI's ({"inputs": ...}) rather than convtune's ({"texts": [...]})."""
-    try:
-        body = parse_json(raw)
-    except ApiError:
-        return False  # convtune's parser says what is wrong with it
+def is_tei(body) -> bool:
+    """Whether a parsed /predict body is TEI's ({"inputs": ...}) rather than convtune's ({"texts": [...]})."""
     return isinstance(body, dict) and "inputs" in body and "texts" not in body
 
 
 def parse_json_tei(raw: bytes) -> dict:
-    """A TEI body as a JSON object, or a TeiError."""
+    """A TEI body (POST /) as a JSON object, or a TeiError."""
     try:
         body = parse_json(raw)
     except ApiError as e:

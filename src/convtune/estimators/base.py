@@ -104,8 +104,7 @@ class TextClassifier(Calibrated, ClassifierMixin, BaseEstimator):
         check_labels(data, self.labels_, "calibration data")
         self._fit_temperature(data, method)
         if self.manifest_ is not None:  # what save() writes (convtune.json)
-            self.manifest_ = {k: v for k, v in self.manifest_.items() if k != "calibration"}
-            self.manifest_.update({k: v for k, v in self._manifest_head().items() if k == "calibration"})
+            self.manifest_ = {k: v for k, v in self.manifest_.items() if k != "calibration"} | self._calibration_record()
         return self
 
     def _manifest_head(self) -> dict:
@@ -113,9 +112,7 @@ class TextClassifier(Calibrated, ClassifierMixin, BaseEstimator):
         head = {"kind": self.kind, "convtune_version": __version__, "label_type": self.label_type_}
         if self.multi_label_:
             head |= {"multi_label": True, "thresholds": self.thresholds_}
-        if self.temperature_ is not None:
-            head["calibration"] = dict(self.calibration_, temperature=self.temperature_)
-        return head
+        return head | self._calibration_record()
 
     def set_params(self, **params) -> TextClassifier:
         """Change constructor arguments (re-initialises: a fitted model is dropped)."""
@@ -140,7 +137,7 @@ class TextClassifier(Calibrated, ClassifierMixin, BaseEstimator):
     def label_space_(self) -> LabelSpace | MultiLabelSpace:
         """The fitted labels, their order and type: what every interface decodes predictions with."""
         self._check_fitted()
-        t = getattr(self, "temperature_", None)
+        t = self.temperature_
         if self.multi_label_:
             return MultiLabelSpace(tuple(self.labels_), self.label_type_,
                                    None if self.thresholds_ is None else tuple(self.thresholds_),

@@ -35,6 +35,12 @@ class Calibrated:
         if self.multi_label_ and self.temperature_ is not None and self.thresholds_ is not None:
             self.thresholds_ = scaled_thresholds(self.thresholds_, self.temperature_)
 
+    def _calibration_record(self) -> dict:
+        """convtune.json's {"calibration": {...}} for a fitted temperature, else {}."""
+        if self.temperature_ is None:
+            return {}
+        return {"calibration": dict(self.calibration_, temperature=self.temperature_)}
+
     def calibration_scores(self, logits: np.ndarray, labels: Sequence) -> dict:
         """ECE / Brier / NLL and reliability bins of the probabilities of `decision_function`'s
         logits against stored labels, and under "uncalibrated" the same without the temperature

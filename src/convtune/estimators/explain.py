@@ -38,9 +38,12 @@ def explain(clf, texts: Sequence[str], label=None, top: int = TOP) -> list[dict]
     wanted = None if label is None else _label_index(space, label)
     texts = as_texts(texts, empty_ok=False, where="explain: ")
     windows, owner, terms = _window_terms(clf, texts)
+    by_text = defaultdict(list)  # text -> its windows (one, unless read in windows)
+    for w, j in enumerate(owner):
+        by_text[j].append(w)
     out = []
     for j, text in enumerate(texts):
-        mine = [w for w in range(len(windows)) if owner[w] == j]
+        mine = by_text[j]
         logits, weights = _pooled(clf, [terms[w] for w in mine])
         proba = space.probabilities(logits[None].numpy())[0]
         c = int(np.argmax(proba)) if wanted is None else wanted
@@ -61,7 +64,9 @@ def _window_terms(clf, texts: list[str]) -> tuple[list[list], list[int], list[Te
     path = clf._token_path()
     located = tokenize(path.tokenizer, texts, path.max_length, path.long_text, located=True)
     ids = [[i for i, _ in w] for w in located.ids]
-    if ids != tokenize(path.tokenizer, texts, path.max_length, path.long_text).ids:
+    # Head-tail and windows build both forms with the same code; truncation's located form is
+    # ours while prediction lets the tokenizer truncate, so that one is checked.
+    if path.long_text.rule == "truncate" and ids != tokenize(path.tokenizer, texts, path.max_length).ids:
         raise ConvtuneError("explain: this tokenizer's tokens cannot be matched to characters of the text")
     model, pad = clf.model_, path.tokenizer.pad_token_id
     terms: list[Terms | None] = [None] * len(ids)

@@ -67,10 +67,8 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
                 reports[part] = metrics[part].pop("report")
         metrics["wall_seconds"] = round(time.perf_counter() - wall, 2)
         if ranks.is_main:
-            _write_run(tmp, clf.merged() if merge else clf, splits, metrics, step_losses)
-            (tmp / "README.md").write_text(model_card(json.loads((tmp / "convtune.json").read_text(encoding="utf-8")),
-                                                      metrics, splits.describe(), command, Path(out).name),
-                                           encoding="utf-8")
+            _write_run(tmp, clf.merged() if merge else clf, splits, metrics, step_losses,
+                       command, Path(out).name)
             if tracker is not None:
                 tracker.finish(metrics, tmp)
             final = "test" if "test" in reports else "dev"
@@ -79,8 +77,10 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
     return metrics
 
 
-def _write_run(tmp: Path, clf: TextClassifier, splits: Splits, metrics: dict, step_losses: list) -> None:
-    """The run directory's files: model, metrics.json, split.json, confusion matrices, curve."""
+def _write_run(tmp: Path, clf: TextClassifier, splits: Splits, metrics: dict, step_losses: list,
+               command: str | None, name: str) -> None:
+    """The run directory's files: model, metrics.json, split.json, the model card (README.md),
+    confusion matrices, reliability diagrams, curve."""
     for part in ("dev", "test"):
         if part in metrics:
             m, suffix = metrics[part], "" if part == "test" else "_dev"
@@ -94,7 +94,9 @@ def _write_run(tmp: Path, clf: TextClassifier, splits: Splits, metrics: dict, st
                 plot_reliability(m["calibration"], tmp / f"reliability{suffix}.png", f"{splits.name} {part}: reliability")
     clf.save_into(tmp)
     write_json(tmp / "metrics.json", metrics)
-    write_json(tmp / "split.json", splits.describe())
+    split = splits.describe()  # fingerprints hash every text: once
+    write_json(tmp / "split.json", split)
+    (tmp / "README.md").write_text(model_card(clf.manifest_, metrics, split, command, name), encoding="utf-8")
     if metrics["history"]:
         plot_training(metrics["history"], step_losses, tmp / "training_curve.png")
 
