@@ -133,6 +133,49 @@ def test_frozen_mode_keeps_encoder_fixed(tiny_encoder):
         assert torch.equal(p, q), name
 
 
+def test_dev_logits_come_from_the_loop_and_a_warm_frozen_fit_never_runs_the_encoder(tiny_encoder, monkeypatch,
+                                                                                      tmp_path):
+    # A search's frozen trials after the first must not run the encoder: not for the dev checks
+    # (cached states) and not for fit's temperature / thresholds or the run's dev report either.
+    from convtune.modeling.model import TransformerClassifier
+
+    calls = []
+    real = TransformerClassifier.token_states
+    monkeypatch.setattr(TransformerClassifier, "token_states",
+                        lambda self, ids, mask: calls.append(len(ids)) or real(self, ids, mask))
+    texts, labels = toy_texts(96)
+    dev_texts, dev_labels = toy_texts(40, seed=1)
+
+    def frozen():
+        return Classifier(encoder=str(tiny_encoder), mode="frozen", epochs=2, batch_size=16, precision="fp32",
+                          max_length=16, cache=str(tmp_path / "cache"), seed=0)
+    frozen().fit(texts, labels, dev_texts, dev_labels)
+    assert sum(calls) == len(set(texts)) + len(set(dev_texts))  # the cold fit fills the cache, once per text
+    calls.clear()
+    clf = frozen().fit(texts, labels, dev_texts, dev_labels)
+    m = clf.evaluate(dev_texts, dev_labels)
+    assert calls == []  # warm: the loop's dev logits served fit's calibration and the dev report
+    remembered = clf.decision_function(dev_texts)
+    clf._remember_dev([], None)
+    fresh = clf.decision_function(dev_texts)  # through the encoder: fp32 states, not fp16 cached ones
+    assert calls and np.allclose(remembered, fresh, atol=2e-2)
+    assert m["accuracy"] == clf.evaluate(dev_texts, dev_labels)["accuracy"]
+    calls.clear()
+    clf.decision_function(texts[:5])  # any other texts run the model
+    assert calls
+
+
+def test_fine_tuned_dev_logits_remembered_equal_a_fresh_pass(trained):
+    dev_texts, _ = toy_texts(60, seed=1)
+    remembered = trained.decision_function(dev_texts)
+    assert trained._fit_dev_ is not None
+    saved, trained._fit_dev_ = trained._fit_dev_, None
+    try:
+        assert np.allclose(remembered, trained.decision_function(dev_texts), atol=1e-5)
+    finally:
+        trained._fit_dev_ = saved
+
+
 def test_linear_head_trains(tiny_encoder):
     texts, labels = toy_texts(64)
     clf = Classifier(encoder=str(tiny_encoder), head="linear", epochs=1, batch_size=16, precision="fp32",

@@ -286,3 +286,35 @@ def test_an_encoder_file_with_a_missing_or_extra_weight_is_refused(tiny_encoder,
     save_file(state, d / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(ConvtuneError, match=match):
         load_encoder(d)
+
+
+def test_kept_encoders_read_once_hand_out_independent_copies_and_leave_the_head_seed_alone(tiny_encoder,
+                                                                                         monkeypatch):
+    from convtune.modeling import encoders
+    from convtune.modeling.model import ModelConfig, build_model
+    from convtune.training.loop import seed_everything
+
+    def heads(n: int) -> list[dict]:
+        out = []
+        for _ in range(n):
+            seed_everything(3)
+            model, _, _ = build_model(ModelConfig(encoder="tiny", labels=["a", "b"]), tiny_encoder)
+            out.append({k: v.clone() for k, v in model.head.state_dict().items()})
+        return out
+
+    plain = heads(1)[0]
+    reads = []
+    real = encoders._read_encoder
+    monkeypatch.setattr(encoders, "_read_encoder", lambda p: reads.append(p) or real(p))
+    with encoders.kept_encoders():
+        kept = heads(2)
+        a, _ = encoders.load_encoder(tiny_encoder)
+        b, _ = encoders.load_encoder(tiny_encoder)
+    assert len(reads) == 1  # one read from disk for four loads
+    for h in kept:  # the same initial head as outside the block: loading draws no random numbers
+        assert all(torch.equal(plain[k], h[k]) for k in plain)
+    with torch.no_grad():
+        next(a.parameters()).add_(1.0)
+    assert not torch.equal(next(a.parameters()), next(b.parameters()))  # copies, not one shared module
+    encoders.load_encoder(tiny_encoder)
+    assert len(reads) == 2  # outside the block every load reads the directory again

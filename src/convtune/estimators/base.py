@@ -303,14 +303,30 @@ class TokenClassifier(TextClassifier):
     """A classifier over token ids. Subclasses give their `_token_path()`; prediction is here:
     tokenize, length-sorted batches (least padding), logits, probabilities in input order."""
 
+    # (dev texts, their logits) from the training loop's kept epoch, set by fit(): its thresholds,
+    # its temperature and a run's dev report need them right after training, and computing them
+    # again would cost three passes over dev (through the encoder even in frozen mode, where the
+    # loop scored dev from cached token states). Any other call, or any other text list, runs the model.
+    _fit_dev_: tuple[list[str], np.ndarray] | None = None
+
     def _token_path(self) -> TokenPath:
         raise NotImplementedError
+
+    def _fit_data(self, texts, labels, dev_texts, dev_labels, seed: int) -> tuple[TextSet, TextSet]:
+        self._remember_dev([], None)  # a new fit: the old dev logits are no longer the model's
+        return super()._fit_data(texts, labels, dev_texts, dev_labels, seed)
+
+    def _remember_dev(self, dev_texts: list[str], logits: np.ndarray | None) -> None:
+        """fit(): keep the loop's dev logits for the calls that follow it (None forgets)."""
+        self._fit_dev_ = None if logits is None else (list(dev_texts), logits)
 
     def decision_function(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Logits (N, C) float32, columns in the order of `labels_` (texts read in windows: the
         windows' logits pooled)."""
         self._check_fitted()
         texts = as_texts(texts)
+        if self._fit_dev_ is not None and self._fit_dev_[0] == texts:
+            return self._fit_dev_[1].copy()
         path = self._token_path()
         enc = tokenize(path.tokenizer, texts, path.max_length, path.long_text)
         pad = path.tokenizer.pad_token_id

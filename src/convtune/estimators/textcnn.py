@@ -116,6 +116,7 @@ class TextCNNClassifier(TokenClassifier):
         self.model_ = TextCNN(len(self.tokenizer_.vocab), len(self.labels_), self.embed_dim, self.cnn_config)
         self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config,
                            self.max_length, self.runtime, callbacks=callbacks)
+        self._remember_dev(dev.texts, self.result_.dev_logits)
         self._tune_thresholds(dev)
         self._fit_temperature(dev, self.train_config.calibrate)
         self.manifest_ = {**self._manifest_head(),

@@ -146,6 +146,7 @@ class Classifier(TokenClassifier):
                 store.close()
         if self.mode == "adalora":  # the ranks it allocated, reapplied after the best epoch came back
             config = replace(config, adapter={**config.adapter, "rank_pattern": finish_allocation(self.model_.encoder)})
+        self._remember_dev(dev.texts, self.result_.dev_logits)
         self._tune_thresholds(dev)
         self._fit_temperature(dev, self.train_config.calibrate)
         self.manifest_ = self._manifest(config)
@@ -220,6 +221,7 @@ class Classifier(TokenClassifier):
         if self.mode not in ADAPTER_MODES:
             raise ConvtuneError(f"merge: a {self.mode} model has no adapter to merge")
         clf = copy.copy(self)
+        clf._remember_dev([], None)  # other weights: its dev logits are computed anew
         clf.model_ = copy.deepcopy(self.model_)
         clf.model_.encoder = merged(clf.model_.encoder)
         clf.mode = "finetune"

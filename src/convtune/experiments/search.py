@@ -32,6 +32,7 @@ from convtune.experiments.runs import eval_name, train_run
 from convtune.experiments.search_space import Param, sample
 from convtune.experiments.search_study import (SearchSettings, check_out, open_study, process_id, recover,
                                                storage_spec, trial_dir)
+from convtune.modeling.encoders import kept_encoders
 from convtune.training.callbacks import Callback, TrainState
 
 __all__ = ["SearchSettings", "check_out", "run_search"]
@@ -107,13 +108,14 @@ def run_trials(study, objective, settings: SearchSettings, out: Path, quota: int
     """Run trials one at a time until the study has `settings.trials` finished (or running)
     trials, `quota` ran here, or `deadline` (time.time()) passed. Returns how many ran."""
     ran, callback = 0, keep_best_only(out)
-    while quota is None or ran < quota:
-        if _taken(counts(study)) >= settings.trials or (deadline and time.time() >= deadline):
-            break
-        # A diverged trial (NaN loss: a learning rate too high) is a finished, failed trial; the
-        # search goes on. Any other error stops this worker with its one-line message.
-        study.optimize(objective, n_trials=1, catch=(TrainingDiverged,), callbacks=[callback])
-        ran += 1
+    with kept_encoders():  # the encoder is read from disk once, not once a trial
+        while quota is None or ran < quota:
+            if _taken(counts(study)) >= settings.trials or (deadline and time.time() >= deadline):
+                break
+            # A diverged trial (NaN loss: a learning rate too high) is a finished, failed trial; the
+            # search goes on. Any other error stops this worker with its one-line message.
+            study.optimize(objective, n_trials=1, catch=(TrainingDiverged,), callbacks=[callback])
+            ran += 1
     return ran
 
 

@@ -65,6 +65,10 @@ class TrainResult:
     step_losses: list[tuple[float, float]] = field(default_factory=list)  # (fractional epoch, loss)
     precision: str = "fp32"  # what autocast ran in: fp32, bf16 or fp16
     cache_seconds: float | None = None  # frozen mode: time spent filling the state cache
+    # (dev texts, C) logits of the kept (best) epoch, as its dev check scored them: fit's last
+    # steps (thresholds, temperature) and the run's dev report reuse them instead of running the
+    # model over dev again (frozen mode: from the token-state cache, so the encoder never runs).
+    dev_logits: np.ndarray | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -274,6 +278,9 @@ class _Run:
     device: torch.device
     ranks: Ranks
     pool: str = "mean"                 # windows: how window logits become a text's
+    # What clipping looks at: only weights that train (a frozen encoder's hundred-odd tensors
+    # without gradients cost clip_grad_norm_ a millisecond a step for nothing).
+    trainable: list[torch.nn.Parameter] = field(default_factory=list)
 
 
 def _step_loss(run: _Run, step: Step) -> float:
@@ -310,7 +317,7 @@ def _train_epoch(run: _Run, steps: list[Step], state: TrainState, hooks: list[Ca
                 f"rate is too high (lr {run.config.lr:g}, head lr {run.config.head_lr:g}) or the data breaks "
                 "the model; nothing was saved")
         run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the scaled ones
-        torch.nn.utils.clip_grad_norm_(run.module.parameters(), run.config.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(run.trainable, run.config.max_grad_norm)
         run.scaler.step(run.optimizer)
         run.scaler.update()
         run.scheduler.step()
@@ -324,8 +331,9 @@ def _train_epoch(run: _Run, steps: list[Step], state: TrainState, hooks: list[Ca
 
 
 def _check_dev(run: _Run, dev_forward: Forward, dev_enc: Encoded, dev: TextSet, labels: list[str],
-               state: TrainState, average: WeightAverage) -> dict | None:
-    """Dev accuracy / macro-F1 into `state`; the trainable weights if they are the best so far."""
+               state: TrainState, average: WeightAverage) -> tuple[dict, np.ndarray] | None:
+    """Dev accuracy / macro-F1 into `state`; (the trainable weights, the dev logits) if they are
+    the best so far."""
     model = run.model
     model.eval()
     best = None
@@ -340,7 +348,7 @@ def _check_dev(run: _Run, dev_forward: Forward, dev_enc: Encoded, dev: TextSet, 
         state.improved = state.dev["macro_f1"] > state.best_score
         if state.improved:  # weights that never change (a frozen encoder, an adapter's base) are not copied
             fixed = {name for name, p in model.named_parameters() if not p.requires_grad}
-            best = {k: v.detach().clone() for k, v in model.state_dict().items() if k not in fixed}
+            best = {k: v.detach().clone() for k, v in model.state_dict().items() if k not in fixed}, logits
             state.best_score, state.best_epoch = state.dev["macro_f1"], state.epoch
     return best
 
@@ -389,16 +397,17 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     optimizer = make_optimizer(model, config)
     run = _Run(model, module, forward, space, y.to(device), None if weight is None else weight.to(device), optimizer,
                linear_schedule(optimizer, warmup_steps(config, steps), steps * config.epochs),
-               grad_scaler(precision, device), config, precision, device, ranks, rule.pool)
+               grad_scaler(precision, device), config, precision, device, ranks, rule.pool,
+               [p for p in module.parameters() if p.requires_grad])
     average, history = WeightAverage(model, config.ema), History()
     hooks = [average, history, EpochLog(), EarlyStopping(config.patience), *callbacks]
     state = TrainState(config.epochs, steps, is_main=ranks.is_main, param_groups=optimizer.param_groups)
-    best_state = None
+    best = None  # (trainable weights, dev logits) of the best epoch so far
     with flush_denormal():
         for state.epoch in range(1, config.epochs + 1):
             epoch_start = time.perf_counter()
             state.train_loss = _train_epoch(run, train_steps(epoch=state.epoch, **plan), state, hooks)
-            best_state = _check_dev(run, dev_forward, dev_enc, dev, labels, state, average) or best_state
+            best = _check_dev(run, dev_forward, dev_enc, dev, labels, state, average) or best
             state.epoch_seconds = time.perf_counter() - epoch_start
             for hook in hooks:
                 hook.on_epoch_end(state)
@@ -406,9 +415,9 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
                 break
     for hook in hooks:
         hook.on_fit_end(state)
-    if best_state is not None:
-        model.load_state_dict(best_state, strict=False)
+    if best is not None:
+        model.load_state_dict(best[0], strict=False)
     _checkpointing(model, False)
     return TrainResult(best_epoch=state.best_epoch, train_seconds=round(time.perf_counter() - start, 2),
                        history=history.epochs, step_losses=history.step_losses, precision=precision,
-                       cache_seconds=cache_seconds)
+                       cache_seconds=cache_seconds, dev_logits=None if best is None else best[1])

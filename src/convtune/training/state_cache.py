@@ -125,12 +125,14 @@ class StateStore:
     def batch(self, keys: list[bytes]) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded float32 states (B, T, H) (or (B, T, k, H) with k layers) and mask (B, T)."""
         arrays = [self.read(k) for k in keys]
-        width = max(len(a) for a in arrays)
-        h = torch.zeros((len(arrays), width, self.hidden), dtype=torch.float32)
-        mask = torch.zeros((len(arrays), width), dtype=torch.long)
+        lengths = torch.tensor([len(a) for a in arrays])
+        width = int(lengths.max())
+        # Padded in float16, converted to float32 once for the batch (not text by text).
+        padded = np.zeros((len(arrays), width, self.hidden), dtype=np.float16)
         for i, a in enumerate(arrays):
-            h[i, : len(a)] = torch.from_numpy(a.astype(np.float32))
-            mask[i, : len(a)] = 1
+            padded[i, : len(a)] = a
+        h = torch.from_numpy(padded).float()
+        mask = (torch.arange(width) < lengths[:, None]).long()
         if self.layers > 1:
             h = h.view(len(arrays), width, self.layers, self.hidden // self.layers)
         return h, mask
