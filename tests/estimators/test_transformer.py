@@ -382,3 +382,26 @@ def test_auto_reads_windows_only_when_many_texts_are_long(tiny_encoder, tmp_path
     short_texts, labels = toy_texts(40)  # at most 10 words: every text fits in 16 tokens
     assert Classifier(encoder=str(tiny_encoder), epochs=1, max_length=16).fit(
         short_texts, labels).manifest_["model"]["long_text"] == "truncate"
+
+
+def test_frozen_mode_mixes_the_last_layers_by_default_and_saved_models_keep_theirs(tiny_encoder, tmp_path):
+    texts, labels = toy_texts(48)
+    opts = dict(encoder=str(tiny_encoder), epochs=1, batch_size=16, precision="fp32", max_length=16)
+    frozen = Classifier(mode="frozen", **opts).fit(texts, labels)
+    assert frozen.layers is None and frozen.manifest_["model"]["layers"] == 2  # last-4, capped at 2 layers
+    assert frozen.model_.head_mix is not None
+    assert frozen.hyperparameters()["layers"] == 2
+    assert Classifier(**opts).fit(texts, labels).manifest_["model"]["layers"] == 1  # fine-tuning: the last layer
+    assert Classifier(mode="frozen", layers=1, **opts).fit(texts, labels).model_.head_mix is None
+    # A frozen model saved before the default (no "layers" in convtune.json) loads with 1, as trained.
+    one = Classifier(mode="frozen", layers=1, **opts).fit(texts, labels)
+    one.save(tmp_path / "old")
+    manifest = json.loads((tmp_path / "old" / "convtune.json").read_text())
+    del manifest["model"]["layers"]
+    (tmp_path / "old" / "convtune.json").write_text(json.dumps(manifest))
+    loaded = Classifier.load(tmp_path / "old")
+    assert loaded.model_.head_mix is None and np.allclose(loaded.predict_proba(texts[:4]), one.predict_proba(texts[:4]), atol=1e-3)
+    manifest["model"]["layers"] = None
+    (tmp_path / "old" / "convtune.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConvtuneError, match="layers must be a whole number"):
+        Classifier.load(tmp_path / "old")

@@ -63,7 +63,8 @@ def _train_model_options(g) -> None:
                    "encoder family's attention and feed-forward projections)")
     g.add_argument("--merge", action="store_true", help="adapter modes: save the model with the adapter merged "
                    "into the encoder (standalone, larger)")
-    g.add_argument("--layers", default="last-1", help="last-k: the head sees a learned mix of the last k layers")
+    g.add_argument("--layers", help="last-k: the head sees a learned mix of the last k layers (default: last-4 "
+                   "in frozen mode, capped at the encoder's depth; last-1 otherwise)")
     g.add_argument("--max-length", type=int,
                    help="tokens per text (default 128, or the encoder's limit if smaller; textcnn: 128)")
     g.add_argument("--long-text", choices=["auto", "truncate", "head-tail", "windows"],

@@ -31,7 +31,9 @@ def make_estimator(a: argparse.Namespace):
                 head_config=head, stop_words=a.stop_words, **options)
 
 
-def _last_k(s: str) -> int:
+def _last_k(s: str | None) -> int | None:
+    if s is None:  # the mode's default (modeling.model.default_layers)
+        return None
     k = s.removeprefix("last-")
     if not k.isdigit() or int(k) < 1:
         raise ConvtuneError(f"--layers wants last-K with K >= 1 (e.g. last-4), not {s!r}")

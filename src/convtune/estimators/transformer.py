@@ -63,13 +63,13 @@ class Classifier(TokenClassifier):
     kind = "transformer"
 
     def __init__(self, encoder: str = DEFAULT_ENCODER, head: str = "cnn", mode: str = "finetune",
-                 max_length: int | None = None, head_config: dict | None = None, layers: int = 1,
+                 max_length: int | None = None, head_config: dict | None = None, layers: int | None = None,
                  long_text: str = "auto", stride: int | None = None, window_pool: str = "mean",
                  max_windows: int = 8, lora_r: int = 8, lora_alpha: float = 16.0, lora_dropout: float = 0.0,
                  target_modules: list[str] | None = None, **options):
         if head not in ("cnn", "cnn+pool", "linear"):
             raise ConvtuneError(f"unknown head {head!r}; choose cnn, cnn+pool or linear")
-        if layers < 1:
+        if layers is not None and layers < 1:  # None: 4 in frozen mode, else 1 (modeling.model.default_layers)
             raise ConvtuneError("layers must be at least 1")
         if mode == "adapter":  # the issue's bottleneck adapters: the library cannot load here
             raise ConvtuneError(ADAPTERS_UNAVAILABLE)
@@ -136,7 +136,7 @@ class Classifier(TokenClassifier):
             self.model_.encoder.get_input_embeddings().requires_grad_(False)
         trained, total = trainable_share(self.model_)  # the head included
         self.parameters_ = {"trained": trained, "total": total, "trained_share": round(trained / total, 5)}
-        store = self._state_store(encoder_dir)
+        store = self._state_store(encoder_dir, config.layers)
         try:
             self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config_,
                                self.max_length_, self.runtime, store=store, callbacks=callbacks,
@@ -173,7 +173,7 @@ class Classifier(TokenClassifier):
         per_step = self.train_config.batch_size * self.train_config.grad_accum * current().world_size
         return max(1, texts // per_step) * self.train_config.epochs
 
-    def _state_store(self, encoder_dir: Path):
+    def _state_store(self, encoder_dir: Path, layers: int):
         """The token-state cache for frozen mode (None when fine-tuning or turned off)."""
         if self.mode != "frozen" or self.runtime.cache == "off":
             return None
@@ -182,7 +182,7 @@ class Classifier(TokenClassifier):
 
         root = default_cache_root() if self.runtime.cache == "auto" else Path(self.runtime.cache)
         hidden = self.model_.encoder.config.hidden_size
-        return StateStore(root, encoder_key(Path(encoder_dir), self.max_length_), hidden, self.layers)
+        return StateStore(root, encoder_key(Path(encoder_dir), self.max_length_), hidden, layers)
 
     def _manifest(self, config: ModelConfig) -> dict:
         """convtune.json: portable, so no path of this machine (the encoder by name and version,
@@ -270,7 +270,8 @@ class Classifier(TokenClassifier):
         p = self.get_params()
         if self.manifest_ is not None:  # as fitted: the head's full config, max length and encoder lr used
             m = self.manifest_["model"]
-            p |= {"head_config": m["head_config"], "max_length": m["max_length"], **self.manifest_["train"],
+            p |= {"head_config": m["head_config"], "max_length": m["max_length"], "layers": m["layers"],
+                  **self.manifest_["train"],
                   **_windows_params(m)}
         return p
 

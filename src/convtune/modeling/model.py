@@ -34,6 +34,16 @@ from convtune.modeling.encoders import is_decoder, load_encoder, token_limit
 from convtune.modeling.heads import ScalarMix, check_head_config, head_from_config
 
 DEFAULT_MAX_LENGTH = 128  # tokens per text when the user gives none (capped at the encoder's limit)
+# A frozen encoder's head reads a learned mix of its last 4 layers unless told otherwise: over
+# SST-2, TREC, SMS, AG News and chnsenticorp_htl (MiniLM-L6, seed 42) it raised mean dev
+# macro-F1 from 86.96 (last layer) to 88.61, SST-2 dev by 3.8 points (docs/tuning.md). A trained
+# encoder adapts its last layer to the task, so the other modes keep 1 (SMS: no gain).
+FROZEN_LAYERS = 4
+
+
+def default_layers(mode: str, depth: int | None) -> int:
+    """How many last layers the head mixes when the user gives no --layers."""
+    return min(FROZEN_LAYERS, depth or FROZEN_LAYERS) if mode == "frozen" else 1
 
 
 @dataclass
@@ -46,7 +56,7 @@ class ModelConfig:
     head_config: dict = field(default_factory=dict)
     mode: str = "finetune"          # finetune | frozen | lora | adalora | ia3 (modeling.adapters)
     max_length: int | None = None   # tokens per text, [CLS]/[SEP] included; None: 128 or the encoder's limit
-    layers: int = 1                 # k > 1: the head sees a learned mix of the last k layers
+    layers: int | None = None       # k > 1: the head sees a learned mix of the last k layers; None: default_layers
     long_text: str = "truncate"     # texts over max_length: truncate | head-tail | windows (prediction does the same)
     windows: dict = field(default_factory=dict)  # windows: stride, pool, max_windows (data.batching.LongText)
     adapter: dict = field(default_factory=dict)  # lora / adalora / ia3: modeling.adapters.AdapterConfig
@@ -113,7 +123,9 @@ def build_model(config: ModelConfig, encoder_dir: str | Path, head_weights: Path
         raise ConvtuneError(f"max_length {config.max_length} is more than encoder {config.encoder!r} "
                             f"can read ({limit} tokens); use --max-length {limit} or less")
     depth = getattr(encoder.config, "num_hidden_layers", None)
-    if depth is not None and config.layers > depth:  # hidden_states[-k:] would silently give fewer
+    if config.layers is None:
+        config = replace(config, layers=default_layers(config.mode, depth))
+    elif depth is not None and config.layers > depth:  # hidden_states[-k:] would silently give fewer
         raise ConvtuneError(f"layers: last-{config.layers} asked, but encoder {config.encoder!r} has "
                             f"{depth} layers; use --layers last-{depth} or less")
     head_cfg = dict(config.head_config)
@@ -144,7 +156,11 @@ def load_model(directory: str | Path, manifest: dict | None = None):
     """(model, tokenizer, manifest) rebuilt from a saved directory, training data not needed."""
     directory = Path(directory)
     manifest = manifest or read_manifest(directory)
-    config = ModelConfig(**manifest["model"])
+    # A saved model states its layers (older ones, written before the mix existed, used 1); a
+    # default must never be filled in here, or a frozen model would be rebuilt with another head.
+    config = ModelConfig(**{"layers": 1, **manifest["model"]})
+    if not isinstance(config.layers, int) or isinstance(config.layers, bool) or config.layers < 1:
+        raise ConvtuneError(f"{directory}: convtune.json: layers must be a whole number >= 1, not {config.layers!r}")
     adapted = config.mode in ADAPTER_MODES
     encoder_dir = base_encoder_dir(directory, manifest.get("base_encoder")) if adapted else directory / ENCODER_DIR
     model, tokenizer, _ = build_model(config, encoder_dir, head_weights=directory / HEAD_NAME)
