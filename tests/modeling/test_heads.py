@@ -90,3 +90,17 @@ def test_scalar_mix_starts_as_mean_of_layers():
 
     layers = torch.randn(2, 3, 4, 8)
     torch.testing.assert_close(ScalarMix(4)(layers), layers.mean(dim=2))
+
+
+def test_scalar_mix_is_the_softmax_weighted_sum_and_learns_its_weights():
+    from convtune.modeling.heads import ScalarMix
+
+    mix = ScalarMix(3)
+    with torch.no_grad():
+        mix.weights.copy_(torch.tensor([0.5, -1.0, 2.0]))
+        mix.gamma.fill_(1.5)
+    layers = torch.randn(2, 5, 3, 8)
+    w = torch.softmax(mix.weights.detach(), 0)
+    torch.testing.assert_close(mix(layers), 1.5 * (layers * w.view(1, 1, 3, 1)).sum(2))
+    mix(layers).square().sum().backward()
+    assert mix.weights.grad is not None and mix.weights.grad.abs().sum() > 0 and mix.gamma.grad is not None

@@ -163,8 +163,14 @@ class ScalarMix(nn.Module):
         self.gamma = nn.Parameter(torch.ones(()))
 
     def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        # A sum of k scaled slices rather than einsum("btkh,k->bth"): under bf16 autocast einsum
+        # copies the whole (B, T, k, H) block to bf16 and its backward is slow; a frozen SST-2
+        # training step with k = 4 went from 22.6 to 14.8 ms (k = 1: 9.3 ms).
         w = torch.softmax(self.weights, 0).to(layers.dtype)
-        return self.gamma.to(layers.dtype) * torch.einsum("btkh,k->bth", layers, w)
+        out = layers[:, :, 0] * w[0]
+        for i in range(1, layers.shape[2]):
+            out = out + layers[:, :, i] * w[i]
+        return self.gamma.to(layers.dtype) * out
 
 
 HEADS = {"cnn": (CNNHead, CNNHeadConfig), "cnn+pool": (CNNPoolHead, CNNPoolHeadConfig),
