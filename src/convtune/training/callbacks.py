@@ -12,8 +12,11 @@ a tracker: ``Classifier(...).fit(..., callbacks=[MyLogger()])``. Only the main p
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import torch
 from tqdm.auto import tqdm
 
 
@@ -107,3 +110,47 @@ class RankBudget(Callback):
         from convtune.modeling.adapters import allocate
 
         allocate(self.encoder, state.step)
+
+
+class WeightAverage(Callback):
+    """Exponential moving average of the trainable weights; does nothing when decay is 0.
+
+    Dev evaluation and the kept best epoch use the average, while training goes on from the raw
+    weights. The decay warms up as min(decay, (1 + t) / (10 + t)) after t updates, so the random
+    head initialisation fades within the first steps instead of dominating epoch 1.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay, self.updates = decay, 0
+        self.params = [p for p in model.parameters() if p.requires_grad] if decay > 0 else []
+        self.shadow = [p.detach().clone() for p in self.params]  # float32, like the weights
+
+    def on_step(self, state: TrainState) -> None:
+        self.update()
+
+    @torch.no_grad()
+    def update(self) -> None:
+        if not self.params:
+            return
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for average, p in zip(self.shadow, self.params):
+            average.lerp_(p.detach(), 1.0 - decay)
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """Inside the block the model holds the averaged weights; the raw ones come back after."""
+        if not self.params:
+            yield
+            return
+        raw = [p.detach().clone() for p in self.params]
+        self._load(self.shadow)
+        try:
+            yield
+        finally:
+            self._load(raw)
+
+    @torch.no_grad()
+    def _load(self, values: list[torch.Tensor]) -> None:
+        for p, v in zip(self.params, values):
+            p.copy_(v)
