@@ -141,8 +141,17 @@ def list_encoders() -> list[dict]:
     return rows
 
 
-# Encoders read in a `kept_encoders()` block, by directory and file identity.
+# Encoders read in a `kept_encoders()` block, by `encoder_files`.
 _kept: dict[tuple, tuple] | None = None
+
+# The files that make an encoder: weights, config, vocabulary.
+_ENCODER_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".bin")
+
+
+def encoder_files(encoder_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """Identity of an encoder directory without reading it: (name, size, mtime) of its files."""
+    return tuple((p.name, st.st_size, st.st_mtime_ns) for p in sorted(Path(encoder_dir).iterdir())
+                 if p.is_file() and p.suffix in _ENCODER_SUFFIXES for st in (p.stat(),))
 
 
 @contextmanager
@@ -165,7 +174,7 @@ def load_encoder(path: str | Path):
     if _kept is None:
         return _read_encoder(path)
     path = Path(path)
-    key = (str(path.resolve()), *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.iterdir())))
+    key = (str(path.resolve()), *encoder_files(path))
     if key not in _kept:
         _kept[key] = _read_encoder(path)
     model, tokenizer = _kept[key]

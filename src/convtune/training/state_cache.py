@@ -27,16 +27,15 @@ import numpy as np
 import torch
 
 from convtune.errors import ConvtuneError
+from convtune.modeling.encoders import encoder_files
 from convtune.paths import default_cache_root
 
 
 def encoder_key(encoder_dir: Path, max_length: int) -> str:
     """Identity of (encoder weights, tokenizer, max length): file names, sizes and mtimes."""
     h = hashlib.sha256(str(max_length).encode())
-    for p in sorted(encoder_dir.iterdir()):
-        if p.is_file() and p.suffix in (".json", ".safetensors", ".txt", ".model", ".bin"):
-            st = p.stat()
-            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for name, size, mtime in encoder_files(encoder_dir):
+        h.update(f"{name}:{size}:{mtime}".encode())
     return f"{encoder_dir.name}-{h.hexdigest()[:16]}-L{max_length}"
 
 
