@@ -2,24 +2,31 @@
 
     .venv/bin/python bench/issue21.py sst2 --mode frozen --seeds 42 --extra "--epochs 10" --out bench/defaults_frozen.jsonl
     ... (each candidate on each set) ...
-    .venv/bin/python bench/defaults_report.py bench/defaults_frozen.jsonl [SEED, default 42]
+    .venv/bin/python bench/defaults_report.py bench/defaults_frozen.jsonl [bench/defaults_baseline.jsonl] [--seed 42]
 
 Prints a markdown table: each candidate's dev macro-F1 on every set, their mean (the choice is
-the highest mean), and test accuracy for the record only (never used to choose).
+the highest mean), and test accuracy for the record only (never used to choose). Rows of all
+files are pooled, so the TF-IDF baseline's cells (`--extra "--head tfidf-svm"`) can sit beside
+the candidates; the sets are those of the first file.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from collections import defaultdict
 
 
 def main() -> None:
-    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 42  # the selection seed; other seeds are checks
-    rows = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8") if line.strip()]
-    rows = [r for r in rows if r["seed"] == seed]
-    sets = list(dict.fromkeys(r["data"] for r in rows))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--seed", type=int, default=42, help="the selection seed; other seeds are checks")
+    a = ap.parse_args()
+    rows = []
+    for i, name in enumerate(a.files):
+        rows += [json.loads(line) | {"first": i == 0} for line in open(name, encoding="utf-8") if line.strip()]
+    rows = [r for r in rows if r["seed"] == a.seed]
+    sets = list(dict.fromkeys(r["data"] for r in rows if r["first"]))
     by = defaultdict(dict)
     for r in rows:  # the last run of a (candidate, set) pair wins
         by[r["extra"]][r["data"]] = r

@@ -405,3 +405,17 @@ def test_frozen_mode_mixes_the_last_layers_by_default_and_saved_models_keep_thei
     (tmp_path / "old" / "convtune.json").write_text(json.dumps(manifest))
     with pytest.raises(ConvtuneError, match="layers must be a whole number"):
         Classifier.load(tmp_path / "old")
+
+
+def test_fit_warns_when_the_vocabulary_lacks_the_training_texts_tokens(tiny_encoder, capsys):
+    """Text in a script the encoder never saw is mostly [UNK]: one warning naming a way out."""
+    texts, labels = toy_texts(40)
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, precision="fp32").fit(texts, labels)
+    assert clf.manifest_["training"]["unknown_tokens_share"] == 0.0
+    assert "unknown to" not in capsys.readouterr().err
+    foreign = [t + " 酒店 很 好 服务 差" for t in texts]  # five unknown words beside each toy sentence
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, precision="fp32").fit(foreign, labels)
+    share = clf.manifest_["training"]["unknown_tokens_share"]
+    assert 0.3 < share < 1.0
+    err = capsys.readouterr().err
+    assert f"{share:.0%} of the training texts' tokens are unknown to" in err and "--encoder me5-small" in err

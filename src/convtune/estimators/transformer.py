@@ -15,8 +15,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from convtune.config import TRAIN_OPTIONS, RuntimeConfig, TrainConfig, split_options
-from convtune.errors import ConvtuneError
-from convtune.data.batching import LongText, long_share
+from convtune.errors import ConvtuneError, warn
+from convtune.data.batching import LongText, long_share, unknown_share
 from convtune.estimators.base import TextClassifier, TokenClassifier, TokenPath, warn_long_texts
 from convtune.modeling.adapters import (
     ADAPTER_MODES,
@@ -45,6 +45,9 @@ from convtune.training.loop import TrainResult, fit, seed_everything
 # long_text="auto" reads texts in windows once more than this share of the training texts is
 # longer than max_length, and truncates otherwise (short-text sets train exactly as before).
 AUTO_WINDOWS_SHARE = 0.10
+# fit warns once more than this share of the training tokens are [UNK] (English sets: ~0;
+# MiniLM-L6 on Chinese hotel reviews: 64%, and 11 dev points below TF-IDF, docs/tuning.md).
+UNKNOWN_WARN_SHARE = 0.05
 
 
 MODES = ("finetune", "frozen", *ADAPTER_MODES)
@@ -130,6 +133,7 @@ class Classifier(TokenClassifier):
             callbacks = [RankBudget(self.model_.encoder), *callbacks]
         self.max_length_ = config.max_length
         config = self._choose_long_text(train.texts, config)
+        self._check_vocabulary(train.texts)
         if self.train_config.freeze_embeddings:
             # me5-small's 250k-piece vocabulary is 96M of its 118M parameters: fixed, they need
             # no gradient and no AdamW state, and each step skips their update.
@@ -162,6 +166,14 @@ class Classifier(TokenClassifier):
         self.long_share_ = warn_long_texts(self.tokenizer_, texts, self.max_length_, self._rule, share)
         return replace(config, long_text=self._rule.rule, windows=self._rule.settings())
 
+    def _check_vocabulary(self, texts: list[str]) -> None:
+        """Warn when the encoder's vocabulary lacks many of the training texts' tokens."""
+        self.unknown_share_ = round(unknown_share(self.tokenizer_, texts), 4)
+        if self.unknown_share_ > UNKNOWN_WARN_SHARE:
+            warn(f"{self.unknown_share_:.0%} of the training texts' tokens are unknown to {self.encoder}'s "
+                 "vocabulary ([UNK]): it was not trained on this language or script; pick one that was "
+                 "(convtune encoders; e.g. --encoder me5-small, multilingual)")
+
     def _adapter_options(self) -> dict:
         return {"method": self.mode, "r": self.lora_r, "alpha": self.lora_alpha, "dropout": self.lora_dropout,
                 "target_modules": None if self.target_modules is None else list(self.target_modules)}
@@ -192,7 +204,7 @@ class Classifier(TokenClassifier):
         return {**self._manifest_head(), "model": dict(config.to_dict(), encoder=identity["name"]),
                 "train": self.train_config_.to_dict(), "encoder_info": identity,
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
-                             "long_texts_share": self.long_share_, "parameters": self.parameters_,
+                             "long_texts_share": self.long_share_, "unknown_tokens_share": self.unknown_share_, "parameters": self.parameters_,
                              "precision": r.precision, "cache_seconds": r.cache_seconds, "history": r.history}}
 
     # ------------------------------------------------------------------ prediction
