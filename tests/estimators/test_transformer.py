@@ -413,7 +413,7 @@ def test_fit_warns_when_the_vocabulary_lacks_the_training_texts_tokens(tiny_enco
     clf = Classifier(encoder=str(tiny_encoder), epochs=1, precision="fp32").fit(texts, labels)
     assert clf.manifest_["training"]["unknown_tokens_share"] == 0.0
     assert "unknown to" not in capsys.readouterr().err
-    foreign = [t + " 酒店 很 好 服务 差" for t in texts]  # five unknown words beside each toy sentence
+    foreign = [t + " 酒店 很 好 服务 差" for t in texts]  # seven characters not in the vocabulary
     clf = Classifier(encoder=str(tiny_encoder), epochs=1, precision="fp32").fit(foreign, labels)
     share = clf.manifest_["training"]["unknown_tokens_share"]
     assert 0.3 < share < 1.0

@@ -204,7 +204,8 @@ class Classifier(TokenClassifier):
         return {**self._manifest_head(), "model": dict(config.to_dict(), encoder=identity["name"]),
                 "train": self.train_config_.to_dict(), "encoder_info": identity,
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
-                             "long_texts_share": self.long_share_, "unknown_tokens_share": self.unknown_share_, "parameters": self.parameters_,
+                             "long_texts_share": self.long_share_, "unknown_tokens_share": self.unknown_share_,
+                             "parameters": self.parameters_,
                              "precision": r.precision, "cache_seconds": r.cache_seconds, "history": r.history}}
 
     # ------------------------------------------------------------------ prediction
