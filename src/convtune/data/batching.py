@@ -269,12 +269,16 @@ def _specials(tokenizer, located: bool = False) -> tuple[list, list]:
     return full[:at], full[at + len(word):]
 
 
+def _spread(texts: list[str], sample: int) -> list[str]:
+    """About `sample` texts taken evenly through the list (all of them if fewer)."""
+    return texts[:: max(1, len(texts) // sample)]
+
+
 def long_share(tokenizer, texts: list[str], max_length: int, sample: int = 2000) -> float:
     """The share of (a sample of) texts longer than `max_length` tokens with their specials."""
     if not texts:
         return 0.0
-    step = max(1, len(texts) // sample)
-    picked = [t[: (max_length + 1) * CHARS_PER_TOKEN_CAP] for t in texts[::step]]
+    picked = [t[: (max_length + 1) * CHARS_PER_TOKEN_CAP] for t in _spread(texts, sample)]
     extra = sum(map(len, _specials(tokenizer)))
     return float(np.mean([len(ids) + extra > max_length for ids in _pieces(tokenizer, picked)]))
 
@@ -285,8 +289,7 @@ def unknown_share(tokenizer, texts: list[str], sample: int = 2000, chars: int = 
     unk = getattr(tokenizer, "unk_token_id", None)
     if unk is None or not texts:  # byte-level vocabularies have no unknown token
         return 0.0
-    step = max(1, len(texts) // sample)
-    ids = [i for piece in _pieces(tokenizer, [t[:chars] for t in texts[::step]]) for i in piece]
+    ids = [i for piece in _pieces(tokenizer, [t[:chars] for t in _spread(texts, sample)]) for i in piece]
     return sum(i == unk for i in ids) / len(ids) if ids else 0.0
 
 
