@@ -185,10 +185,35 @@ def test_two_workers_share_one_journal_study(toy_csv, tiny_encoder, tmp_path):
     assert (out / "journal.log").is_file() and not (out / "study.db").exists()
     study = _journal_study(out)
     finished = _finished(study)
-    assert len(finished) == 4 and len(study.trials) == 4
+    assert len(finished) == 4 and all(_surplus_only(t) for t in study.trials if t not in finished)
     assert len({t.user_attrs["worker"].split(":")[1] for t in finished}) == 2  # both processes ran trials
     params = [tuple(sorted(t.params.items())) for t in finished]
     assert len(set(params)) == 4
+
+
+def _surplus_only(trial) -> bool:
+    """A trial a worker opened after the budget was taken: failed, never trained, marked."""
+    return trial.state.name == "FAIL" and trial.user_attrs.get("surplus") is True and not trial.params
+
+
+def test_a_trial_opened_past_the_budget_steps_back_unrun():
+    # Two workers both saw one trial left of 2 and both opened one: the later number steps back.
+    import optuna
+    from optuna.trial import Trial, TrialState
+
+    from convtune.data.splits import Splits
+
+    study = optuna.create_study(direction="maximize")
+    study.tell(study.ask(), 0.5)                  # trial 0: complete
+    other, late = study.ask(), study.ask()        # trial 1: the other worker's, running; trial 2: this one
+    assert not S.surplus(other, 2) and S.surplus(late, 2) and not S.surplus(late, 3)
+    splits = Splits(train=None, dev=None, test=None, name="unused")
+    objective = S.make_objective(splits, lambda options: pytest.fail("a surplus trial must not train"), [],
+                                 Path("unused"), budget=2)
+    with pytest.raises(S.BudgetReached):
+        objective(Trial(study, study.trials[2]._trial_id))
+    study.tell(2, state=TrialState.FAIL)          # what study.optimize does with the caught error
+    assert _surplus_only(study.trials[2]) and S.counts(study)["fail"] == 0 and S._taken(S.counts(study)) == 2
 
 
 def _journal_study(out: Path):
@@ -255,9 +280,9 @@ def test_two_workers_on_a_postgresql_study(toy_csv, tiny_encoder, tmp_path, post
     assert codes == [0, 0], [[x for x in p.stderr.read().decode().splitlines() if "error" in x] for p in procs]
     study = _study(tmp_path, storage=postgres_url)
     finished = _finished(study)
-    # Each worker stops once the study has 4 finished or running trials; two that check at the
-    # same instant may both start one more (documented), never repeat one.
-    assert 4 <= len(finished) <= 5 and len(study.trials) == len(finished)
+    # Each worker stops once the study has 4 finished or running trials; two that both opened
+    # the last one leave exactly one to run (search.surplus), and never repeat one.
+    assert len(finished) == 4 and all(_surplus_only(t) for t in study.trials if t not in finished)
     assert len({t.user_attrs["worker"] for t in finished}) == 2
     assert len({tuple(sorted(t.params.items())) for t in finished}) == len(finished)
 

@@ -17,6 +17,7 @@ heartbeat instead. Test data is never seen before `finish`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -53,12 +54,30 @@ class PruneOnDev(Callback):
             raise optuna.TrialPruned(f"pruned after epoch {state.epoch} (dev macro-F1 {state.dev['macro_f1']:.4f})")
 
 
-def make_objective(splits: Splits, build, space: list[Param], out: Path, track: str = "none"):
+class BudgetReached(Exception):
+    """A trial opened after the study's --trials were taken by trials numbered before it."""
+
+
+def surplus(trial, budget: int) -> bool:
+    """Whether `budget` trials numbered before this one are finished or running. Two workers
+    that both saw one trial left may both open one; the storage numbers trials atomically, so
+    the later number steps back and the study ends with exactly --trials."""
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return sum(t.number < trial.number for t in trial.study.get_trials(deepcopy=False, states=states)) >= budget
+
+
+def make_objective(splits: Splits, build, space: list[Param], out: Path, track: str = "none",
+                   budget: int | None = None):
     """The function Optuna calls per trial: train on train, score on dev (test is held back)."""
     search_splits = replace(splits, test=None)
 
     def objective(trial) -> float:
         trial.set_user_attr("worker", process_id())
+        if budget is not None and surplus(trial, budget):  # ends failed and unrun; not counted
+            trial.set_user_attr("surplus", True)
+            raise BudgetReached(f"the study had its {budget} trials when trial {trial.number} opened")
         options = sample(space, trial)
         clf = build(options)
         try:
@@ -94,7 +113,7 @@ def keep_best_only(out: Path):
 def counts(study) -> dict:
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False)
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
     return {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
 
 
@@ -108,15 +127,29 @@ def run_trials(study, objective, settings: SearchSettings, out: Path, quota: int
     """Run trials one at a time until the study has `settings.trials` finished (or running)
     trials, `quota` ran here, or `deadline` (time.time()) passed. Returns how many ran."""
     ran, callback = 0, keep_best_only(out)
-    with kept_encoders():  # the encoder is read from disk once, not once a trial
+    with kept_encoders(), _QuietSurplus():  # the encoder is read from disk once, not once a trial
         while quota is None or ran < quota:
             if _taken(counts(study)) >= settings.trials or (deadline and time.time() >= deadline):
                 break
             # A diverged trial (NaN loss: a learning rate too high) is a finished, failed trial; the
             # search goes on. Any other error stops this worker with its one-line message.
-            study.optimize(objective, n_trials=1, catch=(TrainingDiverged,), callbacks=[callback])
+            study.optimize(objective, n_trials=1, catch=(TrainingDiverged, BudgetReached), callbacks=[callback])
             ran += 1
     return ran
+
+
+class _QuietSurplus(logging.Filter):
+    """Optuna logs a caught exception as a failed trial, traceback included; a surplus trial is
+    not a failure the user should read about."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], BudgetReached))
+
+    def __enter__(self):
+        logging.getLogger("optuna.study._optimize").addFilter(self)
+
+    def __exit__(self, *exc):
+        logging.getLogger("optuna.study._optimize").removeFilter(self)
 
 
 def quotas(study, settings: SearchSettings) -> list[int]:
@@ -189,7 +222,7 @@ def run_search(splits: Splits, build, space: list[Param], settings: SearchSettin
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(settings, out, f"{eval_name(about['data'])}-{about['head']}-{about['mode']}", space, about)
     deadline = time.time() + settings.timeout if settings.timeout else None
-    objective = make_objective(splits, build, space, out, settings.track)
+    objective = make_objective(splits, build, space, out, settings.track, budget=settings.trials)
     if quota is not None:
         run_trials(study, objective, settings, out, quota, deadline)
         return None

@@ -27,6 +27,8 @@ def trial_rows(study) -> list[dict]:
     """Every trial: number, state, dev score, parameters, seconds and what the objective recorded."""
     rows = []
     for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("surplus"):  # opened after the budget was reached elsewhere; never ran
+            continue
         # A failed trial's end is when it was found dead (a later run), not when it stopped.
         ended = t.datetime_complete if t.state.name != "FAIL" else None
         seconds = (ended - t.datetime_start).total_seconds() if ended and t.datetime_start else None

@@ -174,11 +174,14 @@ def recover(study, out: Path) -> list[int]:
             except UpdateFinishedTrialError:  # another worker got there first
                 continue
             remove_stale_partials(trial_dir(out, t.number))
-    done = {t.user_attrs.get("retry_of") for t in trials}
+    # A surplus trial (search.BudgetReached) never ran: not retried, and an enqueued retry it
+    # took from the queue is owed still.
+    done = {t.user_attrs.get("retry_of") for t in trials if not t.user_attrs.get("surplus")}
     for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-        if t.number not in done and "retry_of" not in t.user_attrs and not t.user_attrs.get("diverged"):
+        a = t.user_attrs
+        if not (t.number in done or "retry_of" in a or a.get("diverged") or a.get("surplus")):
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, **({"default": True}
-                                                                               if t.user_attrs.get("default") else {})})
+                                                                               if a.get("default") else {})})
             retried.append(t.number)
     return retried
 
