@@ -226,9 +226,13 @@ class TextClassifier(Calibrated, ClassifierMixin, BaseEstimator):
         Brier and NLL (before the temperature too, under "uncalibrated"), reliability bins."""
         self._check_fitted()
         data = as_set(texts, labels, "evaluation data", multi=self.multi_label_)
+        return self.score_logits(self.decision_function(data.texts), data, threshold)
+
+    def score_logits(self, logits: np.ndarray, data: TextSet, threshold: float | None = None) -> dict:
+        """`evaluate`'s metrics from `decision_function(data.texts)` already computed (a report
+        that times prediction need not run the model twice)."""
         check_labels(data, self.labels_, "evaluation data")
         space = self.decision_space(threshold)
-        logits = self.decision_function(data.texts)
         proba = space.probabilities(logits)
         if self.multi_label_:
             truth, pred = space.encode(data.labels), space.decide(proba).astype(np.float32)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from convtune.data.splits import Splits, subsample
 from convtune.errors import ConvtuneError
+from convtune.estimators.base import as_set
 from convtune.estimators.registry import make_estimator
 from convtune.experiments.report import safe_name
 from convtune.experiments.tracking import make_tracker
@@ -77,13 +78,14 @@ def run_one(config: Config, seed: int, splits: Splits, options: dict) -> dict:
         raise
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
+    logits = clf.decision_function(splits.test.texts)
+    proba = clf.label_space_.probabilities(logits)
     if clf.multi_label_:  # a label set per text, compared whole ("accuracy" is subset accuracy)
-        proba = clf.predict_proba(splits.test.texts)
         predict_seconds = time.perf_counter() - start
-        m, pred = clf.evaluate(splits.test.texts, splits.test.labels), set_keys(clf.label_space_.decode_stored(proba))
+        test = as_set(splits.test.texts, splits.test.labels, "test data", multi=True)
+        m, pred = clf.score_logits(logits, test), set_keys(clf.label_space_.decode_stored(proba))
     else:
-        logits = clf.decision_function(splits.test.texts)
-        pred = clf.label_space_.decode(clf.label_space_.probabilities(logits))
+        pred = clf.label_space_.decode(proba)
         predict_seconds = time.perf_counter() - start
         m = compute_metrics(splits.test.labels, pred, clf.labels_)
         m["calibration"] = clf.calibration_scores(logits, splits.test.labels)
