@@ -44,6 +44,20 @@ def test_a_last_batch_too_small_to_share_is_dropped():
     assert len(train_steps([5] * 3, 4, seed=0, epoch=1, world_size=4)) == 0  # 3 texts, 4 ranks
 
 
+def test_texts_read_in_windows_go_through_the_model_at_most_a_batch_of_windows_at_a_time():
+    rng = random.Random(0)
+    windows = [rng.choice([1, 1, 2, 8, 12]) for _ in range(500)]   # 12: more than a batch alone
+    lengths = [128 * w for w in windows]
+    plain = train_steps(lengths, 10, seed=1, epoch=1, accum=2)
+    capped = train_steps(lengths, 10, seed=1, epoch=1, accum=2, windows=windows)
+    assert len(capped) == len(plain) and [s.total for s in capped] == [s.total for s in plain]
+    for a, b in zip(plain, capped):
+        assert sum(b.micro, []) == sum(a.micro, [])                 # the same texts, in order
+        assert all(sum(windows[t] for t in piece) <= 10 or len(piece) == 1 for piece in b.micro)
+    assert any(len(b.micro) > len(a.micro) for a, b in zip(plain, capped))  # some were cut
+    assert any(len(p) == 1 and windows[p[0]] == 12 for b in capped for p in b.micro)
+
+
 def test_eval_batches_sorted_and_complete():
     lengths = [5, 1, 9, 3, 7]
     batches = eval_batches(lengths, 2)

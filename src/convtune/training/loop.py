@@ -348,7 +348,8 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     module, forward, dev_forward, cache_seconds = _forwards(model, store, enc, dev_enc, tokenizer.pad_token_id,
                                                             config, precision, device, ranks, rule.pool)
     plan = dict(lengths=enc.text_lengths(), batch_size=config.batch_size, seed=config.seed,
-                world_size=ranks.world_size, rank=ranks.rank, accum=config.grad_accum)
+                world_size=ranks.world_size, rank=ranks.rank, accum=config.grad_accum,
+                windows=enc.windows_per_text())
     steps = len(train_steps(epoch=0, **plan))
     optimizer = make_optimizer(model, config)
     run = _Run(model, module, forward, space, y.to(device), None if weight is None else weight.to(device), optimizer,
