@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -89,7 +90,7 @@ class Encoded:
         """(window indices of these texts, (W,) position in `texts` of each window's text)."""
         if self.owner is None:
             return list(texts), torch.arange(len(texts))
-        starts = self._starts()
+        starts = self._starts
         windows, seg = [], []
         for j, t in enumerate(texts):
             span = range(starts[t], starts[t + 1])
@@ -97,10 +98,11 @@ class Encoded:
             seg.extend([j] * len(span))
         return windows, torch.tensor(seg, dtype=torch.long)
 
+    @cached_property
     def _starts(self) -> np.ndarray:
-        """(texts + 1,) index of each text's first window (and the end)."""
-        counts = np.bincount(self.owner, minlength=self.texts())
-        return np.concatenate([[0], np.cumsum(counts)])
+        """(texts + 1,) index of each text's first window (and the end); once per Encoded, since
+        training asks it for every piece of every step."""
+        return np.concatenate([[0], np.cumsum(self.windows_per_text())])
 
 
 LONG_TEXT_RULES = ("truncate", "head-tail", "windows")
