@@ -158,7 +158,9 @@ def test_kill_9_during_a_trial_then_rerun_continues_the_study(toy_csv, tiny_enco
             study = _study(out)
         except Exception:  # the search is still creating its tables, or holds the lock
             continue
-        running = [t for t in study.trials if t.state.name == "RUNNING" and t.number == 1]
+        # Trial 1 training: running, its parameters all drawn (pooling is the space's last one;
+        # a kill while it samples would leave part of them for the retry to complete).
+        running = [t for t in study.trials if t.state.name == "RUNNING" and t.number == 1 and "pooling" in t.params]
         if running:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
