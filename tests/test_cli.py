@@ -186,13 +186,12 @@ def test_interrupted_predict_resumes(run_dir, monkeypatch, capsys):
     original = _interrupt_predict_on_call(monkeypatch, 3)
     out = run_dir / "resumed.csv"
     assert main(args + ["--output", str(out)]) == 130
-    assert not out.exists() and (run_dir / ".resumed.csv.partial").exists()
+    assert not out.exists() and len(list(run_dir.glob(".resumed.csv.partial-*"))) == 2  # partial + marker
     monkeypatch.setattr(Classifier, "predict_proba", original)
     assert main(args + ["--output", str(out)]) == 0
     assert "resuming" in capsys.readouterr().err
     assert out.read_text() == (run_dir / "full.csv").read_text()
-    assert not (run_dir / ".resumed.csv.partial").exists()
-    assert not (run_dir / ".resumed.csv.partial.json").exists()
+    assert not list(run_dir.glob(".resumed.csv.*"))
 
 
 def _train_help() -> dict[str, str]:

@@ -113,6 +113,40 @@ def atomic_dir(final: str | Path, overwrite: bool = False):
         shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def sole_writer(target: Path, what: str):
+    """Hold an exclusive lock on `target` for the block: a second writer of the same file is
+    refused in one line while the first lives. The lock is the kernel's (flock on a hidden
+    `.NAME.lock` beside it), so a writer killed with -9 releases it by dying."""
+    import fcntl
+
+    lock = target.with_name(f".{target.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise ConvtuneError(f"{target} is being written by another {what}"
+                                f"{f' (pid {holder})' if holder.isdigit() else ''}; "
+                                "wait for it to finish, or choose another output") from None
+        try:  # the holder before us may have removed the file we opened: lock the one on disk
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # while still held: a waiting writer re-checks the inode
+        os.close(fd)
+
+
 def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 

@@ -394,3 +394,34 @@ def test_both_readers_share_one_bom_rule_and_one_parser(tmp_path):
     json_file = tmp_path / "rows.json"
     json_file.write_text('{"text": "good film", "label": "pos"}\n{"text": "bad film", "label": "neg"}\n')
     assert read_table(json_file).texts == list(iter_texts(str(json_file), None, "utf-8")) == ["good film", "bad film"]
+
+
+def test_quoted_line_breaks_read_the_same_for_training_and_prediction(tmp_path):
+    """A quoted field keeps its line breaks (\\n, \\r\\n, a bare CR) in every reader; a label too."""
+    import csv
+
+    from convtune.deploy.predict_io import iter_texts
+
+    texts = [f"first line {i}\nsecond line" if i % 3 == 0 else f"one\r\ntwo {i}" if i % 3 == 1 else f"a\rb {i}"
+             for i in range(30)]
+    labels = ["line1\nline2" if i % 2 else "plain" for i in range(30)]
+    path = tmp_path / "breaks.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("text", "label"), *zip(texts, labels)])
+    data = read_table(path)
+    assert data.texts == texts == list(iter_texts(str(path), None, "utf-8"))
+    assert data.labels == labels
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".txt"])
+def test_a_bare_cr_outside_quotes_gets_the_same_answer_from_both_readers(tmp_path, suffix):
+    from convtune.deploy.predict_io import iter_texts
+
+    path = tmp_path / f"cr{suffix}"
+    path.write_bytes(b"text,label\ngood\rfilm,pos\nbad film,neg\n")
+    if suffix == ".txt":  # one text a line: a CR inside a line does not split it
+        assert list(iter_texts(str(path), None, "utf-8")) == ["text,label", "good\rfilm,pos", "bad film,neg"]
+        return
+    for read in (lambda: read_table(path), lambda: list(iter_texts(str(path), None, "utf-8"))):
+        with pytest.raises(ConvtuneError, match=r"line 2 holds a carriage return \(CR\) outside quotes"):
+            read()

@@ -136,12 +136,20 @@ def test_search_reports_and_its_best_model_loads(toy_csv, tiny_encoder, tmp_path
     # The same command again: the study has its 3 trials; nothing reruns, the report stands.
     assert main(_search_cmd(toy_csv, tiny_encoder, out, "--trials", "3")) == 0
     assert len(_study(out).trials) == 3
+    assert json.loads((out / "convtune-search.json").read_text())["study"] == _study(out).study_name
 
 
-def test_search_refuses_a_directory_it_did_not_write(toy_csv, tiny_encoder, tmp_path, capsys):
-    (tmp_path / "notes.txt").write_text("mine")
-    assert main(_search_cmd(toy_csv, tiny_encoder, tmp_path)) == 2
-    assert "not a convtune search directory" in capsys.readouterr().err
+@pytest.mark.parametrize("theirs", ["notes.txt", "best/NOTES.md", "results.json", "trials/x", "study.db"])
+def test_search_refuses_a_directory_it_did_not_write(toy_csv, tiny_encoder, tmp_path, capsys, theirs):
+    """A folder is a search folder by the marker the search wrote, not by holding a file named
+    like one of a search's (a user's best/NOTES.md or results.json would be replaced)."""
+    folder = tmp_path / "mine"
+    (folder / theirs).parent.mkdir(parents=True, exist_ok=True)
+    (folder / theirs).write_text("mine")
+    assert main(_search_cmd(toy_csv, tiny_encoder, folder)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a convtune search folder" in err[0] and "--overwrite" in err[0]
+    assert (folder / theirs).read_text() == "mine" and [p.name for p in folder.iterdir()] == [theirs.split("/")[0]]
 
 
 def test_kill_9_during_a_trial_then_rerun_continues_the_study(toy_csv, tiny_encoder, tmp_path):

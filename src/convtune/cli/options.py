@@ -191,6 +191,8 @@ def _search_parser(sub) -> None:
     g.add_argument("--search-seed", type=_seed, default=42, help="the sampler's seed (default 42)")
     g.add_argument("--worker-quota", type=_positive_int, help=argparse.SUPPRESS)  # a --workers child
     g.add_argument("--out", required=True, help="search directory: study, report, best/ (the best model)")
+    g.add_argument("--overwrite", action="store_true", help="let the search write into a non-empty folder that "
+                   "is not a search folder (its best/, trials/, results.json and reports are replaced)")
 
 
 def _device_options(p) -> None:

@@ -104,7 +104,7 @@ def cmd_search(a: argparse.Namespace) -> int:
         raise ConvtuneError("--merge is a train option; merge the best model with convtune export")
     settings = SearchSettings(trials=a.trials, timeout=a.timeout, storage=a.storage, study=a.study,
                               workers=a.workers, pruner=a.pruner, seed=a.search_seed, track=a.track)
-    check_out(Path(a.out))
+    check_out(Path(a.out), a.overwrite)
     fixed = {o: getattr(a, o) for o in SEARCHABLE if getattr(a, o, None) is not None}
     encoder_lr = ADAPTER_LR if a.mode in ADAPTER_MODES else default_lr(a.encoder)
     space = without(read_space(a.space) if a.space else default_space(a.mode, a.head, encoder_lr), fixed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import itertools
 import json
 import sys
@@ -120,6 +121,9 @@ def text_codec(encoding: str) -> str:
 
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")  # one JSON object a line
+# Files are cut into lines at \n only, line ends kept (`open(..., newline=LINE_END)`): a quoted CSV
+# field keeps its line breaks as written, and a bare CR (or 0x85) never ends a row, in every reader.
+LINE_END = "\n"
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
 
 
@@ -178,7 +182,7 @@ def _rows_from_file(path: Path, encoding: str) -> list[dict]:
                 raise ConvtuneError(f"{path}:{n}: expected a JSON object per line")
             rows.append(row)
         return rows
-    lines = content.replace("\r\n", "\n").split("\n")
+    lines = io.StringIO(content, newline=LINE_END)
     return [r for _, r in iter_rows(lines, suffix, path) if any((v or "").strip() for v in r.values())]
 
 
@@ -209,6 +213,9 @@ def csv_rows(lines: Iterable[str], delimiter: str, path: Path) -> Iterator[dict]
                     f"header {len(reader.fieldnames)}; quote texts that contain {separator}")
             yield row
     except csv.Error as e:
+        if "new-line character" in str(e):
+            raise ConvtuneError(f"{path}: line {reader.line_num + 1} holds a carriage return (CR) outside quotes; quote "
+                                "that text, or save the file with LF or CRLF line ends") from None
         raise ConvtuneError(f"{path}: malformed {kind} ({e})") from None
 
 

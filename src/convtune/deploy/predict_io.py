@@ -3,26 +3,32 @@
 Files are read and written in chunks, so memory stays flat whatever the file size; the
 output is written to a hidden partial file and renamed at the end, so an interrupted run never
 leaves a truncated file that looks complete, and rerunning the same command resumes it.
+One writer at a time: a second `predict` to the same --output is refused while the first lives,
+and each job (model, input, decision rule) has a partial file of its own, so a run resumes only
+its own work.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
 import hashlib
 import io
 import itertools
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from convtune._fs import fsync_dir, model_fingerprint
+from convtune._fs import fsync_dir, model_fingerprint, sole_writer
 from convtune.distributed import barrier, current
 from convtune.distributed import local as distributed_local
 from convtune.data.texts import (
     JSONL_SUFFIXES,
     TABLE_SUFFIXES,
+    LINE_END,
     TEXT_COLUMNS,
     file_kind_problem,
     iter_rows,
@@ -38,7 +44,7 @@ STDIN = "-"   # --input - reads plain lines from a pipe
 
 def _stdin_lines(encoding: str) -> Iterator[str]:
     """`--input -`: one text a line from standard input (a pipe), blank lines skipped."""
-    stream = io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, newline="")
+    stream = io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, newline=LINE_END)
     try:
         for line in stream:
             if line.strip():
@@ -59,7 +65,7 @@ def iter_texts(path: str, text_col: str | None, encoding: str) -> Iterator[str]:
         raise ConvtuneError(f"{p} {problem}")
     suffix = p.suffix.lower()
     try:
-        with p.open(encoding=text_codec(encoding), newline="") as f:
+        with p.open(encoding=text_codec(encoding), newline=LINE_END) as f:
             if suffix in JSONL_SUFFIXES + TABLE_SUFFIXES:
                 for n, row in iter_rows(f, suffix, p):
                     yield _text_of(row, text_col, p, n)
@@ -119,12 +125,17 @@ def predict_command(a) -> int:
         require_file(a.input)
     if a.output:
         _check_output(a)
+    if a.output and not current().active:
+        with sole_writer(Path(a.output), "convtune predict"):
+            _check_output(a)  # the writer we waited on may have finished it
+            clf = load(a.model_dir, a.device, a.precision).set_decision(a.threshold, a.at_least_one)
+            texts = a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding)
+            _write_file(clf, texts, Path(a.output), a.batch_size, _job_id(a.model_dir, a.input, a.texts, clf.decision_))
+        return 0
     clf = load(a.model_dir, a.device, a.precision).set_decision(a.threshold, a.at_least_one)
     texts: Iterable[str] = a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding)
-    if a.output and current().active:
+    if a.output:
         _write_shared(clf, texts, Path(a.output), a.batch_size, _job_id(a.model_dir, a.input, a.texts, clf.decision_))
-    elif a.output:
-        _write_file(clf, texts, Path(a.output), a.batch_size, _job_id(a.model_dir, a.input, a.texts, clf.decision_))
     elif current().active:
         raise ConvtuneError("under torchrun, predict writes to --output FILE (the ranks share its chunks)")
     else:
@@ -189,15 +200,22 @@ def _resume_point(tmp: Path, marker: Path, job: dict) -> tuple[int, int]:
     return int(state["texts"]), int(state["bytes"])
 
 
+def partial_of(out: Path, job: dict) -> Path:
+    """The hidden partial file of this job's output: named by the job, so that two jobs (another
+    model, input or threshold) never write, or resume, each other's."""
+    key = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()[:12]
+    return out.with_name(f".{out.name}.partial-{key}")
+
+
 def _write_file(clf, texts: Iterable[str], out: Path, batch_size: int, job: dict) -> None:
     """Write predictions chunk by chunk to a hidden partial file, renamed when complete.
 
     After each chunk the partial file is flushed and a marker records how many texts and
     bytes are complete; a rerun of the same command (same model, unchanged input) resumes
-    from there instead of starting over.
+    from there instead of starting over. The caller holds the output's writer lock.
     """
-    tmp = out.with_name(f".{out.name}.partial")
-    marker = out.with_name(f".{out.name}.partial.json")
+    tmp = partial_of(out, job)
+    marker = tmp.with_name(tmp.name + ".json")
     jsonl = out.suffix.lower() in (".jsonl", ".ndjson")
     done, keep = _resume_point(tmp, marker, job)
     if done:
@@ -212,6 +230,9 @@ def _write_file(clf, texts: Iterable[str], out: Path, batch_size: int, job: dict
     tmp.replace(out)
     fsync_dir(out.resolve().parent)  # the rename itself reaches the disk
     marker.unlink(missing_ok=True)
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):  # other jobs' leftovers:
+        if re.fullmatch(r"[0-9a-f]{12}(\.json)?", stale.name.rsplit(".partial-", 1)[1]):  # out is final now
+            stale.unlink(missing_ok=True)
     print(f"wrote {out}", file=sys.stderr)
 
 

@@ -31,8 +31,8 @@ from convtune.estimators.registry import load, make_estimator
 from convtune.experiments.plots import plot_confusion_of
 from convtune.experiments.runs import eval_name, train_run
 from convtune.experiments.search_space import Param, sample
-from convtune.experiments.search_study import (SearchSettings, check_out, open_study, process_id, recover,
-                                               storage_spec, trial_dir)
+from convtune.experiments.search_study import (SearchSettings, check_out, mark_search, open_study, process_id,
+                                               recover, storage_spec, trial_dir)
 from convtune.modeling.encoders import kept_encoders
 from convtune.training.callbacks import Callback, TrainState
 
@@ -221,6 +221,7 @@ def run_search(splits: Splits, build, space: list[Param], settings: SearchSettin
 
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(settings, out, f"{eval_name(about['data'])}-{about['head']}-{about['mode']}", space, about)
+    mark_search(out, study.study_name)
     deadline = time.time() + settings.timeout if settings.timeout else None
     objective = make_objective(splits, build, space, out, settings.track, budget=settings.trials)
     if quota is not None:

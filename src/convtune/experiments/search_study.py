@@ -3,6 +3,7 @@ recovery of trials whose process died (see experiments/search.py for the whole p
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -42,11 +43,27 @@ class SearchSettings:
 
 # ------------------------------------------------------------------------------------ storage
 
-def check_out(out: Path) -> None:
-    """Refuse an --out that holds something other than a search (`--out .` would be littered)."""
-    ours = ("study.db", "journal.log", "results.json", "trials", "best")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not any((out / n).exists() for n in ours))):
-        raise ConvtuneError(f"{out} exists and is not a convtune search directory; choose another --out")
+SEARCH_MARK = "convtune-search.json"  # written by the search into its --out: what makes it one
+
+
+def check_out(out: Path, overwrite: bool = False) -> None:
+    """Refuse an --out that holds something other than a search (a folder of the user's would
+    have its best/, trials/, results.json and reports replaced), unless `overwrite`."""
+    if out.exists() and not out.is_dir():
+        raise ConvtuneError(f"{out} is a file; --out names the search folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / SEARCH_MARK).is_file() and not overwrite:
+        raise ConvtuneError(f"{out} is not empty and is not a convtune search folder (no {SEARCH_MARK}); choose "
+                            "another --out, or pass --overwrite to let the search replace its best/, trials/, "
+                            "results.json and report files")
+
+
+def mark_search(out: Path, study_name: str) -> None:
+    """Make `out` a search folder (its marker), once; a rerun finds it and continues."""
+    mark = out / SEARCH_MARK
+    if not mark.is_file():
+        tmp = out / f".{SEARCH_MARK}.{os.getpid()}"
+        tmp.write_text(json.dumps({"study": study_name}) + "\n", encoding="utf-8")
+        tmp.replace(mark)
 
 
 def storage_spec(settings: SearchSettings, out: Path) -> str:
