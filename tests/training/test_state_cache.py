@@ -101,3 +101,19 @@ def test_last_k_layers_with_cache_and_roundtrip(tiny_encoder, tmp_path):
     probe = toy_texts(10, seed=4)[0]
     # The cached (fp16) path and the full model agree closely: same mix, same head.
     np.testing.assert_allclose(again.predict_proba(probe), clf.predict_proba(probe), atol=1e-6)
+
+
+def test_a_full_disk_while_filling_the_cache_is_one_line_and_leaves_no_temporary_file(tiny_encoder, small_disk):
+    disk = small_disk(24)
+    texts, labels = toy_texts(200)
+    clf = Classifier(encoder=str(tiny_encoder), mode="frozen", epochs=1, max_length=16, precision="fp32",
+                     cache=str(disk), head_config={"num_filters": 4})
+    from convtune.errors import ConvtuneError
+
+    with pytest.raises(ConvtuneError, match=r"no space left on the device holding .*it needs about [\d.]+ MB, "
+                       r"[\d.]+ MB free") as e:
+        clf.fit(texts, labels)
+    assert "\n" not in str(e.value)
+    leftovers = [p.name for p in disk.rglob("*") if p.is_file() and p.name != "meta.json"]
+    assert leftovers == []  # the half-written shard is gone
+    assert all(store["texts"] == 0 and store["bytes"] == 0 for store in cache_info(disk))

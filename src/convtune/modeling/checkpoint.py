@@ -19,7 +19,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from convtune._fs import CONFIG_NAME, write_json
+from convtune._fs import CONFIG_NAME, require_space, write_json
 from convtune.errors import ConvtuneError
 
 FORMAT_VERSION = 1
@@ -49,7 +49,10 @@ def require_finite(state: dict, where: str) -> None:
 def save_model(directory: Path, model, tokenizer, manifest: dict, adapter: dict | None = None) -> None:
     """Write encoder, tokenizer, head and manifest into an existing (temporary) directory; with
     `adapter` (an adapter's weights: modeling.adapters.adapter_state) those instead of the encoder."""
-    require_finite(model.state_dict(), "refusing to save the model")
+    state = model.state_dict()
+    require_finite(state, "refusing to save the model")
+    weights = [v for k, v in state.items() if adapter is None or not k.startswith("encoder.")] + list((adapter or {}).values())
+    require_space(directory, sum(v.numel() * v.element_size() for v in weights))  # a full disk: one line, up front
     if adapter is not None:
         write_safetensors(adapter, directory / ADAPTER_NAME, metadata={"format": "pt"})
     else:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from convtune._fs import disk_full, no_space
 from convtune.errors import ConvtuneError
 from convtune.modeling.encoders import encoder_files
 from convtune.paths import default_cache_root
@@ -98,14 +99,21 @@ class StateStore:
         data, idx = self.dir / f"{shard}.f16", self.dir / f"{shard}.idx.npz"
         tmp_data, tmp_idx = self.dir / f".{shard}.f16.tmp", self.dir / f".{shard}.idx.tmp.npz"
         offsets, lengths, row = [], [], 0
-        with open(tmp_data, "wb") as f:
-            for s in states:
-                f.write(np.ascontiguousarray(s, dtype=np.float16).tobytes())
-                offsets.append(row)
-                lengths.append(len(s))
-                row += len(s)
-        np.savez(tmp_idx, keys=np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, 16),
-                 offsets=np.asarray(offsets, np.int64), lengths=np.asarray(lengths, np.int64))
+        try:
+            with open(tmp_data, "wb") as f:
+                for s in states:
+                    f.write(np.ascontiguousarray(s, dtype=np.float16).tobytes())
+                    offsets.append(row)
+                    lengths.append(len(s))
+                    row += len(s)
+            np.savez(tmp_idx, keys=np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, 16),
+                     offsets=np.asarray(offsets, np.int64), lengths=np.asarray(lengths, np.int64))
+        except OSError as e:  # a full disk: no temporary file stays behind, one line says so
+            tmp_data.unlink(missing_ok=True)
+            tmp_idx.unlink(missing_ok=True)
+            if no_space(e):
+                raise disk_full(self.dir, needed=sum(s.size for s in states) * 2 + 24 * len(keys)) from None
+            raise
         tmp_data.replace(data)
         tmp_idx.replace(idx)  # the index goes last: only complete shards are ever indexed
         for k, off, n in zip(keys, offsets, lengths):
