@@ -383,3 +383,12 @@ def test_a_nan_loss_stops_training_and_saves_nothing(toy_csv, tiny_encoder, tmp_
     err = capsys.readouterr().err
     assert rc == 2 and "training loss became nan" in err and "nothing was saved" in err
     assert [p.name for p in tmp_path.iterdir()] == ["toy.csv"]  # no run directory, no partial
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), "x"])
+def test_audit_seed_is_range_checked_as_train_s_is(seed, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["audit", "--data", "sms_spam", "--seed", seed, "--out", "unused"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "argument --seed: wants a whole number from 0 to 4294967295" in err
+    assert "Traceback" not in err

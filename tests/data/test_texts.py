@@ -319,7 +319,7 @@ def test_labels_with_nan_sort_as_text():
 
 
 def test_rare_classes_get_one_warning(capsys):
-    from convtune.estimators.base import train_dev
+    from convtune.data.inputs import train_dev
 
     texts = [f"t{i}" for i in range(8)]
     train_dev(texts, ["a", "a", "a", "b", "b", "b", "c", "d"], texts[:2], ["a", "b"], seed=0)
@@ -425,3 +425,20 @@ def test_a_bare_cr_outside_quotes_gets_the_same_answer_from_both_readers(tmp_pat
     for read in (lambda: read_table(path), lambda: list(iter_texts(str(path), None, "utf-8"))):
         with pytest.raises(ConvtuneError, match=r"line 2 holds a carriage return \(CR\) outside quotes"):
             read()
+
+
+def test_a_selected_column_named_twice_in_the_header_is_refused(tmp_path):
+    from convtune.deploy.predict_io import iter_texts
+
+    path = tmp_path / "dup.csv"
+    path.write_text("text,label,text,note,note\ngood film,pos,x,a,b\nbad film,neg,x,a,b\n")
+    for read in (lambda: read_table(path), lambda: list(iter_texts(str(path), None, "utf-8"))):
+        with pytest.raises(ConvtuneError, match="names column 'text' more than once"):
+            read()
+    ok = tmp_path / "ok.csv"  # a repeated column nobody reads is no problem
+    ok.write_text("text,label,note,note\ngood film,pos,a,b\nbad film,neg,a,b\n")
+    assert read_table(ok).texts == ["good film", "bad film"]
+    lab = tmp_path / "lab.csv"
+    lab.write_text("text,label,label\ngood film,pos,x\nbad film,neg,x\n")
+    with pytest.raises(ConvtuneError, match="names column 'label' more than once"):
+        read_table(lab)

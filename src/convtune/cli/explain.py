@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from convtune.cli.argtypes import seed_arg, whole_number_arg
+
 from convtune.errors import ConvtuneError
 
 
@@ -78,8 +80,8 @@ def add_audit_parser(sub) -> None:
                    help="the fold models: TF-IDF + SVM (seconds), a frozen encoder + CNN head (minutes), or "
                         "fine-tuned for 2 epochs (k fine-tunings)")
     u.add_argument("--encoder", default=None, help="--method frozen / finetune: the encoder (default minilm-l6)")
-    u.add_argument("--folds", type=int, default=5)
-    u.add_argument("--seed", type=int, default=42)
+    u.add_argument("--folds", type=whole_number_arg(2, 100, wants="a whole number of folds from 2 to 100"), default=5)
+    u.add_argument("--seed", type=seed_arg, default=42, help="the folds' and models' seed (default 42)")
     u.add_argument("--out", required=True, help="directory for suspects.csv, report.md, summary.json")
     u.add_argument("--overwrite", action="store_true")
     u.add_argument("--text-col")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from convtune.cli.argtypes import port_arg, positive_int_arg, seed_arg, train_limit_arg, wait_ms_arg
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convtune", description="convtune: fine-tune pretrained Transformers with convolutional classification heads")
@@ -110,7 +112,7 @@ def _track_option(g) -> None:
 
 
 def _nproc_option(g) -> None:
-    g.add_argument("--nproc", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--nproc", type=positive_int_arg, default=None, metavar="N",
                    help="processes on this machine: starts torchrun --standalone --nproc-per-node N (several "
                         "machines: run torchrun yourself, see docs/training.md)")
 
@@ -133,37 +135,12 @@ def _config_options(g, config: type) -> None:
         if f.default is not None:
             text += f" (default {_shown(f.default)}" + (f"; textcnn: {_shown(textcnn[f.name])})"
                                                          if textcnn.get(f.name, f.default) != f.default else ")")
-        kind = _seed if f.name == "seed" else {"int": int, "float": float, "float | None": float, "str": str}[f.type]
+        kind = seed_arg if f.name == "seed" else {"int": int, "float": float, "float | None": float, "str": str}[f.type]
         g.add_argument(flag, dest=f.name, type=kind, default=None, help=text.replace("%", "%%"), **meta)
 
 
 def _shown(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _whole_number(low: int, high: int | None = None, wants: str = ""):
-    """An argparse type for whole numbers in [low, high]; argparse prints the usage and `wants`."""
-    def parse(s: str) -> int:
-        if not s.strip().isdigit() or int(s) < low or (high is not None and int(s) > high):
-            raise argparse.ArgumentTypeError(f"wants {wants}, not {s!r}")
-        return int(s)
-    return parse
-
-
-_positive_int = _whole_number(1, wants="a whole number >= 1")
-_train_limit = _whole_number(2, wants="at least 2 texts")  # bench children used to die on 1
-_port = _whole_number(1, 65535, wants="a port number from 1 to 65535")  # 99999: a traceback from bind
-_seed = _whole_number(0, 2**32 - 1, wants="a whole number from 0 to 4294967295")  # numpy's seed range
-
-
-def _wait_ms(s: str) -> float:
-    try:
-        value = float(s)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 10_000:  # also refuses nan; inf made requests wait forever
-        raise argparse.ArgumentTypeError(f"wants milliseconds from 0 to 10000, not {s!r}")
-    return value
 
 
 def _search_parser(sub) -> None:
@@ -178,18 +155,18 @@ def _search_parser(sub) -> None:
     g = s.add_argument_group("search")
     _track_option(g)
     g.add_argument("--space", help="YAML search space (default: the mode's own; docs/search.md)")
-    g.add_argument("--trials", type=_positive_int, default=20,
+    g.add_argument("--trials", type=positive_int_arg, default=20,
                    help="finished trials the study should have (default 20; rerunning the command continues it)")
     g.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
     g.add_argument("--storage", help="sqlite:///PATH, postgresql+psycopg://..., or journal (default: OUT/study.db; "
                    "OUT/journal.log with --workers)")
     g.add_argument("--study", help="study name (default DATA-HEAD-MODE)")
-    g.add_argument("--workers", type=_positive_int, default=1, help="processes on this machine sharing the "
+    g.add_argument("--workers", type=positive_int_arg, default=1, help="processes on this machine sharing the "
                    "trials and the cores (default 1)")
     g.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median",
                    help="stop poor trials early on their per-epoch dev macro-F1 (default median)")
-    g.add_argument("--search-seed", type=_seed, default=42, help="the sampler's seed (default 42)")
-    g.add_argument("--worker-quota", type=_positive_int, help=argparse.SUPPRESS)  # a --workers child
+    g.add_argument("--search-seed", type=seed_arg, default=42, help="the sampler's seed (default 42)")
+    g.add_argument("--worker-quota", type=positive_int_arg, help=argparse.SUPPRESS)  # a --workers child
     g.add_argument("--out", required=True, help="search directory: study, report, best/ (the best model)")
     g.add_argument("--overwrite", action="store_true", help="let the search write into a non-empty folder that "
                    "is not a search folder (its best/, trials/, results.json and reports are replaced)")
@@ -228,7 +205,7 @@ def _predict_parser(sub) -> None:
     r.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     r.add_argument("--text-col")
     r.add_argument("--encoding", default="utf-8")
-    r.add_argument("--batch-size", type=_positive_int, default=64)
+    r.add_argument("--batch-size", type=positive_int_arg, default=64)
     r.add_argument("--threshold", type=float, help="multi-label: one threshold for every label "
                    "instead of the ones tuned on dev")
     r.add_argument("--at-least-one", action="store_true",
@@ -248,15 +225,15 @@ def _compare_parser(sub) -> None:
     g.add_argument("--heads", default="cnn,cnn+pool,linear,textcnn,tfidf-svm",
                    help="comma-separated: cnn, cnn+pool, linear, textcnn, tfidf-svm, tfidf-nb")
     g.add_argument("--modes", default="finetune,frozen", help="for the transformer heads: finetune, frozen, lora, adalora, ia3")
-    g.add_argument("--seeds", type=_positive_int, default=3)
-    g.add_argument("--split-seed", type=_seed, default=42)
+    g.add_argument("--seeds", type=positive_int_arg, default=3)
+    g.add_argument("--split-seed", type=seed_arg, default=42)
     g.add_argument("--encoder", default="minilm-l6")
-    g.add_argument("--epochs", type=_positive_int, default=None,
+    g.add_argument("--epochs", type=positive_int_arg, default=None,
                    help="fine-tuning / adapter epochs (default: train's, so a cell is what `convtune train` gives)")
-    g.add_argument("--frozen-epochs", type=_positive_int, default=None, help="frozen mode epochs (default: train's)")
-    g.add_argument("--patience", type=_positive_int, default=None, help="default: train's")
-    g.add_argument("--max-length", type=_positive_int, default=128)
-    g.add_argument("--train-limit", type=_train_limit)
+    g.add_argument("--frozen-epochs", type=positive_int_arg, default=None, help="frozen mode epochs (default: train's)")
+    g.add_argument("--patience", type=positive_int_arg, default=None, help="default: train's")
+    g.add_argument("--max-length", type=positive_int_arg, default=128)
+    g.add_argument("--train-limit", type=train_limit_arg)
     _track_option(g)
     g.add_argument("--out", required=True)
     g.add_argument("--overwrite", action="store_true")
@@ -268,14 +245,14 @@ def _bench_parser(sub) -> None:
                    help="auto (a CUDA GPU if torch sees one, else the CPU), cpu, cuda, cuda:N or mps: both sides")
     b.add_argument("--data", default="sst2")
     b.add_argument("--encoder", default="minilm-l6")
-    b.add_argument("--epochs", type=_positive_int, default=None, help="default: train's (the peer runs as many)")
-    b.add_argument("--frozen-epochs", type=_positive_int, default=None, help="default: train's")
-    b.add_argument("--batch-size", type=_positive_int, default=32)
+    b.add_argument("--epochs", type=positive_int_arg, default=None, help="default: train's (the peer runs as many)")
+    b.add_argument("--frozen-epochs", type=positive_int_arg, default=None, help="default: train's")
+    b.add_argument("--batch-size", type=positive_int_arg, default=32)
     b.add_argument("--lr", type=float, default=None, help="default: the encoder's own (see train --lr)")
-    b.add_argument("--max-length", type=_positive_int, default=128)
-    b.add_argument("--seed", type=_seed, default=42)
-    b.add_argument("--train-limit", type=_train_limit)
-    b.add_argument("--pipeline-batch-size", type=_positive_int, default=32)
+    b.add_argument("--max-length", type=positive_int_arg, default=128)
+    b.add_argument("--seed", type=seed_arg, default=42)
+    b.add_argument("--train-limit", type=train_limit_arg)
+    b.add_argument("--pipeline-batch-size", type=positive_int_arg, default=32)
     b.add_argument("--out", default="bench", help="where results.md / results.json go")
 
 
@@ -298,12 +275,12 @@ def _serve_parser(sub) -> None:
     _device_options(v)
     v.add_argument("model_dir")
     v.add_argument("--host", default="127.0.0.1", help="default loopback only; 0.0.0.0 exposes it")
-    v.add_argument("--port", type=_port, default=8000)
-    v.add_argument("--workers", type=_positive_int, default=1, help="processes, each with its own model copy")
-    v.add_argument("--max-texts", type=_positive_int, default=256, help="texts per request")
-    v.add_argument("--max-chars", type=_positive_int, default=10000, help="characters per text")
-    v.add_argument("--max-body", type=_positive_int, default=1_000_000, help="request body bytes")
-    v.add_argument("--batch-wait-ms", type=_wait_ms, default=5.0,
+    v.add_argument("--port", type=port_arg, default=8000)
+    v.add_argument("--workers", type=positive_int_arg, default=1, help="processes, each with its own model copy")
+    v.add_argument("--max-texts", type=positive_int_arg, default=256, help="texts per request")
+    v.add_argument("--max-chars", type=positive_int_arg, default=10000, help="characters per text")
+    v.add_argument("--max-body", type=positive_int_arg, default=1_000_000, help="request body bytes")
+    v.add_argument("--batch-wait-ms", type=wait_ms_arg, default=5.0,
                    help="how long to gather requests into one batch")
-    v.add_argument("--max-batch", type=_positive_int, default=64, help="texts per model call")
+    v.add_argument("--max-batch", type=positive_int_arg, default=64, help="texts per model call")
     v.add_argument("--no-ui", action="store_true", help="no page at GET / (the API only)")

@@ -194,6 +194,20 @@ def delimiter_for(suffix: str, header: str) -> str:
     return ";" if ";" in header and "," not in header else ","
 
 
+class _Row(dict):
+    """A CSV row whose header repeats some names: a selected one of those is refused, not read
+    from whichever copy came last (`require_unique`)."""
+
+    duplicates: frozenset = frozenset()
+
+
+def require_unique(row, column: str, path: Path) -> None:
+    """A one-line error when `column` appears more than once in the row's header."""
+    if column in getattr(row, "duplicates", ()):
+        raise ConvtuneError(f"{path}: the header names column {column!r} more than once; rename the copies "
+                            "so that it is clear which one to read")
+
+
 def csv_rows(lines: Iterable[str], delimiter: str, path: Path) -> Iterator[dict]:
     """csv.DictReader rows, refusing rows with more fields than the header: an unquoted comma
     (or tab) in a text would otherwise shift or silently cut the columns."""
@@ -206,7 +220,12 @@ def csv_rows(lines: Iterable[str], delimiter: str, path: Path) -> Iterator[dict]
     try:
         if not any(name.strip() for name in reader.fieldnames or []):
             raise ConvtuneError(f"{path}: no header row (the first line is empty)")
+        names = reader.fieldnames
+        duplicates = frozenset(n for n in names if names.count(n) > 1)
         for row in reader:
+            if duplicates:
+                row = _Row(row)
+                row.duplicates = duplicates
             if None in row:
                 raise ConvtuneError(
                     f"{path}: line {reader.line_num} has {len(reader.fieldnames) + len(row[None])} fields, the "
@@ -240,6 +259,9 @@ def read_table(path: str | Path, text_col: str | None = None, label_col: str | N
             _pick_column(columns, c, (), "label", p)
     lcol = (_pick_column(columns, label_col, LABEL_COLUMNS, "label", p)
             if require_labels and rule.cols is None else None)
+    for column in (tcol, lcol, *(rule.cols or ())):
+        if column is not None:
+            require_unique(rows[0], column, p)
     texts, labels, empty = [], [], []
     for n, row in enumerate(rows, 1):
         text = _row_text(row.get(tcol), tcol, p, n)
@@ -307,15 +329,38 @@ def _row_text(text, column: str, path: Path, n: int) -> str | None:
     return text
 
 
+def as_column(values, what: str) -> list:
+    """A plain list from what users hold a column in: a list, tuple or generator, a 1-D numpy
+    array, a pandas Series or one-column DataFrame, a Hugging Face `datasets` column."""
+    if isinstance(values, str):
+        raise ConvtuneError(f"expected a list of {what}, got a single string")
+    columns = getattr(values, "columns", None)  # pandas DataFrame
+    if columns is not None:
+        if len(columns) != 1:
+            raise ConvtuneError(f"expected a column of {what}, got a DataFrame of {len(columns)} columns; "
+                                "pass one column (df['text'])")
+        values = values.iloc[:, 0]
+    if hasattr(values, "column_names"):  # a whole datasets.Dataset: its rows are dicts
+        raise ConvtuneError(f"expected a column of {what}, got a dataset with columns "
+                            f"{', '.join(map(str, values.column_names))}; pass one column (ds['text'])")
+    if getattr(values, "ndim", 1) != 1:
+        raise ConvtuneError(f"expected a 1-D column of {what}, got an array of shape {tuple(values.shape)}")
+    try:
+        return values.tolist() if hasattr(values, "tolist") else list(values)
+    except TypeError:  # None, a number: say what was expected rather than "not iterable"
+        raise ConvtuneError(f"expected a list of {what}, got {type(values).__name__}") from None
+
+
+def missing_label(y) -> bool:
+    """None, NaN or pandas' NA: a row without a label (not a class named "None" or "nan")."""
+    return y is None or (isinstance(y, float) and y != y) or type(y).__name__ == "NAType"
+
+
 def as_texts(texts: Sequence[str], empty_ok: bool = True, where: str = "") -> list[str]:
     """A non-empty list of valid texts, or a one-line error. An empty text passes unless
-    `empty_ok` is False (prediction keeps a file's empty cell as a row; training refuses it)."""
-    if isinstance(texts, str):
-        raise ConvtuneError("expected a list of texts, got a single string")
-    try:
-        texts = list(texts)
-    except TypeError:  # None, a number: say what was expected rather than "not iterable"
-        raise ConvtuneError(f"expected a list of texts, got {type(texts).__name__}") from None
+    `empty_ok` is False (prediction keeps a file's empty cell as a row; training refuses it).
+    Any column `as_column` takes will do."""
+    texts = as_column(texts, "texts")
     if not texts:
         raise ConvtuneError("no texts given")
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)

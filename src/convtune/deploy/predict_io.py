@@ -33,6 +33,7 @@ from convtune.data.texts import (
     file_kind_problem,
     iter_rows,
     require_file,
+    require_unique,
     text_codec,
 )
 from convtune.errors import ConvtuneError, text_problem
@@ -84,6 +85,7 @@ def _text_of(row, text_col: str | None, path: Path, n: int) -> str:
     col = text_col or next((c for c in row if c and c.lower() in TEXT_COLUMNS), None)
     if col is None or col not in row:
         raise ConvtuneError(f"{path}: no text column (have: {', '.join(map(str, row))}); pass --text-col")
+    require_unique(row, col, path)
     value = row[col]
     text = "" if value is None else str(value)
     problem = text_problem(text, empty_ok=True)  # an empty cell keeps its (empty) row

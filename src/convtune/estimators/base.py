@@ -23,17 +23,11 @@ from convtune._fs import atomic_dir
 from convtune.calibration import check_temperature
 from convtune._version import __version__
 from convtune.data.batching import LongText, collate, long_share, text_logits, tokenize, window_reach
-from convtune.data.labels import (
-    LabelSpace,
-    check_labels,
-    label_list,
-    label_type,
-    warn_rare_classes,
-)
-from convtune.data.multilabel import MultiLabelSpace, check_thresholds, is_multi, label_set, tune_thresholds
-from convtune.data.splits import carve
+from convtune.data.inputs import as_set, train_dev
+from convtune.data.labels import LabelSpace, check_labels, label_type
+from convtune.data.multilabel import MultiLabelSpace, check_thresholds, is_multi, tune_thresholds
 from convtune.estimators.calibrated import Calibrated
-from convtune.data.texts import TextSet, as_texts
+from convtune.data.texts import TextSet, as_column, as_texts
 from convtune.errors import ConvtuneError, warn
 from convtune.metrics import compute_metrics, multilabel_metrics, multilabel_report, text_report
 from convtune.modeling.checkpoint import read_manifest
@@ -80,6 +74,7 @@ class TextClassifier(Calibrated, ClassifierMixin, BaseEstimator):
     def _fit_data(self, texts, labels, dev_texts, dev_labels, seed: int) -> tuple[TextSet, TextSet]:
         """fit()'s first step for every model: checked (train, dev); sets `labels_` (the label map)
         and `label_type_` (ints given, ints predicted)."""
+        labels = None if labels is None else as_column(labels, "labels")  # a generator is read once
         train, dev, self.labels_ = train_dev(texts, labels, dev_texts, dev_labels, seed)
         self.multi_label_, self.thresholds_ = is_multi(train.labels), None
         self.temperature_, self.calibration_ = None, None
@@ -374,30 +369,3 @@ def _subclasses(cls) -> list[type]:
     for sub in cls.__subclasses__():
         out += [sub] + _subclasses(sub)
     return out
-
-
-def train_dev(texts, labels, dev_texts, dev_labels, seed: int) -> tuple[TextSet, TextSet, list[str]]:
-    """(train, dev, label map) for fit(): checked inputs, dev = stratified 10% of train if not given."""
-    train = as_set(texts, labels, "training data")
-    label_map = label_list(train)
-    warn_rare_classes(train)
-    if dev_texts is None:
-        train, dev = carve(train, (0.9, 0.1), ("training", "dev"), seed)
-    else:
-        dev = as_set(dev_texts, dev_labels, "dev data", multi=is_multi(train.labels))
-        check_labels(dev, label_map, "dev data")
-    return train, dev, label_map
-
-
-def as_set(texts, labels, what: str, multi: bool | None = None) -> TextSet:
-    """Texts and labels as a TextSet; rejects length mismatches and empty texts. Labels that are
-    lists (or tuples / sets) make a multi-label set; `multi=True` also reads a plain label as a
-    set of one (single-label data for a multi-label model)."""
-    texts = as_texts(texts, empty_ok=False, where=f"{what}: ")
-    if labels is None or len(labels) != len(texts):
-        raise ConvtuneError(f"{what}: {len(texts)} texts but {0 if labels is None else len(labels)} labels")
-    labels = list(labels)
-    if multi or (multi is None and any(isinstance(y, list | tuple | set | frozenset) for y in labels)):
-        return TextSet(texts, [label_set(y if isinstance(y, list | tuple | set | frozenset) else [y],
-                                         f"{what}, text {i + 1}") for i, y in enumerate(labels)])
-    return TextSet(texts, [str(y) for y in labels])

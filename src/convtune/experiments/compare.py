@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from convtune.data.splits import Splits, subsample
 from convtune.errors import ConvtuneError
-from convtune.estimators.base import as_set
+from convtune.data.inputs import as_set
 from convtune.estimators.registry import make_estimator
 from convtune.experiments.report import safe_name
 from convtune.experiments.tracking import make_tracker
