@@ -61,3 +61,28 @@ def test_integer_labels_come_back_as_integers_from_every_interface(tiny_encoder,
     assert main(["predict", str(tmp_path / "onnx"), *sample]) == 0
     onnx_cli = [json.loads(line)["label"] for line in capsys.readouterr().out.splitlines()]
     assert onnx_cli == python and load(tmp_path / "onnx").predict(sample) == python
+
+
+def test_a_label_over_the_limit_is_refused_in_one_line_before_training():
+    from convtune.data.labels import MAX_LABEL_CHARS, label_list
+    from convtune.data.texts import TextSet
+    from convtune.errors import ConvtuneError
+
+    huge = "x" * 1_000_000
+    with pytest.raises(ConvtuneError, match="a training label is 1,000,000 characters long .*is the label column"):
+        label_list(TextSet(["a", "b", "c"], [huge, "neg", "pos"]))
+    assert label_list(TextSet(["a", "b"], ["y" * MAX_LABEL_CHARS, "neg"]))[1] == "y" * MAX_LABEL_CHARS
+
+
+def test_plots_cut_long_labels_on_their_axes(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from convtune.experiments.plots import TICK_CHARS, plot_confusion
+
+    seen = []
+    original = matplotlib.axes.Axes.set_xticks
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_xticks",
+                        lambda self, ticks, labels=None, **kw: seen.append(labels) or original(self, ticks, labels, **kw))
+    plot_confusion([[3, 1], [0, 4]], ["z" * 1000, "neg"], tmp_path / "c.png", "t")
+    assert (tmp_path / "c.png").stat().st_size > 0
+    assert seen == [["z" * (TICK_CHARS - 1) + "…", "neg"]]

@@ -35,13 +35,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+MAX_LABEL_CHARS = 1000  # a class name, not a text: a megabyte label is a wrong column
+
+
 def label_list(train: TextSet) -> list[str]:
     """The label map: sorted distinct training labels (numeric labels sort numerically).
 
     Labels that name the same number ("1" and "1.0") are ordered by their text, so the order
-    never depends on set iteration (PYTHONHASHSEED).
+    never depends on set iteration (PYTHONHASHSEED). A label over MAX_LABEL_CHARS is refused.
     """
     counts = label_counts(train.labels)
+    long = next((y for y in counts if len(y) > MAX_LABEL_CHARS), None)
+    if long is not None:
+        raise ConvtuneError(f"a training label is {len(long):,} characters long ({long[:40]!r}...); labels are "
+                            f"class names of at most {MAX_LABEL_CHARS:,} characters: is the label column the text?")
     if is_multi(train.labels):  # one label is a yes/no question per text, but it must have both answers
         if not counts:
             raise ConvtuneError("training data has no labels at all (every label set is empty)")

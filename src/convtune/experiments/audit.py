@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convtune import markdown as md
 from convtune._fs import atomic_dir
 from convtune.data.labels import label_list
 from convtune.data.texts import TextSet
@@ -102,15 +103,15 @@ def write_audit(result: Audit, data: TextSet, out: str | Path, spec: str, method
 
 
 def _report(result: Audit, data: TextSet, rows: list[int], spec: str, method: str, shown: int) -> str:
-    lines = [f"# convtune audit: {spec}", "",
+    lines = [f"# convtune audit: {md.text(spec)}", "",
              f"{len(data)} texts, out-of-fold probabilities from {method} models; cleanlab flags **{len(rows)}** "
              f"({len(rows) / len(data):.1%}) whose given label the other folds' model contradicts. "
              "Most suspect first (lowest probability of the given label); every flagged text is in suspects.csv.", "",
              "| rank | given | suggested | p(given) | text |", "|---|---|---|---|---|"]
     for rank, i in enumerate(rows[:shown], 1):
         best = int(result.proba[i].argmax())
-        text = " ".join(data.texts[i].split()).replace("|", "\\|")
-        text = text if len(text) <= 160 else text[:157] + "..."
-        lines.append(f"| {rank} | {result.labels[result.given[i]]} | {result.labels[best]} | "
+        text = " ".join(data.texts[i].split())
+        text = md.text(text if len(text) <= 160 else text[:157] + "...")
+        lines.append(f"| {rank} | {md.text(result.labels[result.given[i]])} | {md.text(result.labels[best])} | "
                      f"{result.proba[i, result.given[i]]:.3f} | {text} |")
     return "\n".join(lines) + "\n"

@@ -45,6 +45,14 @@ def _most_confused(m: np.ndarray, labels: list[str], k: int) -> tuple[np.ndarray
     return m[np.ix_(keep, keep)], [labels[i] for i in keep]
 
 
+TICK_CHARS = 40  # a longer label is cut on the axes (a long tick label costs matplotlib minutes)
+
+
+def short(label) -> str:
+    label = str(label)
+    return label if len(label) <= TICK_CHARS else label[: TICK_CHARS - 1] + "…"
+
+
 def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> None:
     """Confusion matrix as a PNG, rows = true label; counts in the cells up to ANNOTATE_MAX
     classes. Past TOP_CONFUSION_CLASSES classes only the most confused ones are drawn, so the
@@ -54,6 +62,7 @@ def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path, title
     if len(labels) > TOP_CONFUSION_CLASSES:
         m, labels = _most_confused(m, labels, TOP_CONFUSION_CLASSES)
         title = f"{title}\n({len(labels)} most confused classes)"
+    labels = [short(y) for y in labels]
     size = min(12.0, max(4.0, 0.6 * len(labels) + 2))
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
     im = ax.imshow(m, cmap="Blues")
@@ -117,7 +126,7 @@ def plot_per_label(m: dict, path: Path, title: str) -> None:
     x = np.arange(len(order))
     for k, (key, color) in enumerate((("precision", "tab:blue"), ("recall", "tab:orange"), ("f1", "tab:green"))):
         ax.bar(x + (k - 1) * 0.27, [per[lab][key] for lab in order], width=0.27, label=key, color=color)
-    ax.set_xticks(x, [f"{lab} ({per[lab]['support']})" for lab in order], rotation=75, fontsize=7)
+    ax.set_xticks(x, [f"{short(lab)} ({per[lab]['support']})" for lab in order], rotation=75, fontsize=7)
     ax.set_ylim(0, 1)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, ncol=3)

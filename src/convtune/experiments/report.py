@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convtune import markdown as md
 from convtune.experiments.plots import _pyplot, plot_confusion
 
 
@@ -132,7 +133,8 @@ def _examples(examples: dict | None) -> list[str]:
              "contributed most to the predicted label's logit highlighted (exact contributions: `convtune explain`).",
              "", "| given | predicted (probability) | text |", "|---|---|---|"]
     for e in examples["texts"]:
-        lines.append(f"| {e['given']} | {e['label']} ({e['probability']:.2f}) | {highlighted(e['text'], e['ngrams'])} |")
+        lines.append(f"| {md.text(e['given'])} | {md.text(e['label'])} ({e['probability']:.2f}) | "
+                     f"{highlighted(e['text'], e['ngrams'])} |")
     return lines + [""]
 
 

@@ -14,6 +14,7 @@ import re
 
 import yaml
 
+from convtune import markdown as md
 from convtune.data.builtin import BUILTIN
 from convtune.modeling.encoders import PACKAGED
 
@@ -74,27 +75,27 @@ def model_card(manifest: dict, metrics: dict | None = None, split: dict | None =
     packaged = PACKAGED.get(encoder)
     labels = model.get("labels") or manifest.get("source", {}).get("model", {}).get("labels", [])
     lines = ["---", yaml.safe_dump(_metadata(manifest, metrics, name), sort_keys=False, allow_unicode=True).strip(),
-             "---", "", f"# {name}", "",
-             f"A {model.get('head', manifest.get('kind'))} head over `{encoder or 'no encoder'}` "
+             "---", "", f"# {md.text(name)}", "",
+             f"A {md.text(model.get('head', manifest.get('kind')))} head over {md.code(encoder or 'no encoder')} "
              f"({model.get('mode', 'from scratch')}), trained with convtune {manifest.get('convtune_version', '')}. "
              f"Load it with `convtune.load(DIR)`, or serve it with `convtune serve DIR`.", "",
-             "## Labels", "", ", ".join(f"`{lab}`" for lab in labels) or "(none recorded)", "",
+             "## Labels", "", ", ".join(md.code(lab) for lab in labels) or "(none recorded)", "",
              "## Data and split", ""]
     if split:
         sizes = ", ".join(f"{p} {split[p]['size']}" for p in ("train", "dev", "test") if isinstance(split.get(p), dict))
-        lines += [f"`{split.get('dataset', metrics.get('dataset', '?'))}`: {split.get('method', '?')} "
+        lines += [f"{md.code(split.get('dataset', metrics.get('dataset', '?')))}: {md.text(split.get('method', '?'))} "
                   f"(seed {split.get('seed', '?')}): {sizes}. Early stopping and calibration used dev; test "
                   "was scored once, at the end.", ""]
     else:
         lines += ["(no split recorded)", ""]
-    lines += ["## Command", "", f"```\n{command}\n```" if command else "(not recorded)", "",
+    lines += ["## Command", "", md.block(command) if command else "(not recorded)", "",
               "## Results", "", *_results(metrics), "",
               "## Encoder and licence", "",
               (f"{packaged.model}, licence {packaged.licence}; the fine-tuned weights inherit it."
-               if packaged else f"`{encoder}` (a local directory): see its own licence."), "",
+               if packaged else f"{md.code(encoder)} (a local directory): see its own licence."), "",
               "## Known limits", "",
               f"- Reads at most {model.get('max_length', '?')} tokens a window (long texts: "
-              f"`{model.get('long_text', 'truncate')}`); what lies beyond is not seen.",
+              f"{md.code(model.get('long_text', 'truncate'))}); what lies beyond is not seen.",
               "- Trained on one data set: texts from another domain, language or label definition will be "
               "misclassified without warning; probabilities are calibrated on the dev split, not on new data.",
               "- Labels outside the list above are never predicted.", ""]
