@@ -392,3 +392,16 @@ def test_audit_seed_is_range_checked_as_train_s_is(seed, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and "argument --seed: wants a whole number from 0 to 4294967295" in err
     assert "Traceback" not in err
+
+
+def test_an_interrupted_train_says_what_rerunning_does(tmp_path, monkeypatch, capsys):
+    import convtune.experiments.runs as runs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "train_run", interrupted)
+    (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"t{i},{i % 2}\n" for i in range(20)))
+    assert main(["train", "--data", str(tmp_path / "d.csv"), "--head", "tfidf-svm", "--out", str(tmp_path / "r")]) == 130
+    assert capsys.readouterr().err.strip() == f"interrupted: {tmp_path / 'r'} was not written; rerunning the " \
+                                              "command trains from the start"

@@ -304,3 +304,37 @@ def test_two_workers_on_a_postgresql_study(toy_csv, tiny_encoder, tmp_path, post
 def test_a_bad_storage_is_one_line(toy_csv, tiny_encoder, tmp_path, capsys, storage, error):
     assert main(_search_cmd(toy_csv, tiny_encoder, tmp_path / "s", "--storage", storage)) == 2
     assert error in capsys.readouterr().err
+
+
+def _optuna_said(caplog) -> list:
+    """Optuna's log records as its handler would print them (after convtune's filter)."""
+    return [r for r in caplog.records if r.name.startswith("optuna")]
+
+
+def test_ctrl_c_in_a_trial_is_one_line_that_says_how_to_continue(toy_csv, tiny_encoder, tmp_path, monkeypatch,
+                                                                 capsys, caplog):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(S, "train_run", interrupted)
+    assert main(_search_cmd(toy_csv, tiny_encoder, tmp_path / "s", "--trials", "2")) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1:] == [
+        "interrupted: the study keeps its finished trials; rerun the same command to continue it"]
+    said = _optuna_said(caplog)
+    assert not [r for r in said if r.exc_info or "failed" in r.getMessage()], [r.getMessage() for r in said]
+
+
+def test_a_trial_that_fails_with_a_one_line_error_is_logged_without_a_traceback(toy_csv, tiny_encoder, tmp_path,
+                                                                                  monkeypatch, capsys, caplog):
+    from convtune.errors import TrainingDiverged
+
+    def diverged(*args, **kwargs):
+        raise TrainingDiverged("the training loss became NaN at step 3")
+
+    monkeypatch.setattr(S, "train_run", diverged)
+    assert main(_search_cmd(toy_csv, tiny_encoder, tmp_path / "s", "--trials", "2")) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"error: {S.MAX_FAILED_IN_A_ROW} trials in a row failed (see the messages above); the search stopped"
+    failed = [r for r in _optuna_said(caplog) if "failed" in r.getMessage()]
+    assert len(failed) == S.MAX_FAILED_IN_A_ROW and not any(r.exc_info for r in failed)
+    assert all("the training loss became NaN at step 3" in r.getMessage() for r in failed)

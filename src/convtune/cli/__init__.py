@@ -64,9 +64,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: no finished output was written (rerun `predict --output` to resume)",
-              file=sys.stderr)
+        print(f"interrupted: {_interrupted(args)}", file=sys.stderr)
         return 130
+
+
+def _interrupted(args) -> str:
+    """What an interruption left, and what rerunning the same command does, for this verb."""
+    if args.verb == "predict" and getattr(args, "output", None):
+        return f"{args.output} was not written; rerun the same command to resume where it stopped"
+    return {"predict": "the predictions above are complete; the rest were not made",
+            "search": "the study keeps its finished trials; rerun the same command to continue it",
+            "train": f"{getattr(args, 'out', 'the run')} was not written; rerunning the command trains from the start",
+            "serve": "the server stopped"}.get(args.verb, "no finished output was written; rerun the command to "
+                                                          "start over")
 
 
 

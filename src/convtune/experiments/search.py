@@ -54,6 +54,9 @@ class PruneOnDev(Callback):
             raise optuna.TrialPruned(f"pruned after epoch {state.epoch} (dev macro-F1 {state.dev['macro_f1']:.4f})")
 
 
+MAX_FAILED_IN_A_ROW = 10  # trials that diverge one after another: the space, not bad luck
+
+
 class BudgetReached(Exception):
     """A trial opened after the study's --trials were taken by trials numbered before it."""
 
@@ -126,24 +129,35 @@ def run_trials(study, objective, settings: SearchSettings, out: Path, quota: int
                deadline: float | None = None) -> int:
     """Run trials one at a time until the study has `settings.trials` finished (or running)
     trials, `quota` ran here, or `deadline` (time.time()) passed. Returns how many ran."""
-    ran, callback = 0, keep_best_only(out)
-    with kept_encoders(), _QuietSurplus():  # the encoder is read from disk once, not once a trial
+    ran, failed, callback = 0, 0, keep_best_only(out)
+    with kept_encoders(), _QuietTrials():  # the encoder is read from disk once, not once a trial
         while quota is None or ran < quota:
-            if _taken(counts(study)) >= settings.trials or (deadline and time.time() >= deadline):
+            before = counts(study)
+            if _taken(before) >= settings.trials or (deadline and time.time() >= deadline):
                 break
             # A diverged trial (NaN loss: a learning rate too high) is a finished, failed trial; the
             # search goes on. Any other error stops this worker with its one-line message.
             study.optimize(objective, n_trials=1, catch=(TrainingDiverged, BudgetReached), callbacks=[callback])
             ran += 1
+            failed = failed + 1 if counts(study)["fail"] > before["fail"] else 0
+            if failed >= MAX_FAILED_IN_A_ROW:  # failed trials do not count towards --trials: never loop on them
+                raise ConvtuneError(f"{failed} trials in a row failed (see the messages above); the search stopped")
     return ran
 
 
-class _QuietSurplus(logging.Filter):
-    """Optuna logs a caught exception as a failed trial, traceback included; a surplus trial is
-    not a failure the user should read about."""
+class _QuietTrials(logging.Filter):
+    """Optuna logs every failed trial with its traceback. A surplus trial is no failure and a
+    Ctrl-C is the user's own (both dropped); a trial that failed with a ConvtuneError (a diverged
+    loss, bad input) keeps its one-line message without the traceback; so do other errors, whose
+    traceback the command shows once when it stops."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], BudgetReached))
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, BudgetReached | KeyboardInterrupt) or "failed with value None" in record.getMessage():
+            return False
+        if isinstance(error, ConvtuneError):
+            record.exc_info, record.exc_text = None, None
+        return True
 
     def __enter__(self):
         logging.getLogger("optuna.study._optimize").addFilter(self)
