@@ -432,3 +432,32 @@ def test_sigterm_marks_the_server_draining(tiny_model_dir):
     server = draining_server(app, "127.0.0.1", 0)
     server.handle_exit(signal.SIGTERM, None)
     assert app.state.draining and server.should_exit and not server._captured_signals  # exits 0, not by the signal
+
+
+@pytest.mark.parametrize("function", ["softmax", "sigmoid", "none"])
+def test_function_to_apply_is_honoured_on_both_tei_routes(server, tiny_model_dir, function):
+    import numpy as np
+
+    clf = load(tiny_model_dir)
+    texts = ["superb plot", "bad film"]
+    z = clf.decision_function(texts) / np.asarray(clf.label_space_.temperature)
+    want = {"softmax": np.exp(z) / np.exp(z).sum(1, keepdims=True), "sigmoid": 1 / (1 + np.exp(-z)),
+            "none": clf.decision_function(texts)}[function]
+    for route in ("/", "/predict"):
+        rows = httpx.post(server + route, json={"inputs": texts, "parameters": {"function_to_apply": function}}).json()
+        for row, expected in zip(rows, want):
+            assert {r["label"]: r["score"] for r in row} == pytest.approx(dict(zip(clf.labels_, expected.tolist())),
+                                                                          abs=1e-4)
+    if function == "sigmoid":  # not the softmax the model gives by default
+        default = httpx.post(server + "/", json={"inputs": texts}).json()
+        assert {r["label"]: r["score"] for r in rows[0]} != pytest.approx({r["label"]: r["score"] for r in default[0]},
+                                                                           rel=1e-3, abs=0)
+
+
+@pytest.mark.parametrize("method, path, status, code", [("GET", "/nowhere", 404, "not_found"),
+                                                        ("GET", "/predict", 405, "method_not_allowed"),
+                                                        ("DELETE", "/info", 405, "method_not_allowed")])
+def test_unknown_routes_and_methods_answer_the_documented_error_shape(server, method, path, status, code):
+    r = httpx.request(method, server + path)
+    assert r.status_code == status and r.json()["error"]["code"] == code and set(r.json()["error"]) == {"code",
+                                                                                                       "message"}

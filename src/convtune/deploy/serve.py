@@ -36,6 +36,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from convtune.deploy.metrics import ServerMetrics
 from convtune.deploy.serve_body import (
@@ -49,7 +50,7 @@ from convtune.deploy.serve_body import (
     predict_schema,
     read_capped_body,
 )
-from convtune.deploy.tei import TeiError, is_tei, parse_json_tei, parse_tei, tei_answer
+from convtune.deploy.tei import TeiError, apply_function, is_tei, parse_json_tei, parse_tei, tei_answer
 from convtune.errors import ConvtuneError
 
 
@@ -152,6 +153,13 @@ def _json_errors(app) -> None:
         body = e.body() if isinstance(e, TeiError) else {"error": {"code": e.code, "message": e.message}}
         return JSONResponse(body, status_code=e.status)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException):
+        # No such route (404), a method the route does not take (405): the same shape as every error.
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        return JSONResponse({"error": {"code": code, "message": f"{request.method} {request.url.path}: {e.detail}"}},
+                            status_code=e.status_code, headers=getattr(e, "headers", None))
+
     @app.exception_handler(ConvtuneError)
     async def bad_text(request: Request, e: ConvtuneError):
         # The model refused this request's texts (a check in the library): the request is at fault.
@@ -233,8 +241,10 @@ def create_app(model_dir: str | Path, cfg: ServeConfig | None = None):
 
     async def tei(body: dict, nested: bool) -> list:
         request = parse_tei(body, cfg)
-        if request.raw:
+        if request.raw or request.function:
             scores = await asyncio.get_running_loop().run_in_executor(batcher.pool, clf.decision_function, request.texts)
+            if request.function:
+                scores = apply_function(request.function, scores, clf.label_space_.temperature)
         else:
             scores = await batcher.submit(request.texts)
         return tei_answer(scores, list(clf.label_space_.labels), request, nested)

@@ -9,7 +9,8 @@ clients speak to `convtune serve` as they are.
 
 Scores are the model's probabilities (softmax, or sigmoid per label for multi-label models;
 calibrated when the model has a temperature), or its logits with "raw_scores": true or
-"function_to_apply": "none". convtune reads every text by its own long-text rule (saved with the
+"function_to_apply": "none"; "softmax" or "sigmoid" applies that function to the (temperature-
+scaled) logits instead of the model's own, as the transformers pipeline does. convtune reads every text by its own long-text rule (saved with the
 model), so "truncate" is accepted and changes nothing.
 """
 
@@ -38,6 +39,7 @@ class TeiRequest:
     single: bool          # "inputs" was one string: TEI answers one list, not a list of lists
     raw: bool             # logits instead of probabilities
     top_k: int | None     # at most this many labels a text (None: all)
+    function: str | None = None  # "softmax" / "sigmoid" over the scaled logits; None: the model's own
 
 
 def is_tei(body) -> bool:
@@ -77,9 +79,19 @@ def parse_tei(body: dict, cfg) -> TeiRequest:
         raw = body.get("raw_scores", False)
         if not isinstance(raw, bool) or not isinstance(body.get("truncate", False), bool):
             raise ApiError(422, "wrong_type", '"raw_scores" and "truncate" must be true or false')
-        return TeiRequest(texts, single, raw or function == "none", top_k)
+        raw = raw or function == "none"
+        return TeiRequest(texts, single, raw, top_k, None if raw else function)
     except ApiError as e:
         raise TeiError(e.status, e.code, e.message) from None
+
+
+def apply_function(function: str, logits: np.ndarray, temperature) -> np.ndarray:
+    """`function_to_apply` over (N, C) logits divided by the model's temperature (one, or one a label)."""
+    z = np.asarray(logits, dtype=np.float64) / np.asarray(temperature, dtype=np.float64)
+    if function == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-z))
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def tei_answer(scores: np.ndarray, labels: list, request: TeiRequest, nested: bool) -> list:
