@@ -66,6 +66,38 @@ def test_page_classifies_and_highlights(page_url, tmp_path):
         driver.quit()
 
 
+def test_highlights_land_on_the_same_characters_after_emoji(page_url):
+    """The server's spans count code points; the page must cut the text the same way (an emoji is
+    two UTF-16 units in JavaScript)."""
+    import httpx
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    text = "😀🎬👍 the plot was superb 🍿 and the film was superb"
+    spans = httpx.post(page_url + "/explain", json={"texts": [text]}).json()["explanations"][0]["ngrams"]
+    kept, at = [], 0
+    for g in sorted(spans, key=lambda g: g["start"]):
+        if g["start"] >= at:
+            kept.append(text[g["start"]:g["end"]])
+            at = g["end"]
+    assert kept and any(" " in t or t.isalpha() for t in kept)
+    driver = browser()
+    try:
+        driver.get(page_url + "/")
+        WebDriverWait(driver, 20).until(lambda d: "head over" in d.find_element(By.ID, "about").text)
+        # ChromeDriver types only the basic plane: the emoji go in through the DOM.
+        driver.execute_script("document.getElementById('texts').value = arguments[0];", text)
+        driver.find_element(By.ID, "go").click()
+        WebDriverWait(driver, 30).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#results[data-done=true]")))
+        marks = driver.find_elements(By.CSS_SELECTOR, ".result mark.ngram")
+        assert [m.get_attribute("textContent") for m in marks] == kept
+        whole = driver.find_element(By.CSS_SELECTOR, ".result .text").get_attribute("textContent")
+        assert whole == text
+    finally:
+        driver.quit()
+
+
 def test_no_ui_serves_no_page(tiny_model_dir):
     import httpx
 
