@@ -145,3 +145,33 @@ def test_the_onnx_file_named_by_the_manifest_must_be_inside_the_export(exported,
     (d / "convtune.json").write_text(json.dumps(manifest))
     with pytest.raises(ConvtuneError, match="not a file inside the model directory"):
         load(d)
+
+
+def test_an_export_with_nan_weights_or_other_labels_is_one_line(exported, tmp_path):
+    import json
+    import shutil
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from convtune.errors import ConvtuneError
+    from convtune.estimators.registry import load
+
+    d = tmp_path / "nan"
+    shutil.copytree(exported, d)
+    model = onnx.load(str(d / "model.onnx"))
+    init = next(i for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT and np.prod(i.dims) > 1)
+    bad = numpy_helper.to_array(init).copy()
+    bad.flat[0] = np.nan
+    init.CopyFrom(numpy_helper.from_array(bad, init.name))
+    onnx.save(model, str(d / "model.onnx"))
+    with pytest.raises(ConvtuneError, match=f"weight {init.name} holds NaN"):
+        load(d)
+    d2 = tmp_path / "labels"
+    shutil.copytree(exported, d2)
+    manifest = json.loads((d2 / "convtune.json").read_text())
+    manifest["source"]["model"]["labels"] = ["a", "b", "c"]
+    (d2 / "convtune.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConvtuneError, match="the graph gives 2 logits a text, convtune.json names 3 labels"):
+        load(d2)

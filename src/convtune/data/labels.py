@@ -82,6 +82,19 @@ def sort_labels(labels: Iterable[str]) -> list[str]:
     return sorted(labels, key=lambda lab: (keys[lab], lab))
 
 
+def check_label_map(labels, where: str) -> None:
+    """A saved label map: a non-empty list of distinct strings of sane length (an edited
+    convtune.json with integers, repeats or a megabyte label is one line, not wrong answers)."""
+    if not isinstance(labels, list) or not labels or not all(isinstance(y, str) for y in labels):
+        raise ConvtuneError(f"{where}: labels must be a non-empty list of strings")
+    repeated = next((y for y, n in Counter(labels).items() if n > 1), None)
+    if repeated is not None:
+        raise ConvtuneError(f"{where}: labels name {repeated[:40]!r} more than once")
+    long = next((y for y in labels if len(y) > MAX_LABEL_CHARS), None)
+    if long is not None:
+        raise ConvtuneError(f"{where}: a label is {len(long):,} characters long (at most {MAX_LABEL_CHARS:,})")
+
+
 def check_labels(data: TextSet, labels: list[str], where: str) -> None:
     """Reject labels that the model was not trained on (e.g. a class seen only in dev)."""
     unseen = sorted(set(label_counts(data.labels)) - set(labels))

@@ -133,7 +133,12 @@ def model_info(clf, model_dir: Path, cfg: ServeConfig) -> dict:
 
     manifest = clf.manifest_ or {}
     metrics_file = model_dir / "metrics.json"
-    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    try:  # the training record is information only: a damaged one is left out, the model still serves
+        metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    except (ValueError, RecursionError, OSError):
+        print(f"warning: {metrics_file} is unreadable; /info leaves the training record out", file=sys.stderr)
+        metrics = {}
+    metrics = metrics if isinstance(metrics, dict) else {}
     training = {"dataset": metrics.get("dataset"), "train_seconds": metrics.get("train_seconds")}
     for part in ("dev", "test"):
         if isinstance(metrics.get(part), dict):

@@ -24,7 +24,7 @@ from convtune.calibration import check_temperature
 from convtune._version import __version__
 from convtune.data.batching import LongText, collate, long_share, text_logits, tokenize, window_reach
 from convtune.data.inputs import as_set, train_dev
-from convtune.data.labels import LabelSpace, check_labels, label_type
+from convtune.data.labels import LabelSpace, check_label_map, check_labels, label_type
 from convtune.data.multilabel import MultiLabelSpace, check_thresholds, is_multi, tune_thresholds
 from convtune.estimators.calibrated import Calibrated
 from convtune.data.texts import TextSet, as_column, as_texts
@@ -268,6 +268,7 @@ def load_as(target: type[TextClassifier], path: str | Path, manifest: dict) -> T
     """`target._load_from`, with a damaged directory as one line instead of a traceback."""
     try:
         clf = target._load_from(Path(path), manifest)
+        check_label_map(clf.labels_, f"{path}: convtune.json")
         # An ONNX export keeps its source model's manifest under "source".
         source = manifest.get("source", manifest)  # an ONNX export keeps its model's labels under "source"
         clf.label_type_ = manifest.get("label_type") or source.get("label_type", "str")
@@ -279,6 +280,8 @@ def load_as(target: type[TextClassifier], path: str | Path, manifest: dict) -> T
             clf.temperature_ = check_temperature(source["calibration"]["temperature"], len(clf.labels_),
                                                  clf.multi_label_, f"{path}: convtune.json")
         return clf
+    except RecursionError:
+        raise ConvtuneError(f"{path}: damaged model directory (a JSON file nested too deeply to read)") from None
     except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile, SafetensorError) as e:
         # A hand-edited, truncated or missing file in the directory (convtune.json, weights,
         # vocabulary): one line naming the directory, not a traceback.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from convtune._fs import inside
@@ -63,6 +64,7 @@ class OnnxClassifier(TokenClassifier):
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
         except Exception as e:  # ORT raises its own exception types for a bad graph
             raise ConvtuneError(f"cannot load exported model {path}: {str(e).splitlines()[0]}") from None
+        _check_graph(model_file, session, len(manifest["source"]["model"]["labels"]))
         rows = manifest.get("onnx", {}).get("vocab_rows")  # exports before the ninth session lack it
         if rows is not None:
             check_vocabulary(path, len(tokenizer), rows)
@@ -82,3 +84,21 @@ class OnnxClassifier(TokenClassifier):
         return {"encoder": source["encoder"], "head": source["head"],
                 "mode": f"onnx{'-int8' if int8 else ''}", "max_length": self.max_length,
                 "seed": self.manifest_["source"].get("train", {}).get("seed")}
+
+
+def _check_graph(model_file: Path, session, labels: int) -> None:
+    """An exported graph whose weights hold NaN or infinity (every answer NaN), or whose logits
+    have another number of columns than the manifest has labels (answers under wrong names)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(model_file), load_external_data=False).graph
+    for init in graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL or init.data_type not in (
+                onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16):
+            continue
+        if not np.isfinite(numpy_helper.to_array(init).astype(np.float32)).all():
+            raise ConvtuneError(f"{model_file}: weight {init.name} holds NaN or infinite values")
+    columns = session.get_outputs()[0].shape[-1]
+    if isinstance(columns, int) and columns != labels:
+        raise ConvtuneError(f"{model_file}: the graph gives {columns} logits a text, convtune.json names {labels} labels")

@@ -181,14 +181,16 @@ class TfidfClassifier(TextClassifier):
 
         m = manifest["model"]
         clf = cls(model=m["head"].split("-", 1)[1], C=m["C"], alpha=m["alpha"], seed=m["seed"])
-        vocab = json.loads((directory / VOCAB_NAME).read_text(encoding="utf-8"))
+        params = checked_vectorizer(m["vectorizer"], directory)
+        vocab = checked_vocabulary(json.loads((directory / VOCAB_NAME).read_text(encoding="utf-8")), directory)
         with np.load(directory / WEIGHTS_NAME, allow_pickle=False) as z:
-            params = {**m["vectorizer"], "ngram_range": tuple(m["vectorizer"]["ngram_range"])}
-            clf.vectorizer_ = TfidfVectorizer(**params, vocabulary=vocab)
-            clf.vectorizer_.idf_ = z["idf"]
-            clf.coef_, clf.intercept_ = z["coef"], z["intercept"]
-            if "calib_A" in z:
-                clf.calib_ = (z["calib_A"], z["calib_b"])
+            arrays = {k: z[k] for k in z.files}
+        checked_weights(arrays, len(vocab), len(m["labels"]), directory / WEIGHTS_NAME)
+        clf.vectorizer_ = TfidfVectorizer(**params, vocabulary=vocab)
+        clf.vectorizer_.idf_ = arrays["idf"]
+        clf.coef_, clf.intercept_ = arrays["coef"], arrays["intercept"]
+        if "calib_A" in arrays:
+            clf.calib_ = (arrays["calib_A"], arrays["calib_b"])
         clf.labels_, clf.manifest_ = list(m["labels"]), manifest
         return clf
 
@@ -198,3 +200,56 @@ class TfidfClassifier(TextClassifier):
 
     def hyperparameters(self) -> dict:
         return {"head": f"tfidf-{self.model}", **self.get_params()}
+
+
+# --------------------------------------------------------------------------- a saved model, checked
+# What convtune writes, and nothing else: an edited vectorizer could ask for 100,000-grams
+# (gigabytes a text) or a regular expression that backtracks forever.
+WORD_PATTERNS = (r"(?u)\b\w+\b", r"(?u)\b\w\w+\b")
+MAX_NGRAM = 8
+
+
+def checked_vectorizer(params, directory: Path) -> dict:
+    """The saved TfidfVectorizer settings, refused (one line) unless convtune could have written them."""
+    where = f"{directory}: {CONFIG_NAME} vectorizer"
+    if not isinstance(params, dict) or not set(params) <= {"analyzer", "ngram_range", "min_df", "sublinear_tf",
+                                                           "stop_words", "token_pattern"}:
+        raise ConvtuneError(f"{where}: unexpected settings {sorted(params) if isinstance(params, dict) else params!r}")
+    lo_hi = params.get("ngram_range")
+    if not (isinstance(lo_hi, list) and len(lo_hi) == 2 and all(type(n) is int for n in lo_hi)
+            and 1 <= lo_hi[0] <= lo_hi[1] <= MAX_NGRAM):
+        raise ConvtuneError(f"{where}: ngram_range must be [low, high] with 1 <= low <= high <= {MAX_NGRAM}, "
+                            f"not {str(lo_hi)[:60]}")
+    if params.get("analyzer") not in ("word", "char", "char_wb"):
+        raise ConvtuneError(f"{where}: analyzer must be word, char or char_wb, not {str(params.get('analyzer'))[:40]!r}")
+    if params.get("token_pattern", WORD_PATTERNS[0]) not in WORD_PATTERNS:
+        raise ConvtuneError(f"{where}: token_pattern {str(params['token_pattern'])[:60]!r} is not one convtune writes")
+    stop = params.get("stop_words")
+    if not (stop is None or stop == "english" or (isinstance(stop, list) and all(isinstance(w, str) for w in stop))):
+        raise ConvtuneError(f"{where}: stop_words must be null, \"english\" or a list of words")
+    return {**params, "ngram_range": tuple(lo_hi)}
+
+
+def checked_vocabulary(vocab, directory: Path) -> dict:
+    """term -> column, each column 0..V-1 exactly once."""
+    if not isinstance(vocab, dict) or not all(isinstance(i, int) and not isinstance(i, bool) for i in vocab.values()) \
+            or sorted(vocab.values()) != list(range(len(vocab))):
+        raise ConvtuneError(f"{directory / VOCAB_NAME}: not a vocabulary (terms mapped to columns 0 to V-1, once each)")
+    return vocab
+
+
+def checked_weights(arrays: dict, vocab: int, labels: int, path: Path) -> None:
+    """idf (V,), coef (C, V), intercept (C,), calibration (C, C) or (C,) + (C,): shapes that fit
+    the vocabulary and the labels, and finite numbers."""
+    shapes = {"idf": (vocab,), "coef": (labels, vocab), "intercept": (labels,), "calib_b": (labels,),
+              "calib_A": arrays["calib_A"].shape if "calib_A" in arrays and arrays["calib_A"].shape in
+              ((labels, labels), (labels,)) else (labels, labels)}
+    for name, array in arrays.items():
+        if name not in shapes or array.shape != shapes[name] or array.dtype.kind != "f":
+            raise ConvtuneError(f"{path}: {name} has shape {array.shape} ({array.dtype}); {vocab} terms and "
+                                f"{labels} labels want {shapes.get(name, 'no such array')}")
+        if not np.isfinite(array).all():
+            raise ConvtuneError(f"{path}: {name} holds NaN or infinite values")
+    missing = {"idf", "coef", "intercept"} - set(arrays)
+    if missing:
+        raise ConvtuneError(f"{path}: lacks {', '.join(sorted(missing))}")

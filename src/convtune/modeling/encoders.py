@@ -192,6 +192,7 @@ def _read_encoder(path: str | Path):
     require_safetensors(path)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False, local_files_only=True)
+        check_config(path, config)
         kwargs = {}
         # The unused pooler would break DDP ("expected to have finished reduction") and
         # costs a matmul per text; BERT-style models accept this switch.
@@ -200,9 +201,13 @@ def _read_encoder(path: str | Path):
         model, info = AutoModel.from_pretrained(path, config=config, trust_remote_code=False, local_files_only=True,
                                                 use_safetensors=True, output_loading_info=True, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
-    except (OSError, ValueError) as e:
+    except ConvtuneError:
+        raise
+    except RecursionError:
+        raise ConvtuneError(f"cannot load encoder from {path}: a JSON file is nested too deeply to read") from None
+    except Exception as e:  # a damaged folder: OSError, ValueError, torch's RuntimeError, tokenizers' own errors
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConvtuneError(f"cannot load encoder from {path}: {first}") from None
+        raise ConvtuneError(f"cannot load encoder from {path}: {first[:300]}") from None
     check_loaded_keys(path, info)
     check_vocabulary(path, len(tokenizer), model.get_input_embeddings().num_embeddings)
     if tokenizer.pad_token_id is None:
@@ -210,6 +215,24 @@ def _read_encoder(path: str | Path):
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     return model, tokenizer
+
+
+# Far past any encoder convtune can run on a CPU: an edited config.json beyond them would build
+# for minutes (a million layers) or allocate gigabytes before the weights could disagree.
+CONFIG_LIMITS = {"num_hidden_layers": 256, "hidden_size": 32_768, "intermediate_size": 262_144,
+                 "num_attention_heads": 1_024, "num_key_value_heads": 1_024, "vocab_size": 4_000_000,
+                 "max_position_embeddings": 1_048_576, "type_vocab_size": 4_096}
+
+
+def check_config(path: Path, config) -> None:
+    """Refuse an encoder config whose sizes are not whole numbers within CONFIG_LIMITS."""
+    for key, limit in CONFIG_LIMITS.items():
+        value = getattr(config, key, None)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= limit:
+            raise ConvtuneError(f"cannot load encoder from {path}: config.json {key} = {str(value)[:40]} is not a "
+                                f"whole number from 0 to {limit:,} (damaged or edited?)")
 
 
 def check_loaded_keys(path: Path, info: dict) -> None:
