@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _train_data_options(g) -> None:
     """What to train on."""
-    g.add_argument("--data", required=True, help="CSV/TSV/JSONL file or built-in set name")
+    g.add_argument("--data", required=True, help="CSV / TSV / JSONL / Parquet / fastText file, or a built-in set name")
     g.add_argument("--dev", help="dev file (default: the set's own, else 10%% of train)")
     g.add_argument("--test", help="test file (default: the set's own, else 10%% of train)")
     g.add_argument("--text-col")
@@ -199,9 +199,10 @@ def _predict_parser(sub) -> None:
     _nproc_option(r)
     r.add_argument("model_dir")
     r.add_argument("texts", nargs="*", help="texts to classify")
-    r.add_argument("--input", help="CSV/TSV/JSONL (text column) or plain .txt (one text a line); "
+    r.add_argument("--input", help="CSV / TSV / JSONL / Parquet (text column) or plain .txt (one text a line; "
+                   "fastText lines lose their __label__s); "
                    "- reads one text a line from standard input")
-    r.add_argument("--output", help="CSV / JSONL file for the predictions (default: stdout, JSONL)")
+    r.add_argument("--output", help="CSV / JSONL / Parquet file for the predictions (default: stdout, JSONL)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     r.add_argument("--text-col")
     r.add_argument("--encoding", default="utf-8")

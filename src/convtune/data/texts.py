@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from convtune.data.formats import PARQUET_SUFFIXES, fasttext_rows, is_fasttext, parquet_rows, spreadsheet_problem
 from convtune.errors import ConvtuneError, text_problem, warn
 
 # Column names tried, in order, when the user does not name the text / label column.
@@ -101,7 +102,7 @@ def read_text_file(path: str | Path, encoding: str = "utf-8") -> str:
     raw = p.read_bytes()
     if not raw.strip():
         raise ConvtuneError(f"{p}: file is empty")
-    problem = file_kind_problem(raw[:4096], encoding)
+    problem = spreadsheet_problem(p) or file_kind_problem(raw[:4096], encoding)
     if problem is not None:
         raise ConvtuneError(f"{p} {problem}")
     try:
@@ -172,9 +173,13 @@ def _pick_column(columns: list[str], wanted: str | None, candidates: tuple[str, 
 
 
 def _rows_from_file(path: Path, encoding: str) -> list[dict]:
-    """Rows as dicts from a CSV / TSV (with header) or JSONL file."""
-    content = read_text_file(path, encoding)
+    """Rows as dicts from a CSV / TSV (with header), JSONL, Parquet or fastText file."""
     suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        return parquet_rows(require_file(path))
+    content = read_text_file(path, encoding)
+    if suffix not in TABLE_SUFFIXES + JSONL_SUFFIXES and is_fasttext(content.lstrip()[:64]):
+        return fasttext_rows(split_lines(content), path)
     if suffix in JSONL_SUFFIXES:
         rows = []
         for n, row in iter_rows(split_lines(content), suffix, path):

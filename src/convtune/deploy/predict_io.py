@@ -36,6 +36,16 @@ from convtune.data.texts import (
     require_unique,
     text_codec,
 )
+from convtune.data.formats import (
+    PARQUET_SUFFIXES,
+    fasttext_split,
+    is_fasttext,
+    jsonl_predictions_to_parquet,
+    parquet_column,
+    parquet_columns,
+    pyarrow_parquet,
+    spreadsheet_problem,
+)
 from convtune.errors import ConvtuneError, text_problem
 from convtune.progress import progress
 
@@ -55,28 +65,46 @@ def _stdin_lines(encoding: str) -> Iterator[str]:
 
 
 def iter_texts(path: str, text_col: str | None, encoding: str) -> Iterator[str]:
-    """Texts of a CSV / TSV / JSONL (one column) or .txt (one per line) file, lazily; "-": stdin."""
+    """Texts of a CSV / TSV / JSONL / Parquet (one column) or .txt (one per line; fastText lines
+    lose their labels) file, lazily; "-": stdin."""
     if path == STDIN:
         yield from _stdin_lines(encoding)
         return
     p = require_file(path)
+    suffix = p.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        yield from _parquet_texts(p, text_col)
+        return
     with p.open("rb") as f:
-        problem = file_kind_problem(f.read(4096), encoding)
+        problem = spreadsheet_problem(p) or file_kind_problem(f.read(4096), encoding)
     if problem is not None:
         raise ConvtuneError(f"{p} {problem}")
-    suffix = p.suffix.lower()
     try:
         with p.open(encoding=text_codec(encoding), newline=LINE_END) as f:
             if suffix in JSONL_SUFFIXES + TABLE_SUFFIXES:
                 for n, row in iter_rows(f, suffix, p):
                     yield _text_of(row, text_col, p, n)
             else:
+                fasttext = None
                 for line in f:
                     line = line.rstrip("\r\n")
                     if line.strip():
-                        yield line
+                        fasttext = is_fasttext(line) if fasttext is None else fasttext
+                        yield fasttext_split(line)[1] if fasttext else line
     except UnicodeDecodeError:
         raise ConvtuneError(f"{p}: not valid {encoding}; pass --encoding latin-1 (or the file's encoding)") from None
+
+
+def _parquet_texts(path: Path, text_col: str | None) -> Iterator[str]:
+    columns = parquet_columns(path)
+    col = text_col or next((c for c in columns if c.lower() in TEXT_COLUMNS), None)
+    if col is None or col not in columns:
+        raise ConvtuneError(f"{path}: no text column (have: {', '.join(columns)}); pass --text-col")
+    for n, value in enumerate(parquet_column(path, col), 1):
+        if value is not None and not isinstance(value, str):
+            raise ConvtuneError(f"{path}: row {n}: column {col!r} holds {type(value).__name__}, not a text; "
+                                "pass --text-col")
+        yield _text_of({col: value}, col, path, n)
 
 
 def _text_of(row, text_col: str | None, path: Path, n: int) -> str:
@@ -107,6 +135,8 @@ def _check_output(a) -> None:
         raise ConvtuneError(f"{out} is a folder; --output names the file to write")
     if not out.resolve().parent.is_dir():
         raise ConvtuneError(f"{a.output}: its folder does not exist")
+    if out.suffix.lower() in PARQUET_SUFFIXES:
+        pyarrow_parquet()  # a missing pyarrow fails before any prediction
     if a.input and a.input != STDIN and out.resolve() == Path(a.input).resolve():
         raise ConvtuneError(f"{a.output} is the --input file; the predictions would replace it (choose another --output)")
     if out.exists() and not a.overwrite:  # as train refuses an existing --out
@@ -136,6 +166,8 @@ def predict_command(a) -> int:
         return 0
     clf = load(a.model_dir, a.device, a.precision).set_decision(a.threshold, a.at_least_one)
     texts: Iterable[str] = a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding)
+    if a.output and Path(a.output).suffix.lower() in PARQUET_SUFFIXES:
+        raise ConvtuneError("under torchrun, --output is a CSV or JSONL file (convert it to Parquet afterwards)")
     if a.output:
         _write_shared(clf, texts, Path(a.output), a.batch_size, _job_id(a.model_dir, a.input, a.texts, clf.decision_))
     elif current().active:
@@ -218,7 +250,8 @@ def _write_file(clf, texts: Iterable[str], out: Path, batch_size: int, job: dict
     """
     tmp = partial_of(out, job)
     marker = tmp.with_name(tmp.name + ".json")
-    jsonl = out.suffix.lower() in (".jsonl", ".ndjson")
+    parquet = out.suffix.lower() in PARQUET_SUFFIXES  # written as JSON lines (resumable), converted at the end
+    jsonl = parquet or out.suffix.lower() in (".jsonl", ".ndjson")
     done, keep = _resume_point(tmp, marker, job)
     if done:
         print(f"resuming {out} after {done} texts", file=sys.stderr)
@@ -229,11 +262,19 @@ def _write_file(clf, texts: Iterable[str], out: Path, batch_size: int, job: dict
         tmp.unlink(missing_ok=True)
         marker.unlink(missing_ok=True)
         raise
-    tmp.replace(out)
+    if parquet:
+        converted = tmp.with_name(tmp.name + ".parquet")
+        jsonl_predictions_to_parquet(tmp, converted)
+        with converted.open("rb+") as f:
+            os.fsync(f.fileno())
+        converted.replace(out)
+        tmp.unlink()
+    else:
+        tmp.replace(out)
     fsync_dir(out.resolve().parent)  # the rename itself reaches the disk
     marker.unlink(missing_ok=True)
     for stale in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):  # other jobs' leftovers:
-        if re.fullmatch(r"[0-9a-f]{12}(\.json)?", stale.name.rsplit(".partial-", 1)[1]):  # out is final now
+        if re.fullmatch(r"[0-9a-f]{12}(\.json|\.parquet)?", stale.name.rsplit(".partial-", 1)[1]):  # out is final now
             stale.unlink(missing_ok=True)
     print(f"wrote {out}", file=sys.stderr)
 
