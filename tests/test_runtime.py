@@ -113,3 +113,60 @@ def test_a_gpu_that_is_not_there_is_one_line_everywhere(tiny_encoder, toy_csv, t
     with pytest.raises(ConvtuneError, match="a tfidf model runs on the CPU only, not on --device cuda"):
         load(tmp_path / "tfidf", device="cuda")
     assert load(tmp_path / "tfidf", device="cpu").predict(texts[:2])
+
+
+def test_threads_follow_the_command_line_then_the_environment(monkeypatch):
+    import torch
+
+    from convtune import runtime
+
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 6)
+    for name in ("CONVTUNE_THREADS", "OMP_NUM_THREADS", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert runtime.threads_per_process() == 6
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's setting is kept
+    assert runtime.threads_per_process() == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # under torchrun: its share of the cores
+    assert runtime.threads_per_process() == 3
+    monkeypatch.setenv("CONVTUNE_THREADS", "2")
+    assert runtime.threads_per_process() == 2
+    before = torch.get_num_threads()
+    try:
+        assert runtime.claim_threads(1) == 1 and torch.get_num_threads() == 1  # --threads N beats them all
+    finally:
+        monkeypatch.setattr(runtime, "_claimed", None)
+        torch.set_num_threads(before)
+
+
+def test_the_python_api_keeps_the_users_torch_threads(tiny_encoder, monkeypatch):
+    import torch
+
+    from convtune import Classifier, runtime
+
+    from .conftest import toy_texts
+
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 3)
+    monkeypatch.setattr(runtime, "_claimed", None)
+    monkeypatch.delenv("CONVTUNE_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        texts, labels = toy_texts(40)
+        Classifier(encoder=str(tiny_encoder), epochs=1, max_length=16, precision="fp32",
+                   head_config={"num_filters": 4}).fit(texts, labels).predict(texts[:3])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_every_computing_verb_takes_threads(capsys):
+    from convtune.cli.options import COMPUTING_VERBS, parser
+
+    p = parser()
+    for verb in COMPUTING_VERBS:
+        with pytest.raises(SystemExit):
+            p.parse_args([verb, "--help"])
+        assert "--threads N" in capsys.readouterr().out, verb
+    with pytest.raises(SystemExit) as e:
+        p.parse_args(["predict", "m", "x", "--threads", "0"])
+    assert e.value.code == 2

@@ -96,20 +96,39 @@ def usable_cores() -> int:
     return max(1, n or 1)
 
 
+def _env_threads(name: str) -> int | None:
+    given = os.environ.get(name, "").strip()
+    return int(given) if given.isdigit() and int(given) > 0 else None
+
+
 def threads_per_process() -> int:
-    """This process's share of the cores: all of them, or cores / local ranks under torchrun
-    (every rank keeping every core oversubscribes them: pytorch #22260), or CONVTUNE_THREADS
-    where a parent shared them out (`convtune search --workers`)."""
-    given = os.environ.get("CONVTUNE_THREADS", "")
-    if given.isdigit() and int(given) > 0:
-        return int(given)
+    """This process's share of the cores, as a command sees it: CONVTUNE_THREADS (a parent that
+    shared the cores out), else under torchrun cores / local ranks (every rank keeping every core
+    oversubscribes them: pytorch #22260; torchrun itself sets OMP_NUM_THREADS=1), else
+    OMP_NUM_THREADS as the user set it, else every core this process may run on."""
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    return max(1, usable_cores() // max(1, local))
+    share = max(1, usable_cores() // max(1, local)) if local > 1 else None
+    return _env_threads("CONVTUNE_THREADS") or share or _env_threads("OMP_NUM_THREADS") or usable_cores()
+
+
+_claimed: int | None = None  # the thread count a command chose for its whole process
+
+
+def claim_threads(threads: int | None = None) -> int:
+    """A command owns its process: `--threads N`, else `threads_per_process()`, for everything it
+    runs (training, prediction, ONNX Runtime sessions). Returns the count."""
+    global _claimed
+    _claimed = threads or threads_per_process()
+    torch.set_num_threads(_claimed)
+    return _claimed
 
 
 def set_threads() -> None:
-    """Use this process's share of the cores (torch defaults can be lower in containers)."""
-    torch.set_num_threads(threads_per_process())
+    """Library paths (fit, load, serve): the command's claimed count, or CONVTUNE_THREADS; from
+    Python otherwise nothing: a user's torch.set_num_threads or OMP_NUM_THREADS stays as it is."""
+    n = _claimed or _env_threads("CONVTUNE_THREADS")
+    if n:
+        torch.set_num_threads(n)
 
 
 @contextlib.contextmanager

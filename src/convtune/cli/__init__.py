@@ -19,7 +19,7 @@ import contextlib
 import os
 import sys
 
-from convtune.cli.options import parser
+from convtune.cli.options import COMPUTING_VERBS, parser
 from convtune.cli.verbs import VERBS
 from convtune.errors import ConvtuneError
 
@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "nproc", None) and args.nproc > 1:
             return _launch(args.nproc, argv)
+        if args.verb in COMPUTING_VERBS:
+            from convtune.runtime import claim_threads
+
+            claim_threads(args.threads)
         with _process_group(args):
             return VERBS[args.verb](args)
     except ConvtuneError as e:

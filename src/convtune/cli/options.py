@@ -8,6 +8,10 @@ import argparse
 from convtune.cli.argtypes import port_arg, positive_int_arg, seed_arg, train_limit_arg, wait_ms_arg
 
 
+# The verbs that run a model or train one: each takes --threads.
+COMPUTING_VERBS = ("train", "search", "evaluate", "predict", "explain", "audit", "compare", "bench", "export", "serve")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convtune", description="convtune: fine-tune pretrained Transformers with convolutional classification heads")
     sub = p.add_subparsers(dest="verb", required=True)
@@ -23,6 +27,11 @@ def parser() -> argparse.ArgumentParser:
                 _compare_parser,
                 _bench_parser, _export_parser, _serve_parser):
         add(sub)
+    for verb in COMPUTING_VERBS:
+        sub.choices[verb].add_argument(
+            "--threads", type=positive_int_arg, default=None, metavar="N",
+            help="CPU threads for this command (default: CONVTUNE_THREADS, else OMP_NUM_THREADS, else every "
+                 "core this process may use; under torchrun, its share)")
     sub.add_parser("datasets", help="list the built-in data sets and where they are read from")
     sub.add_parser("encoders", help="list the packaged encoders and whether each is installed")
     return p

@@ -305,19 +305,14 @@ def _why_not_explainable(clf) -> str | None:
 
 def app_from_env():
     """Factory for ``uvicorn --factory`` worker processes: model dir and limits from the environment."""
-    import torch
-
     cfg = ServeConfig(**json.loads(os.environ.get("CONVTUNE_SERVE_CONFIG", "{}")))
-    app = create_app(os.environ["CONVTUNE_SERVE_DIR"], cfg)
-    # Workers share the cores: N processes with all cores each would oversubscribe them.
-    workers = int(os.environ.get("CONVTUNE_SERVE_WORKERS", "1"))
-    torch.set_num_threads(max(1, torch.get_num_threads() // workers))
-    return app
+    return create_app(os.environ["CONVTUNE_SERVE_DIR"], cfg)  # threads: CONVTUNE_THREADS, set by run_server
 
 
 def run_server(model_dir: str | Path, cfg: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
                workers: int = 1) -> int:
     """Serve until interrupted. Several workers are separate processes, each with its model copy."""
+    import torch
     import uvicorn
 
     from convtune.modeling.checkpoint import read_manifest
@@ -334,7 +329,8 @@ def run_server(model_dir: str | Path, cfg: ServeConfig, host: str = "127.0.0.1",
     else:
         os.environ["CONVTUNE_SERVE_DIR"] = str(Path(model_dir).resolve())
         os.environ["CONVTUNE_SERVE_CONFIG"] = json.dumps(asdict(cfg))
-        os.environ["CONVTUNE_SERVE_WORKERS"] = str(workers)
+        # Workers share the cores: N processes with all cores each would oversubscribe them.
+        os.environ["CONVTUNE_THREADS"] = str(max(1, torch.get_num_threads() // workers))
         uvicorn.run("convtune.deploy.serve:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning")
     return 0

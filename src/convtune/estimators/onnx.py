@@ -16,7 +16,6 @@ from convtune.data.batching import LongText
 from convtune.errors import ConvtuneError
 from convtune.estimators.base import TokenClassifier, TokenPath
 from convtune.modeling.encoders import check_vocabulary
-from convtune.runtime import usable_cores
 
 
 class OnnxClassifier(TokenClassifier):
@@ -58,7 +57,7 @@ class OnnxClassifier(TokenClassifier):
         if not model_file.is_file():
             raise ConvtuneError(f"{path}: exported model has no {model_file.name}")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = usable_cores()
+        opts.intra_op_num_threads = torch.get_num_threads()  # the process's setting: the user's or the command's
         try:
             session = ort.InferenceSession(str(model_file), opts, providers=["CPUExecutionProvider"])
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)

@@ -268,11 +268,11 @@ def spawn_workers(argv: list[str], shares: list[int]) -> None:
     import subprocess
     import sys
 
-    from convtune.runtime import usable_cores
+    import torch
 
-    threads = max(1, usable_cores() // max(1, len(shares)))
-    procs = [subprocess.Popen([sys.executable, "-m", "convtune", "search", *argv, "--worker-quota", str(q)],
-                              env=dict(os.environ, CONVTUNE_WORKER=str(i), CONVTUNE_THREADS=str(threads)))
+    threads = max(1, torch.get_num_threads() // max(1, len(shares)))  # this command's threads, shared out
+    procs = [subprocess.Popen([sys.executable, "-m", "convtune", "search", *argv, "--worker-quota", str(q),
+                               "--threads", str(threads)], env=dict(os.environ, CONVTUNE_WORKER=str(i)))
              for i, q in enumerate(shares) if q > 0]
     failed = [i for i, p in enumerate(procs) if p.wait() != 0]
     if failed:
