@@ -285,9 +285,11 @@ def test_two_workers_on_a_postgresql_study(toy_csv, tiny_encoder, tmp_path, post
                                                              "--storage", postgres_url, "--study", "shared")]
             for i in range(2)]
     env = dict(os.environ, CONVTUNE_THREADS="1")
-    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env) for c in cmds]
+    logs = [tmp_path / f"w{i}.log" for i in range(2)]  # files, not pipes: a chatty worker never blocks
+    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=log.open("wb"), env=env) for c, log in zip(cmds, logs)]
     codes = [p.wait(timeout=600) for p in procs]
-    assert codes == [0, 0], [[x for x in p.stderr.read().decode().splitlines() if "error" in x] for p in procs]
+    assert codes == [0, 0], "\n".join(f"worker {i} (exit {c}): ...{log.read_text(errors='replace')[-3000:]}"
+                                       for i, (c, log) in enumerate(zip(codes, logs)) if c)
     study = _study(tmp_path, storage=postgres_url)
     finished = _finished(study)
     # Each worker stops once the study has 4 finished or running trials; two that both opened
