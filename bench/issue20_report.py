@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from convtune.metrics import mean_sd
+
 
 def _pm(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
-    a = np.asarray(values, dtype=float) * scale
-    sd = a.std(ddof=1) if len(a) > 1 else 0.0
-    return f"{a.mean():.{digits}f} ± {sd:.{digits}f}"
+    mean, sd = mean_sd(np.asarray(values, dtype=float) * scale)
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 def _rule(r: dict) -> str | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from convtune.data.builtin import load_splits
 from convtune.estimators.transformer import Classifier
+from convtune.metrics import mean_sd
 
 RECIPES = {
     "3 epochs,patience 2 (old default)": {"epochs": 3, "patience": 2},
@@ -73,9 +74,9 @@ def table(results: dict[str, list[dict]], seeds: list[int]) -> str:
         cells = [f"{by[s]['test_macro_f1']:.4f}" if s in by else "–" for s in seeds]
         devs = [r["dev_macro_f1"] for r in rows if r["dev_macro_f1"] is not None]
         tests = [r["test_macro_f1"] for r in rows]
-        sd = statistics.stdev(tests) if len(tests) > 1 else 0.0
+        mean, sd = mean_sd(tests)
         dev = f"{statistics.mean(devs):.4f}" if devs else "–"  # the peer has no dev selection
-        lines.append(f"| {name} | {dev} | {statistics.mean(tests):.4f} ± {sd:.4f} | " + " | ".join(cells)
+        lines.append(f"| {name} | {dev} | {mean:.4f} ± {sd:.4f} | " + " | ".join(cells)
                      + f" | {statistics.mean(r['seconds'] for r in rows):.0f} |")
     return "\n".join(lines)
 
@@ -95,7 +96,7 @@ def dev_choice(results: dict[str, list[dict]], seeds: list[int]) -> str:
         name = default if default in tied else tied[0]
         tests.append(by[name]["test_macro_f1"])
         lines.append(f"| {seed} | {name} | {best:.4f} | {len(tied)} | {tests[-1]:.4f} |")
-    summary = f"{statistics.mean(tests):.4f} ± {statistics.stdev(tests):.4f} over {len(seeds)} splits"
+    summary = "{:.4f} ± {:.4f}".format(*mean_sd(tests)) + f" over {len(seeds)} splits"
     lines += ["", f"Test macro-F1 of the dev choice: {summary}."]
     return "\n".join(lines)
 

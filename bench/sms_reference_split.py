@@ -33,6 +33,7 @@ from sms_recipes import run, run_peer  # the same two jobs, here on given files
 
 from convtune.data.builtin import builtin_path
 from convtune.data.splits import dedupe_key
+from convtune.metrics import mean_sd
 
 
 def reference_parts(seed: int) -> dict[str, list[tuple[str, str]]]:
@@ -86,9 +87,9 @@ def over_seeds(seeds: list[int], out: Path) -> None:
             rows.append({"seed": seed, "test_also_in_train": leaked(parts, "test"), **run_convtune(files, seed)})
         print(rows[-1], flush=True)
     tests = [r["test_macro_f1"] for r in rows]
+    mean, sd = mean_sd(tests)
     summary = {"mean_dev_macro_f1": statistics.mean(r["dev_macro_f1"] for r in rows),
-               "mean_test_macro_f1": statistics.mean(tests),
-               "sd_test_macro_f1": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+               "mean_test_macro_f1": mean, "sd_test_macro_f1": sd,
                "splits_at_least_0.985": sum(t >= 0.985 for t in tests)}
     out.with_suffix(".json").write_text(json.dumps({"command": "python " + " ".join(sys.argv), "rows": rows,
                                                     "summary": summary}, indent=1))

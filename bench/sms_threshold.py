@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from sklearn.metrics import f1_score
 
 from convtune.data.builtin import load_splits
 from convtune.estimators.transformer import Classifier
+from convtune.metrics import mean_sd
 
 GRID = [round(0.05 * i, 2) for i in range(1, 20)]
 
@@ -60,9 +60,7 @@ def summarise(rows: list[dict]) -> str:
         at_half.append(t05)
         at_t.append(tt)
         lines.append(f"| {r['seed']} | {t:.2f} | {d05:.4f} | {dt:.4f} | {t05:.4f} | {tt:.4f} |")
-    sd = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
-    lines.append(f"| mean | | | | {statistics.mean(at_half):.4f} ± {sd(at_half):.4f} | "
-                 f"{statistics.mean(at_t):.4f} ± {sd(at_t):.4f} |")
+    lines.append("| mean | | | | {:.4f} ± {:.4f} | {:.4f} ± {:.4f} |".format(*mean_sd(at_half), *mean_sd(at_t)))
     wins = sum(b > a for a, b in zip(at_half, at_t))
     losses = sum(b < a for a, b in zip(at_half, at_t))
     lines.append(f"\nDev threshold vs argmax on test: better on {wins} splits, worse on {losses}, "

@@ -81,3 +81,13 @@ def test_many_classes_train_and_report(tmp_path, capsys):
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["test"]["confusion_matrix"] is None and len(m["test"]["confusion_top"]["labels"]) <= 40
     assert (tmp_path / "run" / "confusion_matrix.png").is_file()
+
+
+def test_mean_sd_is_the_sample_sd_everywhere():
+    from convtune.experiments.compare import summarise
+    from convtune.metrics import mean_sd
+
+    assert mean_sd([1.0, 2.0, 3.0]) == (2.0, 1.0) and mean_sd([0.5]) == (0.5, 0.0)
+    keys = ("accuracy", "macro_f1", "ece", "ece_uncalibrated", "train_seconds", "texts_per_s")
+    runs = [{"config": "c", **{k: v for k in keys}} for v in (0.8, 0.9)]
+    assert summarise(runs)[0]["accuracy"] == pytest.approx((0.85, 0.0707107), abs=1e-6)  # ddof=1, not 0.05

@@ -15,6 +15,13 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+def mean_sd(values) -> tuple[float, float]:
+    """(mean, sample standard deviation) of a few runs' scores: the one "mean ± sd" of every
+    report and bench (ddof=1, as a spread over seeds is an estimate; 0.0 for a single run)."""
+    a = np.asarray(list(values), dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
 # Past this many classes metrics.json holds no dense confusion matrix (10,000 classes would be
 # 10^8 counts, gigabytes as JSON) but the sub-matrix of the classes with the most errors.
 DENSE_CONFUSION_MAX = 100

@@ -26,7 +26,7 @@ from convtune.data.inputs import as_set
 from convtune.estimators.registry import make_estimator
 from convtune.experiments.report import safe_name
 from convtune.experiments.tracking import make_tracker
-from convtune.metrics import compute_metrics
+from convtune.metrics import compute_metrics, mean_sd
 
 TRANSFORMER_HEADS = ("cnn", "cnn+pool", "linear")
 
@@ -153,12 +153,12 @@ def paired_tests(runs: list[dict], gold: list[str], a: str, b: str) -> dict | No
 
 
 def summarise(runs: list[dict]) -> list[dict]:
-    """Mean and std over seeds for each config, in first-seen order."""
+    """Mean and sample sd over seeds (`metrics.mean_sd`) for each config, in first-seen order."""
     names = list(dict.fromkeys(r["config"] for r in runs))
     rows = []
     for name in names:
         rs = [r for r in runs if r["config"] == name]
-        stat = lambda k: (float(np.mean([r[k] for r in rs])), float(np.std([r[k] for r in rs])))
+        stat = lambda k: mean_sd(r[k] for r in rs)
         rows.append({"config": name, "seeds": len(rs), "accuracy": stat("accuracy"), "macro_f1": stat("macro_f1"),
                      "ece": stat("ece"), "ece_uncalibrated": stat("ece_uncalibrated"),
                      "train_seconds": stat("train_seconds"), "texts_per_s": stat("texts_per_s")})

@@ -96,7 +96,7 @@ def render_markdown(res: dict, pictures: list[str]) -> str:
         ece = f"{_pm(r['ece'])} ({r['ece_uncalibrated'][0] * 100:.2f})" if "ece" in r else "–"
         lines.append(f"| {r['config']} | {r['seeds']} | {_pm(r['accuracy'])} | {_pm(r['macro_f1'])} | {ece} | "
                      f"{_pm(r['train_seconds'], 1, 1)} | {r['texts_per_s'][0]:.0f} |")
-    lines += ["", "## Paired tests (same test texts)", ""]
+    lines += ["", "Mean ± sample standard deviation over seeds (ddof=1).", "", "## Paired tests (same test texts)", ""]
     for t in res["paired_tests"]:
         b = t["bootstrap"]
         per = "; ".join(f"seed {s}: {m['a_only']} vs {m['b_only']}, p = {m['p_value']:.3g}"

@@ -359,12 +359,24 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
     average, history = WeightAverage(model, config.ema), History()
     hooks = [average, history, EpochLog(), EarlyStopping(config.patience), *callbacks]
     state = TrainState(config.epochs, steps, is_main=ranks.is_main, param_groups=optimizer.param_groups)
-    best = None  # (trainable weights, dev logits) of the best epoch so far
+    best = _epochs(run, state, hooks, plan, lambda: _check_dev(run, dev_forward, dev_enc, dev, labels, state, average))
+    if best is not None:
+        model.load_state_dict(best[0], strict=False)
+    _checkpointing(model, False)
+    return TrainResult(best_epoch=state.best_epoch, train_seconds=round(time.perf_counter() - start, 2),
+                       history=history.epochs, step_losses=history.step_losses, precision=precision,
+                       cache_seconds=cache_seconds, dev_logits=None if best is None else best[1])
+
+
+def _epochs(run: _Run, state: TrainState, hooks: list, plan: dict, check_dev) -> tuple | None:
+    """The epochs: train, check dev (`check_dev()` returns (weights, dev logits) on a new best),
+    tell the hooks; stop when one says so. Returns the best epoch's (weights, dev logits)."""
+    best = None
     with flush_denormal():
-        for state.epoch in range(1, config.epochs + 1):
+        for state.epoch in range(1, state.epochs + 1):
             epoch_start = time.perf_counter()
             state.train_loss = _train_epoch(run, train_steps(epoch=state.epoch, **plan), state, hooks)
-            best = _check_dev(run, dev_forward, dev_enc, dev, labels, state, average) or best
+            best = check_dev() or best
             state.epoch_seconds = time.perf_counter() - epoch_start
             for hook in hooks:
                 hook.on_epoch_end(state)
@@ -372,9 +384,4 @@ def fit(model: torch.nn.Module, tokenizer, train: TextSet, dev: TextSet, labels:
                 break
     for hook in hooks:
         hook.on_fit_end(state)
-    if best is not None:
-        model.load_state_dict(best[0], strict=False)
-    _checkpointing(model, False)
-    return TrainResult(best_epoch=state.best_epoch, train_seconds=round(time.perf_counter() - start, 2),
-                       history=history.epochs, step_losses=history.step_losses, precision=precision,
-                       cache_seconds=cache_seconds, dev_logits=None if best is None else best[1])
+    return best
