@@ -123,9 +123,8 @@ def test_bad_head_option_is_one_line(toy_csv, tiny_encoder, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("option,match", [
-    (["--epochs", "0"], "epochs must be"), (["--batch-size", "0"], "batch_size must be"),
     (["--lr", "-1"], "lr must be > 0"), (["--head-lr", "0"], "head_lr must be > 0"),
-    (["--patience", "0"], "patience must be"), (["--warmup-ratio", "2"], "warmup_ratio must be in"),
+    (["--warmup-ratio", "2"], "warmup_ratio must be in"),
     (["--label-smoothing", "1.5"], "label_smoothing must be in"), (["--filters", "0"], "filters per width"),
     (["--dropout", "1"], "dropout must be in"), (["--ema", "1"], "ema must be in"), (["--head", "textcnn", "--filters", "-1"], "textcnn head: filters"),
     (["--head", "linear", "--pooling", "max"], "linear head: pooling"),
@@ -137,11 +136,28 @@ def test_bad_numbers_fail_before_the_data_is_read(option, match, tmp_path, capsy
     assert match in err and err.count("\n") == 1 and not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("option", ["--epochs", "--batch-size", "--patience", "--grad-accum", "--eval-batch-size"])
+def test_counts_below_one_are_usage_errors_in_every_verb_that_takes_them(option, tmp_path, capsys):
+    # A count's range is part of its one declaration (config.TrainConfig): train, compare and
+    # bench refuse 0 alike, before any data is read.
+    from convtune.cli.options import VERBS
+
+    for verb in [v for v, (_, parts) in VERBS.items() if any(
+            cls.__name__ == "TrainConfig" and (only is None or option[2:].replace("-", "_") in only)
+            for cls, only, _ in parts)]:
+        with pytest.raises(SystemExit) as e:
+            main([verb, *(["m", "t"] if verb == "predict" else ["--data", str(tmp_path / "no.csv")]), option, "0",
+                  "--out", str(tmp_path / "x")])
+        assert e.value.code == 2 and f"argument {option}: wants a whole number >= 1, not '0'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_train_limit_below_two_is_refused(toy_csv, tiny_encoder, tmp_path, capsys):
     # --train-limit 0 used to mean "no limit" and trained on everything.
-    rc = main(["train", "--data", str(toy_csv), "--encoder", str(tiny_encoder), "--train-limit", "0",
-               "--out", str(tmp_path / "x")])
-    assert rc == 2 and "train limit must be at least 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # the option's range (argparse's usage line), as every verb reads it
+        main(["train", "--data", str(toy_csv), "--encoder", str(tiny_encoder), "--train-limit", "0",
+              "--out", str(tmp_path / "x")])
+    assert e.value.code == 2 and "--train-limit: wants at least 2 texts, not '0'" in capsys.readouterr().err
 
 
 def test_predict_to_missing_folder_is_one_line(run_dir, capsys):
@@ -405,3 +421,34 @@ def test_an_interrupted_train_says_what_rerunning_does(tmp_path, monkeypatch, ca
     assert main(["train", "--data", str(tmp_path / "d.csv"), "--head", "tfidf-svm", "--out", str(tmp_path / "r")]) == 130
     assert capsys.readouterr().err.strip() == f"interrupted: {tmp_path / 'r'} was not written; rerunning the " \
                                               "command trains from the start"
+
+
+def _options_by_verb() -> dict[str, dict[str, tuple]]:
+    """verb -> visible flag -> (default, help, choices, required) as argparse holds them."""
+    import argparse
+
+    from convtune.cli.options import parser
+
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {verb: {flag: (a.default, a.help, tuple(a.choices or ()), a.type and getattr(a.type, "__name__", None))
+                   for a in p._actions if a.help != argparse.SUPPRESS for flag in a.option_strings if flag != "-h"}
+            for verb, p in sub.choices.items()}
+
+
+def test_an_option_shared_by_verbs_has_one_default_and_one_help():
+    seen: dict[str, tuple] = {}
+    for verb, options in _options_by_verb().items():
+        for flag, spec in options.items():
+            first = seen.setdefault(flag, (verb, spec))
+            assert spec == first[1], f"{flag}: {verb} says {spec}, {first[0]} says {first[1]}"
+    assert {"--data", "--encoder", "--out", "--seed", "--threads", "--device"} <= set(seen)
+
+
+def test_every_option_is_made_from_a_dataclass_field():
+    import re
+    from pathlib import Path
+
+    import convtune.cli
+
+    calls = sum(len(re.findall(r"\.add_argument\(", p.read_text())) for p in Path(convtune.cli.__file__).parent.glob("*.py"))
+    assert calls <= 3  # the generator's own calls (cli/fields.py) and none written per option

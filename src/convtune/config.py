@@ -29,6 +29,14 @@ SGD_LR = 3e-3
 SGD_HEAD_LR = 3e-2
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")  # what --device accepts
 
+# The names every layer reads: the CLI's choices, the estimators, compare's grid, the search.
+TRANSFORMER_HEADS = ("cnn", "cnn+pool", "linear")          # heads over an encoder
+HEADS = (*TRANSFORMER_HEADS, "tfidf-svm", "tfidf-nb", "textcnn")  # --head: those and the baselines
+ADAPTER_MODES = ("lora", "adalora", "ia3")
+MODES = ("finetune", "frozen", *ADAPTER_MODES)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LONG_TEXT_RULES = ("truncate", "head-tail", "windows")
+
 
 def option(default, help: str, **cli) -> field:
     """A dataclass field with its CLI help (and argparse extras such as choices or flag)."""
@@ -39,8 +47,8 @@ def option(default, help: str, **cli) -> field:
 class TrainConfig:
     """Optimisation hyper-parameters (saved with the model)."""
 
-    epochs: int = option(5, "training epochs")  # with patience 3: dev macro-F1 preferred it on SMS (docs/tuning.md)
-    batch_size: int = option(32, "texts per training batch")
+    epochs: int = option(5, "training epochs", low=1)  # with patience 3: dev macro-F1 preferred it on SMS (docs/tuning.md)
+    batch_size: int = option(32, "texts per training batch", low=1)
     lr: float | None = option(None, "encoder learning rate (default: the encoder's own, 1e-4 for minilm-l6, "
                                     "else 5e-5)")
     head_lr: float | None = option(None, "head learning rate (default 1e-3; with --optimizer sgd 3e-2)")
@@ -50,15 +58,16 @@ class TrainConfig:
     weight_decay: float = option(0.01, "weight decay, decoupled for adamw (not on biases and norms)")
     warmup_ratio: float = option(0.1, "fraction of all steps spent warming up linearly")
     max_grad_norm: float = option(1.0, "gradient clipping norm")
-    patience: int = option(3, "epochs without a dev macro-F1 gain before stopping")
+    patience: int = option(3, "epochs without a dev macro-F1 gain before stopping", low=1)
     class_weight: str = option("none", "weight the loss by inverse class frequency", choices=("none", "balanced"))
     label_smoothing: float = option(0.0, "cross-entropy label smoothing in [0, 1]", metavar="X")
     ema: float = option(0.0, "dev checks and the saved model use an exponential moving average of the "
                              "weights with this decay, e.g. 0.99 (0: off)", metavar="DECAY")
     grad_accum: int = option(1, "micro-batches accumulated per optimizer step: a step sees batch-size x "
-                                "processes x grad-accum texts (a large batch in little memory)", metavar="K")
-    seed: int = option(42, "seed of the initial weights, batch order and dropout")
-    eval_batch_size: int = option(64, "texts per dev / prediction batch")
+                                "processes x grad-accum texts (a large batch in little memory)", metavar="K", low=1)
+    seed: int = option(42, "seed of the initial weights, batch order and dropout", low=0, high=2**32 - 1,
+                       wants="a whole number from 0 to 4294967295")
+    eval_batch_size: int = option(64, "texts per dev / prediction batch", low=1)
     calibrate: str = option("temperature", "after training, fit a temperature on dev that scales the logits (kept "
                                            "if it lowers dev NLL; predictions do not change)",
                             choices=("temperature", "none"))
@@ -103,7 +112,7 @@ class RuntimeConfig:
 
     precision: str = option("auto", "autocast precision (auto: bf16 on CPUs with native bf16 and on GPUs that "
                                     "support it, fp16 with loss scaling on other GPUs, else fp32)",
-                            choices=("auto", "fp32", "bf16", "fp16"))
+                            choices=PRECISIONS)
     cache: str = option("auto", "frozen mode: token-state cache directory (auto: $CONVTUNE_CACHE or "
                                 "~/.cache/convtune; off: no cache)", flag="--cache-dir")
     device: str = option("auto", "where the model runs: auto (a CUDA GPU if torch sees one, else the CPU), "

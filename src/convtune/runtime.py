@@ -30,7 +30,7 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from convtune.config import PRECISIONS  # noqa: E402,F401  (declared once there)
 
 
 def resolve_device(setting: str | torch.device = "auto") -> torch.device:

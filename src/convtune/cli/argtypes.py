@@ -14,17 +14,14 @@ def whole_number_arg(low: int, high: int | None = None, wants: str = ""):
     return parse
 
 
-positive_int_arg = whole_number_arg(1, wants="a whole number >= 1")
-train_limit_arg = whole_number_arg(2, wants="at least 2 texts")  # bench children used to die on 1
-port_arg = whole_number_arg(1, 65535, wants="a port number from 1 to 65535")  # 99999: a traceback from bind
-seed_arg = whole_number_arg(0, 2**32 - 1, wants="a whole number from 0 to 4294967295")  # numpy's seed range
-
-
-def wait_ms_arg(s: str) -> float:
-    try:
-        value = float(s)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 10_000:  # also refuses nan; inf made requests wait forever
-        raise argparse.ArgumentTypeError(f"wants milliseconds from 0 to 10000, not {s!r}")
-    return value
+def number_arg(low: float | None, high: float | None, wants: str | None = None):
+    """An argparse type for real numbers in [low, high] (nan refused)."""
+    def parse(s: str) -> float:
+        try:
+            value = float(s)
+        except ValueError:
+            value = float("nan")
+        if not ((low is None or value >= low) and (high is None or value <= high)):
+            raise argparse.ArgumentTypeError(f"wants {wants or f'a number from {low} to {high}'}, not {s!r}")
+        return value
+    return parse

@@ -151,20 +151,23 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
+    from convtune.config import TrainConfig
     from convtune.deploy.predict_io import predict_command
+
+    a.batch_size = a.batch_size or a.eval_batch_size or TrainConfig().eval_batch_size  # --batch-size: an alias
 
     return predict_command(a)
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    from convtune.estimators.transformer import MODES
-    from convtune.experiments.compare import TRANSFORMER_HEADS, run_compare
+    from convtune.config import HEADS, MODES
+    from convtune.experiments.compare import run_compare
+    from convtune.modeling.model import DEFAULT_MAX_LENGTH
 
     heads = [h.strip() for h in a.heads.split(",") if h.strip()]
     modes = [m.strip() for m in a.modes.split(",") if m.strip()]
-    known = set(TRANSFORMER_HEADS) | {"textcnn", "tfidf-svm", "tfidf-nb"}
-    if not heads or set(heads) - known:
-        raise ConvtuneError(f"--heads takes {', '.join(sorted(known))}")
+    if not heads or set(heads) - set(HEADS):
+        raise ConvtuneError(f"--heads takes {', '.join(sorted(HEADS))}")
     if not modes or set(modes) - set(MODES):
         raise ConvtuneError(f"--modes takes one or more of {', '.join(MODES)}")
     if a.seeds < 1:
@@ -173,7 +176,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
     make_tracker(a.track)  # a missing tracking library fails before the first run
     options = {"encoder": a.encoder, "epochs": a.epochs, "frozen_epochs": a.frozen_epochs, "patience": a.patience,
-               "max_length": a.max_length, "train_limit": a.train_limit, "device": a.device,
+               "max_length": a.max_length or DEFAULT_MAX_LENGTH, "train_limit": a.train_limit, "device": a.device,
                "precision": a.precision, "track": a.track}
     res = run_compare(a.data, heads, modes, a.seeds, a.out, options, split_seed=a.split_seed,
                       overwrite=a.overwrite, command="convtune " + " ".join(sys.argv[1:]))
@@ -184,16 +187,19 @@ def cmd_compare(a: argparse.Namespace) -> int:
 def cmd_bench(a: argparse.Namespace) -> int:
     import importlib.util
 
+    from convtune.config import TrainConfig
     from convtune.experiments.bench import run_bench
+    from convtune.modeling.model import DEFAULT_MAX_LENGTH
 
     if importlib.util.find_spec("accelerate") is None:
         raise ConvtuneError("bench runs Hugging Face Trainer, which needs accelerate: pip install 'convtune[bench]'")
-    res = run_bench(data=a.data, encoder=a.encoder, epochs=a.epochs, frozen_epochs=a.frozen_epochs,
-                    batch_size=a.batch_size, lr=a.lr, max_length=a.max_length, seed=a.seed,
-                    train_limit=a.train_limit, pipeline_batch_size=a.pipeline_batch_size, out_dir=a.out,
-                    device=a.device,
+    train = TrainConfig()  # what an option left unset means: train's own default
+    res = run_bench(data=a.data or "sst2", encoder=a.encoder, epochs=a.epochs, frozen_epochs=a.frozen_epochs,
+                    batch_size=a.batch_size or train.batch_size, lr=a.lr, max_length=a.max_length or DEFAULT_MAX_LENGTH,
+                    seed=train.seed if a.seed is None else a.seed, train_limit=a.train_limit,
+                    pipeline_batch_size=a.pipeline_batch_size, out_dir=a.out or "bench", device=a.device or "auto",
                     log=lambda m: print(m, file=sys.stderr))
-    print(Path(a.out, "results.md").read_text(encoding="utf-8"))  # written as UTF-8, whatever the locale
+    print(Path(a.out or "bench", "results.md").read_text(encoding="utf-8"))  # written as UTF-8, whatever the locale
     return 0 if res else 1
 
 
@@ -227,7 +233,7 @@ def cmd_cache(a: argparse.Namespace) -> int:
     from convtune.paths import default_cache_root
     from convtune.training.state_cache import cache_info, clear_cache, store_dirs
 
-    root = Path(a.cache_dir) if a.cache_dir else default_cache_root()
+    root = Path(a.cache) if a.cache not in (None, "auto", "off") else default_cache_root()
     if a.action == "clear":
         count = len(store_dirs(root))  # cache_info would also read every index just to count
         print(f"cleared {count} store(s) under {root}: {clear_cache(root) / 1e6:.1f} MB freed")

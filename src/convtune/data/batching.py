@@ -17,6 +17,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from convtune.config import LONG_TEXT_RULES
 from convtune.distributed import Ranks, all_max, all_sum, collective, current
 from convtune.errors import ConvtuneError
 from convtune.progress import progress
@@ -105,7 +106,6 @@ class Encoded:
         return np.concatenate([[0], np.cumsum(self.windows_per_text())])
 
 
-LONG_TEXT_RULES = ("truncate", "head-tail", "windows")
 WINDOW_POOLS = ("mean", "max")
 HEAD_SHARE = 0.25  # head-tail: Sun et al. 2019 kept the first 128 and the last 382 of 510 tokens
 

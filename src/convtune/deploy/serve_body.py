@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from fastapi import Request
+from typing import TYPE_CHECKING
+
+from convtune.config import option
+
+if TYPE_CHECKING:  # building the CLI reads ServeConfig: no fastapi import for that
+    from fastapi import Request
 
 from convtune.errors import ConvtuneError, text_problem
 
@@ -15,11 +20,14 @@ MAX_BATCH_WAIT_MS = 10_000.0  # waiting longer for company than this only delays
 
 @dataclass
 class ServeConfig:
-    max_texts: int = 256          # texts per request
-    max_chars: int = 10_000       # characters per text
-    max_body: int = 1_000_000     # request body bytes
-    batch_wait_ms: float = 5.0    # how long the first request of a batch waits for company
-    max_batch: int = 64           # texts per model call
+    """The server's limits and batching (`convtune serve` makes one option per field)."""
+
+    max_texts: int = option(256, "texts per request", low=1)
+    max_chars: int = option(10_000, "characters per text", low=1)
+    max_body: int = option(1_000_000, "request body bytes", low=1)
+    batch_wait_ms: float = option(5.0, "how long to gather requests into one batch", low=0, high=10_000,
+                                  wants="milliseconds from 0 to 10000")  # inf made requests wait forever
+    max_batch: int = option(64, "texts per model call", low=1)
     device: str = "auto"          # where the model runs (a GPU if torch sees one)
     precision: str = "auto"       # autocast precision on that device
     ui: bool = True               # the page at GET / (off: --no-ui)

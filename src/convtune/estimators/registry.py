@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from convtune.config import RUNTIME_OPTIONS, TRAIN_OPTIONS
+from convtune.config import HEADS, RUNTIME_OPTIONS, TRAIN_OPTIONS
 from convtune.errors import ConvtuneError
 from convtune.estimators.base import TextClassifier, load_as
 from convtune.estimators.onnx import OnnxClassifier
@@ -22,8 +22,6 @@ from convtune.modeling.checkpoint import read_manifest
 
 KINDS: dict[str, type[TextClassifier]] = {
     c.kind: c for c in (Classifier, TfidfClassifier, TextCNNClassifier, OnnxClassifier)}
-TRANSFORMER_HEADS = ("cnn", "cnn+pool", "linear")
-HEADS = (*TRANSFORMER_HEADS, "tfidf-svm", "tfidf-nb", "textcnn")
 
 
 def load(path: str | Path, device: str | None = None, precision: str | None = None) -> TextClassifier:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from convtune.config import TRAIN_OPTIONS, RuntimeConfig, TrainConfig, split_options
+from convtune.config import MODES, TRAIN_OPTIONS, RuntimeConfig, TrainConfig, split_options
 from convtune.errors import ConvtuneError, warn
 from convtune.data.batching import LongText, long_share, unknown_share
 from convtune.estimators.base import TextClassifier, TokenClassifier, TokenPath, warn_long_texts
@@ -50,7 +50,6 @@ AUTO_WINDOWS_SHARE = 0.10
 UNKNOWN_WARN_SHARE = 0.05
 
 
-MODES = ("finetune", "frozen", *ADAPTER_MODES)
 # Adapters' encoder learning rate when none is given: on SST-2 dev (MiniLM-L6, r 8, 3 epochs, seed 42)
 # 1e-3 reached 86.81% against 86.24% for the LoRA paper's RoBERTa-base 5e-4 (docs/results/adapters.md).
 ADAPTER_LR = 1e-3

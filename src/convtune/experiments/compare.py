@@ -21,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from convtune.data.splits import Splits, subsample
+from convtune.config import TRANSFORMER_HEADS
 from convtune.errors import ConvtuneError
 from convtune.data.inputs import as_set
 from convtune.estimators.registry import make_estimator
@@ -28,7 +29,6 @@ from convtune.experiments.report import safe_name
 from convtune.experiments.tracking import make_tracker
 from convtune.metrics import compute_metrics, mean_sd
 
-TRANSFORMER_HEADS = ("cnn", "cnn+pool", "linear")
 
 
 @dataclass(frozen=True)

@@ -13,24 +13,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from convtune._fs import pid_alive, remove_stale_partials
+from convtune.config import option
 from convtune.errors import ConvtuneError
 from convtune.experiments.search_space import Param, defaults
 
 PRUNERS = ("median", "hyperband", "none")
+WORKERS_HELP = ("processes on this machine, sharing its cores (search: each runs its share of the trials; serve: each holds its own model copy)")  # serve's --workers says the same
 
 
 @dataclass
 class SearchSettings:
     """The search's own options (the train options it fixes travel in `build`)."""
 
-    trials: int = 20
-    timeout: float | None = None      # seconds: no trial starts after this (a running one finishes)
-    storage: str | None = None        # None: OUT/study.db (OUT/journal.log with workers); URL; "journal"
-    study: str | None = None          # default: DATA-HEAD-MODE
-    workers: int = 1
-    pruner: str = "median"
-    seed: int = 42                    # the sampler's (training seeds are the train option --seed)
+    trials: int = option(20, "finished trials the study should have (rerunning the command continues it)", low=1)
+    timeout: float | None = option(None, "seconds after which no new trial starts", low=0)
+    storage: str | None = option(None, "sqlite:///PATH, postgresql+psycopg://..., or journal (default: OUT/study.db; "
+                                       "OUT/journal.log with --workers)")
+    study: str | None = option(None, "study name (default DATA-HEAD-MODE)")
+    workers: int = option(1, WORKERS_HELP, low=1)
+    pruner: str = option("median", "stop poor trials early on their per-epoch dev macro-F1", choices=PRUNERS)
+    seed: int = option(42, "the sampler's seed (training seeds are --seed)", flag="--search-seed", dest="search_seed", low=0,
+                       high=2**32 - 1, wants="a whole number from 0 to 4294967295")
     track: str = "none"               # each trial a tracked run (experiments.tracking), in OUT/tracking
+    space: str | None = option(None, "YAML search space (default: the mode's own; docs/search.md)")
+    worker_quota: int | None = option(None, "a --workers child's share of the trials", low=1, hidden=True)
 
     def __post_init__(self):
         if not isinstance(self.trials, int) or self.trials < 1:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from convtune.errors import ConvtuneError
 
-ADAPTER_MODES = ("lora", "adalora", "ia3")
+from convtune.config import ADAPTER_MODES  # noqa: E402,F401  (declared once there)
 
 # The linear layers adapted by default, per encoder family (model_type): attention projections
 # and the feed-forward pair, as the LoRA and AdaLoRA papers adapt for BERT-style encoders; for

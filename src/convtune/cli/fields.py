@@ -1,0 +1,65 @@
+"""Command-line options made from dataclass fields (the approach of Hugging Face's
+`HfArgumentParser` and litgpt): a field made with `config.option(default, help, ...)` is one
+option of every verb that takes its dataclass, so its flag, type, range, choices, default and
+help are declared once. Building options imports nothing heavy.
+
+Metadata a field may carry besides its help: `flag` (when the spelling is not --field-name),
+`choices`, `metavar`, `low` / `high` (a range, checked by argparse) with `wants` (how the range
+is said), `positional`, `nargs`, `const`, `dest`, `hidden` (accepted, not listed in --help),
+`required`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields
+
+from convtune.cli.argtypes import number_arg, whole_number_arg
+
+_PLAIN = {"int": int, "float": float, "str": str}
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _type(f, meta: dict):
+    base = str(f.type).replace(" | None", "")
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None or high is not None:
+        wants = meta.get("wants") or (f"a whole number >= {low}" if high is None else
+                                      f"a whole number from {low} to {high}")
+        return whole_number_arg(low, high, wants) if base == "int" else number_arg(low, high, meta.get("wants"))
+    return _PLAIN.get(base, str)
+
+
+def add_fields(g, cls: type, *, only: tuple[str, ...] | None = None, unset: bool = False,
+               notes: dict | None = None, required: tuple[str, ...] = ()) -> None:
+    """One option per field of `cls` that has help metadata (those named in `only`, in `only`'s
+    order). `unset`: every default is None, so that a model's own defaults apply to what is not
+    given, and the help says the default. `notes`: field -> a note on another default (TextCNN's).
+    `required`: fields this verb cannot do without."""
+    by_name = {f.name: f for f in fields(cls) if "help" in f.metadata}
+    for name in only or tuple(by_name):
+        f = by_name[name]
+        meta = dict(f.metadata)
+        default = None if f.default is MISSING else f.default
+        text = meta["help"]
+        flags = [meta.get("flag", "--" + f.name.replace("_", "-"))]
+        kwargs = {"help": argparse.SUPPRESS if meta.get("hidden") else text.replace("%", "%%")}
+        if meta.get("positional"):
+            g.add_argument(f.name, nargs=meta.get("nargs"), choices=meta.get("choices"), help=kwargs["help"])
+            continue
+        if str(f.type) == "bool":
+            kwargs.update(action="store_const", const=True, default=None if unset else False)
+        else:
+            if unset and default is not None:
+                note = f"; textcnn: {_shown(notes[name])}" if notes and notes.get(name, default) != default else ""
+                kwargs["help"] = f"{text} (default {_shown(default)}{note})".replace("%", "%%")
+            kwargs.update(type=_type(f, meta), default=None if unset else default)
+            for key in ("choices", "metavar", "nargs", "const"):
+                if key in meta:
+                    kwargs[key] = meta[key]
+        if name in required or meta.get("required"):
+            kwargs["required"] = True
+        g.add_argument(*flags, dest=meta.get("dest", f.name), **kwargs)
