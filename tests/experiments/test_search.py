@@ -340,3 +340,27 @@ def test_a_trial_that_fails_with_a_one_line_error_is_logged_without_a_traceback(
     failed = [r for r in _optuna_said(caplog) if "failed" in r.getMessage()]
     assert len(failed) == S.MAX_FAILED_IN_A_ROW and not any(r.exc_info for r in failed)
     assert all("the training loss became NaN at step 3" in r.getMessage() for r in failed)
+
+
+def test_the_default_space_reads_its_defaults_from_the_dataclasses(monkeypatch):
+    from dataclasses import dataclass, field
+
+    from convtune.modeling import heads
+    from convtune.modeling.adapters import AdapterConfig
+
+    d = defaults(default_space("lora", "cnn", 1e-4))
+    cnn, adapter = heads.CNNHeadConfig(), AdapterConfig()
+    assert (d["filters"], d["kernel_sizes"], d["pooling"], d["dropout"]) == (
+        cnn.num_filters, ",".join(map(str, cnn.kernel_sizes)), cnn.pooling, cnn.dropout)
+    assert (d["lora_r"], d["lora_alpha"]) == (adapter.r, adapter.alpha)
+
+    @dataclass
+    class OtherDefaults(heads.CNNHeadConfig):  # the head's defaults change: trial 0 follows them
+        kernel_sizes: list = field(default_factory=lambda: [3, 4, 5])
+        num_filters: int = 256
+        pooling: str = "mean"
+        dropout: float = 0.2
+
+    monkeypatch.setattr(heads, "CNNHeadConfig", OtherDefaults)
+    d = defaults(default_space("finetune", "cnn", 1e-4))
+    assert (d["filters"], d["kernel_sizes"], d["pooling"], d["dropout"]) == (256, "3,4,5", "mean", 0.2)

@@ -99,11 +99,16 @@ def defaults(space: list[Param]) -> dict:
 
 def default_space(mode: str, head: str, encoder_lr: float) -> list[Param]:
     """The space searched unless a file replaces it. Ranges around the documented recipes
-    (docs/tuning.md); `encoder_lr` is this encoder's / mode's default AdamW rate."""
-    t = TrainConfig()
+    (docs/tuning.md); `encoder_lr` is this encoder's / mode's default AdamW rate. Every default
+    is read from the dataclass that declares it (train's, the head's, the adapter's), so trial 0
+    is `convtune train`'s recipe whatever those defaults become."""
+    from convtune.modeling.adapters import AdapterConfig  # torch: only when a search runs
+    from convtune.modeling.heads import CNNHeadConfig, LinearHeadConfig
+
+    t, cnn, adapter = TrainConfig(), CNNHeadConfig(), AdapterConfig()
     sgd = {"optimizer": ["sgd"]}
     adamw = {"optimizer": ["adamw"]}
-    space = [Param("optimizer", "categorical", choices=["adamw", "sgd"], default="adamw")]
+    space = [Param("optimizer", "categorical", choices=["adamw", "sgd"], default=t.optimizer)]
     if mode != "frozen":
         low, high = (1e-4, 3e-3) if mode in ("lora", "adalora", "ia3") else (1e-5, 3e-4)
         space += [Param("lr", "float", low, high, log=True, default=encoder_lr, when=adamw),
@@ -114,14 +119,19 @@ def default_space(mode: str, head: str, encoder_lr: float) -> list[Param]:
               Param("weight_decay", "float", 0.0, 0.1, default=t.weight_decay),
               Param("warmup_ratio", "float", 0.0, 0.2, default=t.warmup_ratio),
               Param("epochs", "int", *((5, 20) if mode == "frozen" else (2, 6)), default=t.epochs),
-              Param("dropout", "float", 0.0, 0.5, default=0.1)]
+              Param("dropout", "float", 0.0, 0.5, default=(LinearHeadConfig() if head == "linear" else cnn).dropout)]
     if head != "linear":
-        space += [Param("filters", "categorical", choices=[64, 128, 256], default=128),
-                  Param("kernel_sizes", "categorical", choices=["1,2,3", "2,3,4", "3,4,5", "2,3,4,5"], default="2,3,4"),
-                  Param("pooling", "categorical", choices=["max", "mean", "both"], default="max")]
+        space += [Param("filters", "categorical", choices=[64, 128, 256], default=cnn.num_filters),
+                  Param("kernel_sizes", "categorical", choices=["1,2,3", "2,3,4", "3,4,5", "2,3,4,5"],
+                        default=",".join(map(str, cnn.kernel_sizes))),
+                  Param("pooling", "categorical", choices=["max", "mean", "both"], default=cnn.pooling)]
     if mode in ("lora", "adalora"):
-        space += [Param("lora_r", "categorical", choices=[4, 8, 16], default=8),
-                  Param("lora_alpha", "categorical", choices=[8, 16, 32], default=16)]
+        alpha = int(adapter.alpha) if float(adapter.alpha).is_integer() else adapter.alpha
+        space += [Param("lora_r", "categorical", choices=[4, 8, 16], default=adapter.r),
+                  Param("lora_alpha", "categorical", choices=[8, 16, 32], default=alpha)]
+    for p in space:  # a default outside its range would make trial 0 another recipe than train's
+        if p.choices is not None and p.default not in p.choices:
+            p.choices = sorted({*p.choices, p.default}, key=str)
     return space
 
 
