@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from convtune.cli.explain import cmd_audit, cmd_explain  # light: their heavy imports are inside
+from convtune.config import ADAPTER_MODES, TRANSFORMER_HEADS
 from convtune.errors import ConvtuneError
 
 
@@ -75,8 +76,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     clf = make_estimator(a)  # bad options fail before any data is read
     make_tracker(a.track)  # and a missing tracking library
-    if a.merge and a.mode not in ("lora", "adalora", "ia3"):
-        raise ConvtuneError(f"--merge needs an adapter mode (lora, adalora, ia3), not --mode {a.mode}")
+    if a.merge and a.mode not in ADAPTER_MODES:
+        raise ConvtuneError(f"--merge needs an adapter mode ({', '.join(ADAPTER_MODES)}), not --mode {a.mode}")
     splits = load_splits(a.data, a.dev, a.test, seed=clf.get_params()["seed"], text_col=a.text_col,
                          label_col=a.label_col, encoding=a.encoding, strict=a.strict, rule=label_rule(a))
     m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit, merge=a.merge, track=a.track,
@@ -93,13 +94,13 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def cmd_search(a: argparse.Namespace) -> int:
     from convtune.data.builtin import load_splits
-    from convtune.estimators.transformer import ADAPTER_LR, ADAPTER_MODES
+    from convtune.estimators.transformer import ADAPTER_LR
     from convtune.experiments.search import SearchSettings, check_out, run_search
     from convtune.experiments.search_space import SEARCHABLE, default_space, read_space, without
     from convtune.modeling.encoders import default_lr
 
-    if a.head not in ("cnn", "cnn+pool", "linear"):
-        raise ConvtuneError(f"search tunes the encoder heads (cnn, cnn+pool, linear), not --head {a.head}")
+    if a.head not in TRANSFORMER_HEADS:
+        raise ConvtuneError(f"search tunes the encoder heads ({', '.join(TRANSFORMER_HEADS)}), not --head {a.head}")
     if a.merge:
         raise ConvtuneError("--merge is a train option; merge the best model with convtune export")
     settings = SearchSettings(trials=a.trials, timeout=a.timeout, storage=a.storage, study=a.study,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from convtune.config import HEAD_LR, SGD_HEAD_LR, SGD_LR, TrainConfig
+from convtune.config import ADAPTER_MODES, HEAD_LR, SGD_HEAD_LR, SGD_LR, TrainConfig
 from convtune.errors import ConvtuneError
 
 # The train options a search may set (each is a `convtune train` option of the same name).
@@ -110,7 +110,7 @@ def default_space(mode: str, head: str, encoder_lr: float) -> list[Param]:
     adamw = {"optimizer": ["adamw"]}
     space = [Param("optimizer", "categorical", choices=["adamw", "sgd"], default=t.optimizer)]
     if mode != "frozen":
-        low, high = (1e-4, 3e-3) if mode in ("lora", "adalora", "ia3") else (1e-5, 3e-4)
+        low, high = (1e-4, 3e-3) if mode in ADAPTER_MODES else (1e-5, 3e-4)
         space += [Param("lr", "float", low, high, log=True, default=encoder_lr, when=adamw),
                   Param("sgd_lr", "float", 1e-3, 3e-2, log=True, default=SGD_LR, option="lr", when=sgd)]
     space += [Param("head_lr", "float", 1e-4, 1e-2, log=True, default=HEAD_LR, when=adamw),
