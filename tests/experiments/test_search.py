@@ -154,7 +154,10 @@ def test_search_refuses_a_directory_it_did_not_write(toy_csv, tiny_encoder, tmp_
 
 def test_kill_9_during_a_trial_then_rerun_continues_the_study(toy_csv, tiny_encoder, tmp_path):
     out = tmp_path / "search"
-    cmd = [sys.executable, "-m", "convtune", *_search_cmd(toy_csv, tiny_encoder, out, "--trials", "3")]
+    # Eight epochs without early stopping: a trial lasts seconds, not one, so the poll below (a
+    # study read every 0.3 s) sees trial 1 running even on a loaded machine.
+    cmd = [sys.executable, "-m", "convtune", *_search_cmd(toy_csv, tiny_encoder, out, "--trials", "3", "--epochs", "8",
+                                                          "--patience", "8")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     killed = None
