@@ -30,8 +30,28 @@ SGD_HEAD_LR = 3e-2
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")  # what --device accepts
 
 # The names every layer reads: the CLI's choices, the estimators, compare's grid, the search.
-TRANSFORMER_HEADS = ("cnn", "cnn+pool", "linear")          # heads over an encoder
-HEADS = (*TRANSFORMER_HEADS, "tfidf-svm", "tfidf-nb", "textcnn")  # --head: those and the baselines
+BASELINES = ("tfidf-svm", "tfidf-nb", "textcnn")  # --head values that need no encoder
+_ENCODER_HEADS = ["cnn", "cnn+pool", "linear"]    # heads over an encoder: modeling.heads.register_head adds more
+
+
+def transformer_heads() -> tuple[str, ...]:
+    """The heads over an encoder: the built-in ones, then any a module registered."""
+    return tuple(_ENCODER_HEADS)
+
+
+def all_heads() -> tuple[str, ...]:
+    """What --head accepts: the heads over an encoder and the baselines."""
+    return (*transformer_heads(), *BASELINES)
+
+
+def add_head_name(name: str) -> None:
+    """Make `name` a head over an encoder everywhere names are read (modeling.heads.register_head)."""
+    if not isinstance(name, str) or not name.strip() or name in BASELINES or "," in name:
+        raise ConvtuneError(f"a head name must be a non-empty string without commas, not a baseline's: {name!r}")
+    if name not in _ENCODER_HEADS:
+        _ENCODER_HEADS.append(name)
+
+
 ADAPTER_MODES = ("lora", "adalora", "ia3")
 MODES = ("finetune", "frozen", *ADAPTER_MODES)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -3,7 +3,8 @@
 import pytest
 
 from convtune.errors import ConvtuneError
-from convtune.estimators.registry import HEADS, KINDS, load, make_estimator
+from convtune.config import all_heads
+from convtune.estimators.registry import KINDS, load, make_estimator
 from convtune.estimators.textcnn import TextCNNClassifier
 from convtune.estimators.tfidf import TfidfClassifier
 from convtune.estimators.transformer import Classifier
@@ -14,7 +15,7 @@ from ..conftest import toy_texts
 def test_every_head_builds_its_kind_with_the_options_it_takes():
     options = {"encoder": "some-encoder", "mode": "frozen", "epochs": 2, "seed": 7, "max_length": 32,
                "stop_words": True, "layers": 2, "lr": None}
-    built = {head: make_estimator(head, **options) for head in HEADS}
+    built = {head: make_estimator(head, **options) for head in all_heads()}
     assert {h: type(c) for h, c in built.items()} == {
         "cnn": Classifier, "cnn+pool": Classifier, "linear": Classifier,
         "tfidf-svm": TfidfClassifier, "tfidf-nb": TfidfClassifier, "textcnn": TextCNNClassifier}

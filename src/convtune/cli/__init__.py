@@ -39,8 +39,25 @@ def _parse(argv: list[str]):
     return args
 
 
+def _import_plugins() -> None:
+    """CONVTUNE_PLUGINS=module[,module]: modules imported before the options are made, so that the
+    heads they register (modeling.heads.register_head) are --head choices and load from disk."""
+    import importlib
+
+    for name in filter(None, (m.strip() for m in os.environ.get("CONVTUNE_PLUGINS", "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ConvtuneError(f"CONVTUNE_PLUGINS: cannot import {name!r} ({e})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    try:
+        _import_plugins()
+    except ConvtuneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     args = _parse(argv)
     args.argv = argv  # `search --workers` reruns it in child processes
     prefix = _rank_prefix()

@@ -4,7 +4,7 @@ option of every verb that takes its dataclass, so its flag, type, range, choices
 help are declared once. Building options imports nothing heavy.
 
 Metadata a field may carry besides its help: `flag` (when the spelling is not --field-name),
-`choices`, `metavar`, `low` / `high` (a range, checked by argparse) with `wants` (how the range
+`choices` (or a function giving them), `metavar`, `low` / `high` (a range, checked by argparse) with `wants` (how the range
 is said), `positional`, `nargs`, `const`, `dest`, `hidden` (accepted, not listed in --help),
 `required`.
 """
@@ -58,8 +58,8 @@ def add_fields(g, cls: type, *, only: tuple[str, ...] | None = None, unset: bool
                 kwargs["help"] = f"{text} (default {_shown(default)}{note})".replace("%", "%%")
             kwargs.update(type=_type(f, meta), default=None if unset else default)
             for key in ("choices", "metavar", "nargs", "const"):
-                if key in meta:
-                    kwargs[key] = meta[key]
+                if key in meta:  # choices may be a function: names registered at run time (heads)
+                    kwargs[key] = meta[key]() if callable(meta[key]) else meta[key]
         if name in required or meta.get("required"):
             kwargs["required"] = True
         g.add_argument(*flags, dest=meta.get("dest", f.name), **kwargs)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from convtune.config import HEADS, LONG_TEXT_RULES, MODES, option
+from convtune.config import LONG_TEXT_RULES, MODES, all_heads, option
 from convtune.experiments.search_study import WORKERS_HELP
 
 TRACKERS = ("none", "tensorboard", "mlflow", "wandb")
@@ -39,7 +39,7 @@ class ModelOptions:
 
     encoder: str = option("minilm-l6", "packaged encoder name or local HF directory")
     head: str = option("cnn", "cnn / cnn+pool / linear: over the encoder; tfidf-svm, tfidf-nb, textcnn: baselines "
-                              "without it", choices=HEADS)
+                              "without it", choices=all_heads)
     mode: str = option("finetune", "finetune the encoder, keep it frozen, or train an adapter on it (lora, adalora, "
                                    "ia3; the head always trains in full)", choices=(*MODES, "adapter"))
     lora_r: int | None = option(None, "lora / adalora: rank (adalora: the average it prunes to; default 8)")
@@ -107,7 +107,7 @@ class PredictOptions:
 
 @dataclass
 class CompareOptions:
-    heads: str = option("cnn,cnn+pool,linear,textcnn,tfidf-svm", f"comma-separated: {', '.join(HEADS)}")
+    heads: str = option("cnn,cnn+pool,linear,textcnn,tfidf-svm", "comma-separated --head values")
     modes: str = option("finetune,frozen", f"for the transformer heads: {', '.join(MODES)}")
     seeds: int = option(3, "seeds per configuration", low=1)
     split_seed: int = option(42, "the split's seed (sets without an official split)", low=0, high=2**32 - 1,

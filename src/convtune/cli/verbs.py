@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from convtune.cli.explain import cmd_audit, cmd_explain  # light: their heavy imports are inside
-from convtune.config import ADAPTER_MODES, TRANSFORMER_HEADS
+from convtune.config import ADAPTER_MODES
+
+SEARCHED_HEADS = ("cnn", "cnn+pool", "linear")  # the heads experiments.search_space.default_space knows
 from convtune.errors import ConvtuneError
 
 
@@ -99,8 +101,9 @@ def cmd_search(a: argparse.Namespace) -> int:
     from convtune.experiments.search_space import SEARCHABLE, default_space, read_space, without
     from convtune.modeling.encoders import default_lr
 
-    if a.head not in TRANSFORMER_HEADS:
-        raise ConvtuneError(f"search tunes the encoder heads ({', '.join(TRANSFORMER_HEADS)}), not --head {a.head}")
+    if a.head not in SEARCHED_HEADS and not a.space:
+        raise ConvtuneError(f"search has a default space for the heads {', '.join(SEARCHED_HEADS)}, not --head "
+                            f"{a.head}; give one with --space FILE")
     if a.merge:
         raise ConvtuneError("--merge is a train option; merge the best model with convtune export")
     settings = SearchSettings(trials=a.trials, timeout=a.timeout, storage=a.storage, study=a.study,
@@ -161,14 +164,14 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    from convtune.config import HEADS, MODES
+    from convtune.config import MODES, all_heads
     from convtune.experiments.compare import run_compare
     from convtune.modeling.model import DEFAULT_MAX_LENGTH
 
     heads = [h.strip() for h in a.heads.split(",") if h.strip()]
     modes = [m.strip() for m in a.modes.split(",") if m.strip()]
-    if not heads or set(heads) - set(HEADS):
-        raise ConvtuneError(f"--heads takes {', '.join(sorted(HEADS))}")
+    if not heads or set(heads) - set(all_heads()):
+        raise ConvtuneError(f"--heads takes {', '.join(all_heads())}")
     if not modes or set(modes) - set(MODES):
         raise ConvtuneError(f"--modes takes one or more of {', '.join(MODES)}")
     if a.seeds < 1:

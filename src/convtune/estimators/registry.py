@@ -1,7 +1,7 @@
 """Every kind of estimator by name: the one module that knows them all.
 
     KINDS             kind in convtune.json -> class (load() dispatches on it)
-    HEADS             what `--head` accepts: a transformer head, a TF-IDF baseline, TextCNN
+    all_heads()       what `--head` accepts: a transformer head, a TF-IDF baseline, TextCNN (config.py)
     load(path)        any saved model or ONNX export
     make_estimator    the estimator for a head name, from keyword options (CLI, compare, bench)
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from convtune.config import HEADS, RUNTIME_OPTIONS, TRAIN_OPTIONS
+from convtune.config import RUNTIME_OPTIONS, TRAIN_OPTIONS, all_heads
 from convtune.errors import ConvtuneError
 from convtune.estimators.base import TextClassifier, load_as
 from convtune.estimators.onnx import OnnxClassifier
@@ -52,11 +52,11 @@ def _accepted(cls: type[TextClassifier]) -> set[str]:
 
 
 def make_estimator(head: str, **options) -> TextClassifier:
-    """The estimator for `head` (see HEADS). Options set to None, and those this kind does not
+    """The estimator for `head` (see config.all_heads). Options set to None, and those this kind does not
     take (an encoder for TF-IDF), are left out, so that one set of options can build every kind
     of a comparison grid and each keeps its own defaults for the rest."""
-    if head not in HEADS:
-        raise ConvtuneError(f"unknown head {head!r}; choose {', '.join(HEADS)}")
+    if head not in all_heads():
+        raise ConvtuneError(f"unknown head {head!r}; choose {', '.join(all_heads())}")
     if head.startswith("tfidf-"):
         cls, options = TfidfClassifier, dict(options, model=head.split("-", 1)[1])
     elif head == "textcnn":

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from convtune.config import MODES, TRAIN_OPTIONS, TRANSFORMER_HEADS, RuntimeConfig, TrainConfig, split_options
+from convtune.config import MODES, TRAIN_OPTIONS, RuntimeConfig, TrainConfig, split_options, transformer_heads
 from convtune.errors import ConvtuneError, warn
 from convtune.data.batching import LongText, long_share, unknown_share
 from convtune.estimators.base import TextClassifier, TokenClassifier, TokenPath, warn_long_texts
@@ -69,8 +69,8 @@ class Classifier(TokenClassifier):
                  long_text: str = "auto", stride: int | None = None, window_pool: str = "mean",
                  max_windows: int = 8, lora_r: int = 8, lora_alpha: float = 16.0, lora_dropout: float = 0.0,
                  target_modules: list[str] | None = None, **options):
-        if head not in TRANSFORMER_HEADS:
-            raise ConvtuneError(f"unknown head {head!r}; choose {', '.join(TRANSFORMER_HEADS)}")
+        if head not in transformer_heads():
+            raise ConvtuneError(f"unknown head {head!r}; choose {', '.join(transformer_heads())}")
         if layers is not None and layers < 1:  # None: 4 in frozen mode, else 1 (modeling.model.default_layers)
             raise ConvtuneError("layers must be at least 1")
         if mode == "adapter":  # the bottleneck adapters: the library cannot load here

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from convtune.data.splits import Splits, subsample
-from convtune.config import TRANSFORMER_HEADS
+from convtune.config import transformer_heads
 from convtune.errors import ConvtuneError
 from convtune.data.inputs import as_set
 from convtune.estimators.registry import make_estimator
@@ -45,7 +45,7 @@ def grid(heads: list[str], modes: list[str]) -> list[Config]:
     """Every transformer head in every mode; baselines once."""
     out = []
     for h in heads:
-        out += [Config(h, m) for m in modes] if h in TRANSFORMER_HEADS else [Config(h, "-")]
+        out += [Config(h, m) for m in modes] if h in transformer_heads() else [Config(h, "-")]
     return out
 
 

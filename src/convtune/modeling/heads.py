@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from convtune.config import add_head_name
 from convtune.errors import ConvtuneError
 
 # Far past any useful head, and far below what would exhaust memory: `--filters 1000000000`
@@ -173,8 +174,24 @@ class ScalarMix(nn.Module):
         return self.gamma.to(layers.dtype) * out
 
 
+# The heads over an encoder: name -> (module class, config dataclass). A head is a module built as
+# `Head(hidden_size, num_classes, config)`, whose `forward(h (B, T, H), mask (B, T))` gives logits
+# (B, C) and whose `config` attribute is its dataclass (saved in convtune.json as a dict).
 HEADS = {"cnn": (CNNHead, CNNHeadConfig), "cnn+pool": (CNNPoolHead, CNNPoolHeadConfig),
          "linear": (LinearHead, LinearHeadConfig)}
+
+
+def register_head(name: str, module: type[nn.Module], config: type) -> None:
+    """Add a head of your own: after this call `--head NAME` (with the module named in
+    CONVTUNE_PLUGINS for the command line) and `Classifier(head=NAME)` train, save, load and predict
+    with it, as with the built-in heads. `config` is a dataclass whose fields have defaults; a
+    head whose logits do not split over token windows gets one line from `explain`."""
+    import dataclasses
+
+    if not (isinstance(module, type) and issubclass(module, nn.Module)) or not dataclasses.is_dataclass(config):
+        raise ConvtuneError(f"register_head({name!r}): wants an nn.Module class and a dataclass")
+    add_head_name(name)
+    HEADS[name] = (module, config)
 
 
 def head_config(kind: str, config: dict | None = None):
