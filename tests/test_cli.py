@@ -304,7 +304,7 @@ def test_predict_output_onto_its_input_is_refused(run_dir, capsys):
     assert "is the --input file" in capsys.readouterr().err and data.read_bytes() == before
 
 
-# ---------------------------------------------------------------- hardening (issue 17)
+# ---------------------------------------------------------------- hardening
 
 def _train_tiny(tiny_encoder, data, out, *extra) -> int:
     return main(["train", "--data", str(data), "--label-col", "sentiment", "--encoder", str(tiny_encoder),

@@ -48,3 +48,18 @@ def test_documented_command_parses(doc, command):
         if e.code == 0:  # --help
             return
         pytest.fail(f"{doc}: `{command}` does not parse (exit {e.code})")
+
+
+# The code and its tests speak of the product, not of how the work was organised: no issue
+# numbers, "item N" or work-log ordinals (a session counted in words). README, docs/ and bench/ still
+# hold some and are not checked yet.
+PROCESS_WORDS = re.compile(r"\bissues? ?#?\d+|\(issue\b|\bitem \d+\b|\b\w+(?:th|st|nd|rd) session\b", re.IGNORECASE)
+
+
+def test_code_and_tests_carry_no_process_words():
+    found = [f"{p.relative_to(ROOT)}:{n}: {line.strip()[:80]}"
+             for folder in ("src", "tests") for p in sorted((ROOT / folder).rglob("*"))
+             if p.suffix in (".py", ".html", ".toml", ".sh") and p.is_file()
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if PROCESS_WORDS.search(line) and "PROCESS_WORDS" not in line]
+    assert not found, "\n".join(found)

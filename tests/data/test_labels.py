@@ -1,4 +1,4 @@
-"""The label space: one set of label values from every interface (issue 18)."""
+"""The label space: one set of label values from every interface."""
 
 from __future__ import annotations
 

@@ -238,7 +238,7 @@ def test_a_text_longer_than_the_csv_modules_field_limit_is_read(tmp_path):
     assert len(data.texts[0]) == 200_000 and data.labels == ["a", "b"]
 
 
-# ---------------------------------------------------------------- hardening (issue 17)
+# ---------------------------------------------------------------- hardening
 
 def test_empty_texts_are_skipped_with_one_warning_or_refused_with_strict(tmp_path, capsys):
     # The public CR set has 4 blank sentences among 3,020; the whole file used to be refused.

@@ -138,7 +138,7 @@ def test_model_failure_is_a_json_500_and_the_server_keeps_serving(tiny_model_dir
     assert second.status_code == 200
 
 
-# ---------------------------------------------------------------- hardening (issue 17)
+# ---------------------------------------------------------------- hardening
 
 @pytest.mark.parametrize("content, status, code", [
     (b'{"texts": ["bad \\ud800 text"]}', 422, "invalid_text"),            # valid JSON, not valid text
@@ -293,7 +293,7 @@ def test_body_parsing_never_fails_unexpectedly_long(monkeypatch):
     test_body_parsing_never_fails_unexpectedly()
 
 
-# ---------------------------------------------------------------- explanations (issue 23)
+# ---------------------------------------------------------------- explanations
 
 def test_explain_matches_the_library(server, tiny_model_dir):
     texts = ["superb plot", "a very bad film"]
@@ -330,7 +330,7 @@ def test_explain_on_a_model_without_explanations_is_501(tmp_path):
     assert r.status_code == 501 and "not available for a tfidf model" in r.json()["error"]["message"]
 
 
-# ---------------------------------------------------------------- TEI-compatible routes (issue 24)
+# ---------------------------------------------------------------- TEI-compatible routes
 
 def test_huggingface_inference_client_gets_what_predict_gives(server, monkeypatch):
     from huggingface_hub import InferenceClient, constants
@@ -386,7 +386,7 @@ def test_metrics_count_requests_by_route_and_status(server):
     assert any(s.value >= 1 for s in fams["convtune_texts_per_model_call"].samples if s.name.endswith("_count"))
 
 
-# ---------------------------------------------------------------- graceful shutdown (issue 24)
+# ---------------------------------------------------------------- graceful shutdown
 
 def test_sigterm_during_a_burst_answers_every_accepted_request_and_exits_0(tiny_model_dir, tmp_path):
     import asyncio

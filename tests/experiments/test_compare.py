@@ -38,7 +38,7 @@ def test_compare_writes_report(tiny_encoder, toy_csv, tmp_path, monkeypatch, cap
     assert "data:image/png;base64," in html and "<table>" in html
     assert (out / "learning_curves.png").exists() and (out / "confusion_cnn_frozen.png").exists()
     assert "McNemar" in (out / "report.md").read_text()
-    # issue 23: calibration in the table, the first texts with their decisive n-grams highlighted
+    # Calibration in the table, the first texts with their decisive n-grams highlighted
     assert all(0 <= r["ece"][0] <= 1 for r in res["summary"]) and "test ECE" in (out / "report.md").read_text()
     assert res["examples"]["config"] == "cnn/frozen" and len(res["examples"]["texts"]) == 6
     assert html.count("<mark>") >= 6 and "&lt;mark&gt;" not in html

@@ -144,7 +144,7 @@ def _strings(obj):
 
 def test_convtune_json_holds_no_path_of_the_training_machine(tiny_encoder, tmp_path):
     """The encoder used to be recorded by its absolute directory and the frozen-mode cache by its
-    path (issue 18); a model directory must read the same on any machine."""
+    path; a model directory must read the same on any machine."""
     from convtune import Classifier
 
     from ..conftest import toy_texts

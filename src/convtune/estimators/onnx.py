@@ -64,7 +64,7 @@ class OnnxClassifier(TokenClassifier):
         except Exception as e:  # ORT raises its own exception types for a bad graph
             raise ConvtuneError(f"cannot load exported model {path}: {str(e).splitlines()[0]}") from None
         _check_graph(model_file, session, len(manifest["source"]["model"]["labels"]))
-        rows = manifest.get("onnx", {}).get("vocab_rows")  # exports before the ninth session lack it
+        rows = manifest.get("onnx", {}).get("vocab_rows")  # older exports lack it
         if rows is not None:
             check_vocabulary(path, len(tokenizer), rows)
         if tokenizer.pad_token_id is None:
