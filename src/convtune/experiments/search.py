@@ -148,8 +148,8 @@ def run_trials(study, objective, settings: SearchSettings, out: Path, quota: int
 class _QuietTrials(logging.Filter):
     """Optuna logs every failed trial with its traceback. A surplus trial is no failure and a
     Ctrl-C is the user's own (both dropped); a trial that failed with a ConvtuneError (a diverged
-    loss, bad input) keeps its one-line message without the traceback; so do other errors, whose
-    traceback the command shows once when it stops."""
+    loss, bad input) keeps its one-line message without the traceback. Any other error keeps
+    Optuna's traceback: that is a bug, worth reading."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
