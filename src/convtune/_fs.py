@@ -55,12 +55,17 @@ class DiskFull(ConvtuneError):
         self.needed, self.written = needed, written
 
 
-def disk_full(path: Path, needed: int | None = None, written: int | None = None) -> DiskFull:
-    """The one line for a full disk: which path, how much it needs (or had written), how much is free."""
+def _free_bytes(path: Path) -> int:
+    """Free bytes on the device that holds `path` (or its nearest existing parent)."""
     probe = Path(path)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    free = shutil.disk_usage(probe).free
+    return shutil.disk_usage(probe).free
+
+
+def disk_full(path: Path, needed: int | None = None, written: int | None = None) -> DiskFull:
+    """The one line for a full disk: which path, how much it needs (or had written), how much is free."""
+    free = _free_bytes(path)
     need = f"it needs about {_mb(needed)}" if needed is not None else f"{_mb(written or 0)} were written"
     return DiskFull(f"no space left on the device holding {path}: {need}, {_mb(free)} free; free some "
                     "space or write elsewhere (nothing half-written was kept)", needed, written)
@@ -68,10 +73,7 @@ def disk_full(path: Path, needed: int | None = None, written: int | None = None)
 
 def require_space(path: Path, needed: int) -> None:
     """Refuse before writing `needed` bytes under `path` when the disk cannot hold them."""
-    probe = Path(path)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if shutil.disk_usage(probe).free < needed:
+    if _free_bytes(path) < needed:
         raise disk_full(path, needed)
 
 

@@ -38,6 +38,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 MAX_LABEL_CHARS = 1000  # a class name, not a text: a megabyte label is a wrong column
 
 
+def too_long(labels) -> str | None:
+    """The first label over MAX_LABEL_CHARS, if any (training data and saved label maps alike)."""
+    return next((y for y in labels if len(y) > MAX_LABEL_CHARS), None)
+
+
 def label_list(train: TextSet) -> list[str]:
     """The label map: sorted distinct training labels (numeric labels sort numerically).
 
@@ -45,7 +50,7 @@ def label_list(train: TextSet) -> list[str]:
     never depends on set iteration (PYTHONHASHSEED). A label over MAX_LABEL_CHARS is refused.
     """
     counts = label_counts(train.labels)
-    long = next((y for y in counts if len(y) > MAX_LABEL_CHARS), None)
+    long = too_long(counts)
     if long is not None:
         raise ConvtuneError(f"a training label is {len(long):,} characters long ({long[:40]!r}...); labels are "
                             f"class names of at most {MAX_LABEL_CHARS:,} characters: is the label column the text?")
@@ -90,7 +95,7 @@ def check_label_map(labels, where: str) -> None:
     repeated = next((y for y, n in Counter(labels).items() if n > 1), None)
     if repeated is not None:
         raise ConvtuneError(f"{where}: labels name {repeated[:40]!r} more than once")
-    long = next((y for y in labels if len(y) > MAX_LABEL_CHARS), None)
+    long = too_long(labels)
     if long is not None:
         raise ConvtuneError(f"{where}: a label is {len(long):,} characters long (at most {MAX_LABEL_CHARS:,})")
 

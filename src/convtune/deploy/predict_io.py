@@ -160,12 +160,10 @@ def predict_command(a) -> int:
     if a.output and not current().active:
         with sole_writer(Path(a.output), "convtune predict"):
             _check_output(a)  # the writer we waited on may have finished it
-            clf = load(a.model_dir, a.device, a.precision).set_decision(a.threshold, a.at_least_one)
-            texts = a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding)
+            clf, texts = _model_and_texts(a, load)
             _write_file(clf, texts, Path(a.output), a.batch_size, _job_id(a.model_dir, a.input, a.texts, clf.decision_))
         return 0
-    clf = load(a.model_dir, a.device, a.precision).set_decision(a.threshold, a.at_least_one)
-    texts: Iterable[str] = a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding)
+    clf, texts = _model_and_texts(a, load)
     if a.output and Path(a.output).suffix.lower() in PARQUET_SUFFIXES:
         raise ConvtuneError("under torchrun, --output is a CSV or JSONL file (convert it to Parquet afterwards)")
     if a.output:
@@ -177,6 +175,12 @@ def predict_command(a) -> int:
             for row in _rows(clf, batch, a.batch_size):
                 print(json.dumps(row, ensure_ascii=False))
     return 0
+
+
+def _model_and_texts(a, load) -> tuple:
+    """The model with its decision rule, and the texts (the arguments', or the input's, lazily)."""
+    clf = load(a.model_dir, a.device, a.precision).set_decision(a.threshold, a.at_least_one)
+    return clf, (a.texts if a.texts else iter_texts(a.input, a.text_col, a.encoding))
 
 
 def _rows(clf, batch: list[str], batch_size: int) -> list[dict]:

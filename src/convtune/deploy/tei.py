@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convtune.data.labels import softmax
 from convtune.deploy.serve_body import ApiError, check_texts, parse_json
 
 FUNCTIONS = ("softmax", "sigmoid", "none")
@@ -88,10 +89,7 @@ def parse_tei(body: dict, cfg) -> TeiRequest:
 def apply_function(function: str, logits: np.ndarray, temperature) -> np.ndarray:
     """`function_to_apply` over (N, C) logits divided by the model's temperature (one, or one a label)."""
     z = np.asarray(logits, dtype=np.float64) / np.asarray(temperature, dtype=np.float64)
-    if function == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-z)) if function == "sigmoid" else softmax(z)
 
 
 def tei_answer(scores: np.ndarray, labels: list, request: TeiRequest, nested: bool) -> list:
