@@ -1,4 +1,4 @@
-"""Does `convtune audit` find labels flipped on purpose? (issue 23, item 5)
+"""Does `convtune audit` find labels flipped on purpose?
 
     .venv/bin/python bench/audit_flip.py --data sst2 --rate 0.05 --seeds 0 1 2 --method tfidf --out bench/audit_flip
 

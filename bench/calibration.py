@@ -1,4 +1,4 @@
-"""Temperature scaling on trained models (issue 23, item 1): test ECE / Brier / NLL before and
+"""Temperature scaling on trained models: test ECE / Brier / NLL before and
 after, the predicted labels compared one by one, a reliability diagram per model.
 
     .venv/bin/python bench/calibration.py --models runs/kept/sst2-finetune-s42-epochs_5:sst2 \

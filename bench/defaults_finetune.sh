@@ -1,5 +1,5 @@
 #!/bin/bash
-# Fine-tuning default selection (issue 22, item 7): three candidates on five sets, seed 42, in
+# Fine-tuning default selection: three candidates on five sets, seed 42, in
 # bench/defaults_finetune.jsonl (resumable; see bench/defaults_select.sh).
 # Table: python bench/defaults_report.py bench/defaults_finetune.jsonl bench/defaults_baseline.jsonl
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-"""The selection table for a mode's default recipe (issue 22, item 7): candidates x data sets.
+"""The selection table for a mode's default recipe: candidates x data sets.
 
     .venv/bin/python bench/issue21.py sst2 --mode frozen --seeds 42 --extra "--epochs 10" --out bench/defaults_frozen.jsonl
     ... (each candidate on each set) ...

@@ -1,5 +1,5 @@
 #!/bin/bash
-# A mode's default-recipe selection grid (issue 22, item 7): every candidate on five sets, seed
+# A mode's default-recipe selection grid: every candidate on five sets, seed
 # 42, one JSON line per cell in OUT; cells already there are skipped, so the script can be
 # stopped and rerun. Sets go cheapest first, each set's candidates together.
 #   bash bench/defaults_select.sh MODE OUT "CANDIDATE OPTIONS" ["CANDIDATE OPTIONS" ...]

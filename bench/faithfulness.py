@@ -1,4 +1,4 @@
-"""Faithfulness of CNN n-gram explanations against Integrated Gradients (issue 23, item 3).
+"""Faithfulness of CNN n-gram explanations against Integrated Gradients.
 
     .venv/bin/python bench/faithfulness.py --model runs/kept/sst2-finetune-s42-epochs_5 --data sst2 \
         --out bench/faithfulness

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (issue 19): at most 10 minutes on one CUDA GPU.
+# The GPU check: at most 10 minutes on one CUDA GPU.
 #   1. the tests marked `gpu` (they skip where torch sees no GPU);
 #   2. convtune train --data sst2 (the default recipe, 3 epochs) on the GPU in each precision,
 #      then the test set predicted on the GPU: samples/s, predict texts/s and accuracy per precision.

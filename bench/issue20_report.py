@@ -44,7 +44,7 @@ def _groups(rows: list[dict]) -> dict:
 def multilabel(rows: list[dict], name: str) -> list[str]:
     from scipy.stats import ttest_rel
 
-    lines = [f"# {name}: multi-label results (issue 20)", "",
+    lines = [f"# {name}: multi-label results", "",
              f"Official splits ({rows[0]['train']} training texts after the dev split, {rows[0]['test']} test); thresholds "
              "tuned per label on dev (each label's best F1), against one global 0.5. Mean ± sd over seeds "
              "(%). Rows: `python bench/issue20.py " + name + " [--tfidf] --seeds S --out bench/" + name + ".jsonl`.",
@@ -85,7 +85,7 @@ def per_label(rows: list[dict]) -> list[str]:
 
 
 def single_label(rows: list[dict], name: str) -> list[str]:
-    lines = [f"# {name}: long documents (issue 20)", "",
+    lines = [f"# {name}: long documents", "",
              f"Official train / test ({rows[0]['train']} training posts after de-duplication and a 10% dev split, "
              f"{rows[0]['test']} test). "
              "Mean ± sd over seeds (%); train s includes the token-state cache fill of a cold run (the first "

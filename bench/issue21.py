@@ -1,4 +1,4 @@
-"""Adapter modes against full fine-tuning (issue 21), one JSON line per run.
+"""Adapter modes against full fine-tuning, one JSON line per run.
 
     .venv/bin/python bench/issue21.py sst2 --mode lora --seeds 42,43,44 --out bench/issue21.jsonl
     .venv/bin/python bench/issue21.py sst2 --mode finetune --seeds 42 --out bench/issue21.jsonl

@@ -20,7 +20,7 @@ def main() -> None:
         if line.strip():
             r = json.loads(line)
             groups[(r["data"], r["encoder"], r["mode"], r["extra"], r.get("date", "-"), r.get("note"))].append(r)
-    lines = ["# Adapters against full fine-tuning (issue 21)", "",
+    lines = ["# Adapters against full fine-tuning", "",
              "Each row: `python bench/issue21.py DATA --mode MODE --extra 'EXTRA' --seeds S --out bench/issue21.jsonl` "
              "(`convtune train` in a child process; peak RSS is the child's own). Mean ± sd over seeds.", "",
              "| date | data | encoder | mode | options | seeds | dev accuracy (%) | test accuracy (%) | trained params (share) | model MB | "

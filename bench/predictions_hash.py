@@ -18,7 +18,7 @@ from dataclasses import fields
 
 from convtune.config import RuntimeConfig
 
-# fp32 is spelled precision="fp32" since issue 19 and bf16="off" before it.
+# fp32 is spelled precision="fp32" and bf16="off" before it.
 FP32 = {"precision": "fp32"} if "precision" in {f.name for f in fields(RuntimeConfig)} else {"bf16": "off"}
 s = load_splits("sms_spam", seed=42)
 tr, te = s.train, s.test

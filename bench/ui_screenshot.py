@@ -1,5 +1,5 @@
 """docs/ui.png: the page at / of `convtune serve MODEL`, in headless Chromium, after classifying
-a few texts (issue 24).
+a few texts.
 
     .venv/bin/python bench/ui_screenshot.py --model runs/kept/sst2-finetune-s42-epochs_5 --out docs/ui.png
 """
