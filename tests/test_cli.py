@@ -238,32 +238,6 @@ def test_train_options_come_from_the_config_fields():
     assert TEXTCNN_TRAIN_DEFAULTS["epochs"] == 10
 
 
-def test_train_help_states_the_real_defaults():
-    # The model / head help strings are written by hand (building the parser must not import
-    # torch), so this ties them to the dataclasses they describe: change a default, and this fails.
-    from convtune.estimators.textcnn import TextCNNClassifier
-    from convtune.modeling.encoders import DEFAULT_LR, default_lr
-    from convtune.modeling.heads import CNNHeadConfig
-    from convtune.modeling.model import DEFAULT_MAX_LENGTH
-
-    def sci(x: float) -> str:  # 0.001 -> "1e-3", as the help writes learning rates
-        return f"{x:.0e}".replace("e-0", "e-")
-
-    h, help_ = CNNHeadConfig(), _train_help()
-    cnn = TextCNNClassifier()
-    th = cnn.cnn_config
-    expected = {
-        "--lr": f"{sci(default_lr('minilm-l6'))} for minilm-l6, else {sci(DEFAULT_LR)})",
-        "--kernel-sizes": f"default {','.join(map(str, h.kernel_sizes))}; textcnn {','.join(map(str, th.kernel_sizes))}",
-        "--filters": f"default {h.num_filters}; textcnn {th.num_filters}",
-        "--pooling": f"default {h.pooling})",
-        "--dropout": f"default {h.dropout:g} (textcnn: {th.dropout:g})",
-        "--max-length": f"default {DEFAULT_MAX_LENGTH}, or the encoder's limit if smaller; textcnn: {cnn.max_length}",
-    }
-    for option, text in expected.items():
-        assert text in help_[option], (option, help_[option])
-
-
 def test_predict_batch_size_must_be_positive(capsys):
     # -1 used to reach the batching code and end in a traceback.
     with pytest.raises(SystemExit) as e:
@@ -452,3 +426,21 @@ def test_every_option_is_made_from_a_dataclass_field():
 
     calls = sum(len(re.findall(r"\.add_argument\(", p.read_text())) for p in Path(convtune.cli.__file__).parent.glob("*.py"))
     assert calls <= 3  # the generator's own calls (cli/fields.py) and none written per option
+
+
+@pytest.mark.parametrize("given, expected", [("last-4", 4), ("3", 3)])
+def test_layers_read_as_last_k(given, expected):
+    from convtune.cli.options import parser
+
+    assert parser().parse_args(["train", "--data", "x", "--out", "o", "--layers", given]).layers == expected
+
+
+def test_model_options_come_from_the_model_dataclasses():
+    # The help states each default as its dataclass declares it: nothing is written twice.
+    from convtune.modeling.settings import TEXTCNN_HEAD, CNNHeadConfig
+
+    help_ = _train_help()
+    assert f"default {CNNHeadConfig().num_filters}; textcnn: {TEXTCNN_HEAD.num_filters}" in help_["--filters"]
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", "x", "--out", "o", "--layers", "last-x"])
+    assert e.value.code == 2

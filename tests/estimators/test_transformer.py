@@ -423,3 +423,34 @@ def test_fit_warns_when_the_vocabulary_lacks_the_training_texts_tokens(tiny_enco
     assert 0.3 < share < 1.0
     err = capsys.readouterr().err
     assert f"{share:.0%} of the training texts' tokens are unknown to" in err and "--encoder me5-small" in err
+
+
+def test_config_objects_and_keywords_build_the_same_classifier():
+    from sklearn.base import clone
+
+    from convtune.config import LongText, TrainConfig
+    from convtune.modeling.settings import AdapterConfig, CNNHeadConfig
+
+    objects = Classifier(mode="lora", head_config=CNNHeadConfig(num_filters=16),
+                         long_text=LongText("windows", stride=32, pool="max"), adapter=AdapterConfig(r=4, alpha=8.0),
+                         train=TrainConfig(epochs=2, seed=3), epochs=3)
+    words = Classifier(mode="lora", head_config={"kernel_sizes": [2, 3, 4], "num_filters": 16, "pooling": "max",
+                                                 "dropout": 0.1},
+                       long_text="windows", stride=32, window_pool="max", lora_r=4, lora_alpha=8.0, epochs=3, seed=3)
+    assert objects.get_params() == words.get_params()
+    assert objects.get_params()["epochs"] == 3  # a keyword wins over the TrainConfig it came with
+    assert objects._rule == LongText("windows", 32, "max", 8)
+    assert objects._adapter_options()["r"] == 4
+    assert clone(objects).get_params() == objects.get_params()
+    # Every constructor keyword is a parameter, read from the signature.
+    from inspect import signature
+
+    carriers = {"self", "adapter", "train", "runtime", "options"}
+    assert set(signature(Classifier.__init__).parameters) - carriers <= set(objects.get_params())
+
+
+def test_an_adapter_config_without_an_adapter_mode_is_one_line():
+    from convtune.modeling.settings import AdapterConfig
+
+    with pytest.raises(ConvtuneError, match="adapter= wants mode lora, adalora, ia3"):
+        Classifier(adapter=AdapterConfig(r=4))

@@ -348,22 +348,22 @@ def test_a_trial_that_fails_with_a_one_line_error_is_logged_without_a_traceback(
 def test_the_default_space_reads_its_defaults_from_the_dataclasses(monkeypatch):
     from dataclasses import dataclass, field
 
-    from convtune.modeling import heads
-    from convtune.modeling.adapters import AdapterConfig
+    from convtune.modeling import settings
+    from convtune.modeling.settings import AdapterConfig
 
     d = defaults(default_space("lora", "cnn", 1e-4))
-    cnn, adapter = heads.CNNHeadConfig(), AdapterConfig()
+    cnn, adapter = settings.CNNHeadConfig(), AdapterConfig()
     assert (d["filters"], d["kernel_sizes"], d["pooling"], d["dropout"]) == (
         cnn.num_filters, ",".join(map(str, cnn.kernel_sizes)), cnn.pooling, cnn.dropout)
     assert (d["lora_r"], d["lora_alpha"]) == (adapter.r, adapter.alpha)
 
     @dataclass
-    class OtherDefaults(heads.CNNHeadConfig):  # the head's defaults change: trial 0 follows them
+    class OtherDefaults(settings.CNNHeadConfig):  # the head's defaults change: trial 0 follows them
         kernel_sizes: list = field(default_factory=lambda: [3, 4, 5])
         num_filters: int = 256
         pooling: str = "mean"
         dropout: float = 0.2
 
-    monkeypatch.setattr(heads, "CNNHeadConfig", OtherDefaults)
+    monkeypatch.setattr(settings, "CNNHeadConfig", OtherDefaults)
     d = defaults(default_space("finetune", "cnn", 1e-4))
     assert (d["filters"], d["kernel_sizes"], d["pooling"], d["dropout"]) == (256, "3,4,5", "mean", 0.2)

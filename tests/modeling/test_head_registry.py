@@ -11,6 +11,22 @@ from convtune.cli import main
 from ..conftest import toy_texts
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _registry_restored():
+    """The toy head leaves the registry as it found it: other tests see the built-in heads only."""
+    import sys
+
+    from convtune import config
+    from convtune.modeling import heads
+
+    saved_heads, saved_names = dict(heads.HEADS), list(config._ENCODER_HEADS)
+    yield
+    heads.HEADS.clear()
+    heads.HEADS.update(saved_heads)
+    config._ENCODER_HEADS[:] = saved_names
+    sys.modules.pop("tests.toy_head", None)
+
+
 def test_a_registered_head_trains_saves_loads_and_predicts_from_python(tiny_encoder, tmp_path):
     import convtune
     from convtune import Classifier

@@ -4,9 +4,11 @@ option of every verb that takes its dataclass, so its flag, type, range, choices
 help are declared once. Building options imports nothing heavy.
 
 Metadata a field may carry besides its help: `flag` (when the spelling is not --field-name),
-`choices` (or a function giving them), `metavar`, `low` / `high` (a range, checked by argparse) with `wants` (how the range
-is said), `positional`, `nargs`, `const`, `dest`, `hidden` (accepted, not listed in --help),
-`required`.
+`dest` (the keyword the option sets, when it is not the field's name), `type` (a parser from
+the command line's string), `choices` (or a function giving them), `metavar`, `low` / `high`
+(a range, checked by argparse) with `wants` (how the range is said), `cli_default` (the default
+the help states when the field's own is None, resolved later: max length, long-text rule), `positional`, `nargs`, `const`, `hidden` (accepted, not listed in
+--help), `required`.
 """
 
 from __future__ import annotations
@@ -15,15 +17,30 @@ import argparse
 from dataclasses import MISSING, fields
 
 from convtune.cli.argtypes import number_arg, whole_number_arg
+from convtune.errors import ConvtuneError
 
 _PLAIN = {"int": int, "float": float, "str": str}
 
 
 def _shown(value) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value))
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _parser(parse):
+    """A field's own parser as an argparse type: its one-line error becomes argparse's."""
+    def typed(s: str):
+        try:
+            return parse(s)
+        except ConvtuneError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return typed
+
+
 def _type(f, meta: dict):
+    if "type" in meta:
+        return _parser(meta["type"])
     base = str(f.type).replace(" | None", "")
     low, high = meta.get("low"), meta.get("high")
     if low is not None or high is not None:
@@ -43,8 +60,9 @@ def add_fields(g, cls: type, *, only: tuple[str, ...] | None = None, unset: bool
     for name in only or tuple(by_name):
         f = by_name[name]
         meta = dict(f.metadata)
-        default = None if f.default is MISSING else f.default
-        text = meta["help"]
+        default = f.default_factory() if f.default_factory is not MISSING else (
+            None if f.default is MISSING else f.default)
+        text = _help(meta, name, default, unset, notes)
         flags = [meta.get("flag", "--" + f.name.replace("_", "-"))]
         kwargs = {"help": argparse.SUPPRESS if meta.get("hidden") else text.replace("%", "%%")}
         if meta.get("positional"):
@@ -53,9 +71,6 @@ def add_fields(g, cls: type, *, only: tuple[str, ...] | None = None, unset: bool
         if str(f.type) == "bool":
             kwargs.update(action="store_const", const=True, default=None if unset else False)
         else:
-            if unset and default is not None:
-                note = f"; textcnn: {_shown(notes[name])}" if notes and notes.get(name, default) != default else ""
-                kwargs["help"] = f"{text} (default {_shown(default)}{note})".replace("%", "%%")
             kwargs.update(type=_type(f, meta), default=None if unset else default)
             for key in ("choices", "metavar", "nargs", "const"):
                 if key in meta:  # choices may be a function: names registered at run time (heads)
@@ -63,3 +78,13 @@ def add_fields(g, cls: type, *, only: tuple[str, ...] | None = None, unset: bool
         if name in required or meta.get("required"):
             kwargs["required"] = True
         g.add_argument(*flags, dest=meta.get("dest", f.name), **kwargs)
+
+
+def _help(meta: dict, name: str, default, unset: bool, notes: dict | None) -> str:
+    """The field's help; an option whose default is left to the model (`unset`, or a
+    `cli_default`) says the default, and TextCNN's where it differs."""
+    shown = meta.get("cli_default", default)
+    if shown is None or not (unset or "cli_default" in meta):
+        return meta["help"]
+    note = f"; textcnn: {_shown(notes[name])}" if notes and name in notes and notes[name] != shown else ""
+    return f"{meta['help']} (default {_shown(shown)}{note})"

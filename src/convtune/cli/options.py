@@ -5,6 +5,7 @@ help everywhere. Building it imports nothing heavy."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 from convtune.cli.fields import add_fields
 from convtune.cli.specs import (
@@ -20,26 +21,32 @@ from convtune.cli.specs import (
     PredictOptions,
     ServeOptions,
 )
-from convtune.config import TEXTCNN_RUNTIME_DEFAULTS, TEXTCNN_TRAIN_DEFAULTS, RuntimeConfig, TrainConfig
+from convtune.config import TEXTCNN_RUNTIME_DEFAULTS, TEXTCNN_TRAIN_DEFAULTS, LongText, RuntimeConfig, TrainConfig
 from convtune.deploy.serve_body import ServeConfig
 from convtune.experiments.search_study import SearchSettings
+from convtune.modeling.settings import TEXTCNN_HEAD, TEXTCNN_MAX_LENGTH, AdapterConfig, CNNHeadConfig, ModelConfig
 
 # The verbs that run a model or train one: each takes --threads.
 COMPUTING_VERBS = ("train", "search", "evaluate", "predict", "explain", "audit", "compare", "bench", "export", "serve")
 LABEL_RULE = ("label_sep", "label_cols", "multi_label")
 DEVICE = ("device", "precision")
-TEXTCNN = TEXTCNN_TRAIN_DEFAULTS | TEXTCNN_RUNTIME_DEFAULTS
+TEXTCNN = TEXTCNN_TRAIN_DEFAULTS | TEXTCNN_RUNTIME_DEFAULTS | asdict(TEXTCNN_HEAD) | {"max_length": TEXTCNN_MAX_LENGTH}
+NOTED = (TrainConfig, RuntimeConfig, ModelConfig, CNNHeadConfig)  # their options say TextCNN's defaults
+# The model's options: what it is, how it reads long texts, its head, its adapter, how it is saved.
+MODEL = [(ModelConfig, None, {}), (LongText, None, {"unset": True}), (CNNHeadConfig, None, {"unset": True}),
+         (AdapterConfig, None, {"unset": True}), (ModelOptions, None, {})]
 
-GROUPS = {DataOptions: "data", ModelOptions: "model", TrainConfig: "optimisation (unset: each model's own default)",
-          RuntimeConfig: "run", SearchSettings: "search", ServeConfig: "limits and batching"}
+GROUPS = {DataOptions: "data", TrainConfig: "optimisation (unset: each model's own default)",
+          RuntimeConfig: "run", SearchSettings: "search", ServeConfig: "limits and batching",
+          **{cls: "model" for cls, _, _ in MODEL}}
 
 # verb -> (help, [(dataclass, fields or None for all, {add_fields options})...])
 VERBS = {
     "train": ("train a classifier and save it with its report", [
-        (DataOptions, None, {"required": ("data",)}), (ModelOptions, None, {}), (TrainConfig, None, {"unset": True}),
+        (DataOptions, None, {"required": ("data",)}), *MODEL, (TrainConfig, None, {"unset": True}),
         (RuntimeConfig, None, {"unset": True}), (Common, ("track", "nproc", "out", "overwrite"), {"required": ("out",)})]),
     "search": ("hyper-parameter search (Optuna): the best trial's model and a report", [
-        (DataOptions, None, {"required": ("data",)}), (ModelOptions, None, {}), (TrainConfig, None, {"unset": True}),
+        (DataOptions, None, {"required": ("data",)}), *MODEL, (TrainConfig, None, {"unset": True}),
         (RuntimeConfig, None, {"unset": True}), (SearchSettings, None, {}),
         (Common, ("track", "out", "overwrite"), {"required": ("out",)})]),
     "evaluate": ("evaluate a saved model on labelled data", [
@@ -54,20 +61,20 @@ VERBS = {
         (DataOptions, ("data", "text_col", "label_col", "encoding"), {}), (Common, ("json",), {}),
         (RuntimeConfig, DEVICE, {"unset": True})]),
     "audit": ("texts whose given label is probably wrong (out-of-fold probabilities + cleanlab)", [
-        (DataOptions, ("data",), {"required": ("data",)}), (AuditOptions, None, {}), (ModelOptions, ("encoder",), {}),
+        (DataOptions, ("data",), {"required": ("data",)}), (AuditOptions, None, {}), (ModelConfig, ("encoder",), {}),
         (TrainConfig, ("seed",), {"unset": True}), (Common, ("out", "overwrite"), {"required": ("out",)}),
         (DataOptions, ("text_col", "label_col", "encoding"), {})]),
     "cache": ("show or clear the frozen-mode token-state cache", [
         (CacheOptions, None, {}), (RuntimeConfig, ("cache",), {"unset": True})]),
     "compare": ("heads x modes x seeds on one split: report.md / report.html", [
         (RuntimeConfig, DEVICE, {"unset": True}), (DataOptions, ("data",), {"required": ("data",)}),
-        (CompareOptions, None, {}), (ModelOptions, ("encoder", "max_length"), {}),
+        (CompareOptions, None, {}), (ModelConfig, ("encoder", "max_length"), {}),
         (TrainConfig, ("epochs",), {"unset": True, "notes": TEXTCNN}), (Common, ("frozen_epochs",), {}),
         (TrainConfig, ("patience",), {"unset": True, "notes": TEXTCNN}), (DataOptions, ("train_limit",), {}),
         (Common, ("track", "out", "overwrite"), {"required": ("out",)})]),
     "bench": ("convtune vs Trainer + pipeline, side by side on --data (default sst2; needs accelerate)", [
         (RuntimeConfig, ("device",), {"unset": True}), (DataOptions, ("data",), {}),
-        (ModelOptions, ("encoder", "max_length"), {}), (Common, ("frozen_epochs",), {}),
+        (ModelConfig, ("encoder", "max_length"), {}), (Common, ("frozen_epochs",), {}),
         (TrainConfig, ("epochs", "batch_size", "lr", "seed"), {"unset": True, "notes": TEXTCNN}),
         (DataOptions, ("train_limit",), {}), (BenchOptions, None, {}), (Common, ("out",), {})]),
     "export": ("ONNX (optionally int8) export with a built-in parity check", [
@@ -86,10 +93,12 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
     for verb, (text, parts) in VERBS.items():
         v = sub.add_parser(verb, help=text)
+        groups = {}
         for cls, only, options in parts:
-            group = v.add_argument_group(GROUPS[cls]) if cls in GROUPS else v
-            add_fields(group, cls, only=only, **{"notes": TEXTCNN if cls in (TrainConfig, RuntimeConfig) else None,
-                                                 **options})
+            title = GROUPS.get(cls)
+            if title is not None and title not in groups:
+                groups[title] = v.add_argument_group(title)
+            add_fields(groups.get(title, v), cls, only=only, **{"notes": TEXTCNN if cls in NOTED else None, **options})
         if verb in COMPUTING_VERBS:
             add_fields(v, Common, only=("threads",))
     sub.add_parser("datasets", help="list the built-in data sets and where they are read from")

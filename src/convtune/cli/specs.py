@@ -1,14 +1,14 @@
 """The command line's own options, each declared once as a dataclass field (`config.option`)
 and read by every verb that takes it (`cli.fields.add_fields`): data, model, output, and the
 options of single verbs. Optimisation and run settings come from `config.TrainConfig` /
-`RuntimeConfig`, the server's limits from `deploy.serve_body.ServeConfig`, the search's from
+`RuntimeConfig`, the model's from `modeling.settings` and `config.LongText`, the server's limits from `deploy.serve_body.ServeConfig`, the search's from
 `experiments.search_study.SearchSettings`. Torch-free: building the parser stays fast."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from convtune.config import LONG_TEXT_RULES, MODES, all_heads, option
+from convtune.config import MODES, option
 from convtune.experiments.search_study import WORKERS_HELP
 
 TRACKERS = ("none", "tensorboard", "mlflow", "wandb")
@@ -35,37 +35,11 @@ class DataOptions:
 
 @dataclass
 class ModelOptions:
-    """Encoder and head (CNN heads, linear head, or a baseline without an encoder)."""
+    """The model options no model's dataclass holds (those are in modeling.settings and
+    config.LongText): how an adapter model is saved, the TF-IDF baseline's stop words."""
 
-    encoder: str = option("minilm-l6", "packaged encoder name or local HF directory")
-    head: str = option("cnn", "cnn / cnn+pool / linear: over the encoder; tfidf-svm, tfidf-nb, textcnn: baselines "
-                              "without it", choices=all_heads)
-    mode: str = option("finetune", "finetune the encoder, keep it frozen, or train an adapter on it (lora, adalora, "
-                                   "ia3; the head always trains in full)", choices=(*MODES, "adapter"))
-    lora_r: int | None = option(None, "lora / adalora: rank (adalora: the average it prunes to; default 8)")
-    lora_alpha: float | None = option(None, "lora / adalora: scaling alpha (update = alpha / r * BA; default 16)")
-    lora_dropout: float | None = option(None, "lora / adalora: dropout on the adapter's input (default 0)")
-    target_modules: str | None = option(None, "comma-separated names of the linear layers to adapt (default: the "
-                                              "encoder family's attention and feed-forward projections)")
     merge: bool = option(False, "adapter modes: save the model with the adapter merged into the encoder "
                                 "(standalone, larger)")
-    layers: str | None = option(None, "last-k: the head sees a learned mix of the last k layers (default: last-4 in "
-                                      "frozen mode, capped at the encoder's depth; last-1 otherwise)")
-    max_length: int | None = option(None, "tokens per text (default 128, or the encoder's limit if smaller; "
-                                          "textcnn: 128)", low=1)
-    long_text: str | None = option(None, "texts over --max-length: keep the first tokens (truncate), the first "
-                                         "quarter and the last three quarters (head-tail, Sun et al. 2019), or read "
-                                         "the text in windows and pool their logits (windows); auto (the default): "
-                                         "windows once over 10% of the training texts are long, else truncate",
-                                   choices=("auto", *LONG_TEXT_RULES))
-    stride: int | None = option(None, "windows: tokens from one window's start to the next (default half a window)")
-    window_pool: str | None = option(None, "windows: pool the window logits (default mean)", choices=("mean", "max"))
-    max_windows: int | None = option(None, "windows: read at most this many per text (default 8; 0 = all)")
-    kernel_sizes: str | None = option(None, "CNN heads: comma-separated widths (default 2,3,4; textcnn 3,4,5)")
-    filters: int | None = option(None, "CNN heads: filters per width (default 128; textcnn 100)")
-    pooling: str | None = option(None, "CNN head: max|mean|both (default max); linear head: cls|mean|last "
-                                       "(default cls)")
-    dropout: float | None = option(None, "default 0.1 (textcnn: 0.5)")
     stop_words: bool | str = option(False, "tfidf heads: drop stop words: scikit-learn's English list, or a file's "
                                            "(one a line)", nargs="?", const="english", metavar="english|FILE")
 

@@ -16,31 +16,29 @@ from convtune.errors import ConvtuneError
 
 def make_estimator(a: argparse.Namespace):
     """The estimator for `--head`, given only the options the user set (others: its defaults)."""
-    from convtune.config import RUNTIME_OPTIONS, TRAIN_OPTIONS
+    from dataclasses import fields
+
+    from convtune.config import RUNTIME_OPTIONS, TRAIN_OPTIONS, LongText, keywords
     from convtune.estimators.registry import make_estimator as make
+    from convtune.modeling.settings import (
+        AdapterConfig,
+        CNNHeadConfig,
+        LinearHeadConfig,
+        parse_layers,
+        parse_names,
+        parse_widths,
+    )
 
     options = {name: getattr(a, name) for name in TRAIN_OPTIONS | RUNTIME_OPTIONS}
-    head = {k: v for k, v in {
-        "kernel_sizes": _int_list(a.kernel_sizes) if a.kernel_sizes else None, "num_filters": a.filters,
-        "pooling": a.pooling, "dropout": a.dropout}.items() if v is not None}
-    if a.head == "linear":
-        head.pop("kernel_sizes", None)
-        head.pop("num_filters", None)
+    options |= {kw: getattr(a, kw) for cls in (LongText, AdapterConfig) for kw in keywords(cls).values()}
+    takes = {f.name for f in fields(LinearHeadConfig if a.head == "linear" else CNNHeadConfig)}
+    head = {f: getattr(a, kw) for f, kw in keywords(CNNHeadConfig).items() if f in takes and getattr(a, kw) is not None}
+    if "kernel_sizes" in head:  # a search trial gives them as the command line does: "2,3,4"
+        head["kernel_sizes"] = parse_widths(head["kernel_sizes"])
+    options["target_modules"] = parse_names(options["target_modules"])
     # Every option goes to the registry; each kind takes the ones it knows (TF-IDF: seed, stop words).
-    return make(a.head, encoder=a.encoder, mode=a.mode, layers=_last_k(a.layers), max_length=a.max_length,
-                long_text=a.long_text, stride=a.stride, window_pool=a.window_pool, max_windows=a.max_windows,
-                lora_r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=a.lora_dropout,
-                target_modules=[m.strip() for m in a.target_modules.split(",") if m.strip()] if a.target_modules else None,
+    return make(a.head, encoder=a.encoder, mode=a.mode, layers=parse_layers(a.layers), max_length=a.max_length,
                 head_config=head, stop_words=a.stop_words, **options)
-
-
-def _last_k(s: str | None) -> int | None:
-    if s is None:  # the mode's default (modeling.model.default_layers)
-        return None
-    k = s.removeprefix("last-")
-    if not k.isdigit() or int(k) < 1:
-        raise ConvtuneError(f"--layers wants last-K with K >= 1 (e.g. last-4), not {s!r}")
-    return int(k)
 
 
 def label_rule(a):
@@ -96,7 +94,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def cmd_search(a: argparse.Namespace) -> int:
     from convtune.data.builtin import load_splits
-    from convtune.estimators.transformer import ADAPTER_LR
+    from convtune.config import ADAPTER_LR
     from convtune.experiments.search import SearchSettings, check_out, run_search
     from convtune.experiments.search_space import SEARCHABLE, default_space, read_space, without
     from convtune.modeling.encoders import default_lr
@@ -126,14 +124,6 @@ def cmd_search(a: argparse.Namespace) -> int:
     print(f"best trial #{res['best']['number']} of {sum(res['counts'].values())}: dev macro-F1 "
           f"{res['best']['dev_macro_f1']:.4f}{test}; model {model}, report {Path(a.out) / 'report.md'}")
     return 0
-
-
-def _int_list(s: str) -> list[int]:
-    try:
-        values = [int(x) for x in s.split(",") if x.strip()]
-    except ValueError:
-        raise ConvtuneError(f"--kernel-sizes wants comma-separated integers, not {s!r}") from None
-    return values  # CNNHeadConfig checks them (at least one, all >= 1)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
@@ -218,7 +208,7 @@ def cmd_datasets(a: argparse.Namespace) -> int:
 
 
 def cmd_encoders(a: argparse.Namespace) -> int:
-    from convtune.modeling.encoders import list_encoders
+    from convtune.modeling.encoders import DEFAULT_LR, list_encoders
 
     for row in list_encoders():
         if not row["installed"]:
@@ -226,8 +216,8 @@ def cmd_encoders(a: argparse.Namespace) -> int:
         else:
             state = "installed" if row["materialised"] else "installed, converted on first use"
         print(f"{row['name']:13s} {row['model']}\n{'':13s} [{row['licence']}, {row['size']}, "
-              f"languages: {row['languages']}]  {state}")
-    print("Any local Hugging Face model directory also works: --encoder path/to/dir")
+              f"languages: {row['languages']}, fine-tuning lr {row['lr']:g}]  {state}")
+    print(f"Any local Hugging Face model directory also works: --encoder path/to/dir (fine-tuning lr {DEFAULT_LR:g})")
     return 0
 
 

@@ -17,9 +17,8 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from convtune.config import LONG_TEXT_RULES
+from convtune.config import LongText
 from convtune.distributed import Ranks, all_max, all_sum, collective, current
-from convtune.errors import ConvtuneError
 from convtune.progress import progress
 from convtune.runtime import autocast
 
@@ -106,52 +105,7 @@ class Encoded:
         return np.concatenate([[0], np.cumsum(self.windows_per_text())])
 
 
-WINDOW_POOLS = ("mean", "max")
 HEAD_SHARE = 0.25  # head-tail: Sun et al. 2019 kept the first 128 and the last 382 of 510 tokens
-
-
-@dataclass(frozen=True)
-class LongText:
-    """How a text longer than max_length is read: saved with the model, used by training and by
-    every prediction path (Python, CLI, server, ONNX), so all see texts the same way.
-
-    truncate: the first tokens; head-tail: the first quarter and the last three quarters of the
-    room; windows: windows of max_length tokens starting every `stride` tokens of text, each
-    through encoder and head, their logits pooled per text (`pool` mean or max), at most
-    `max_windows` per text (0: all of them; prediction runs windows in batches either way).
-    """
-
-    rule: str = "truncate"
-    stride: int | None = None   # windows: tokens from one window's start to the next (None: half the room)
-    pool: str = "mean"          # windows: mean | max of the window logits
-    max_windows: int = 8        # windows: the first this many per text; 0 = all
-
-    def __post_init__(self):
-        if self.rule not in LONG_TEXT_RULES:
-            raise ConvtuneError(f"long_text must be one of {', '.join(LONG_TEXT_RULES)}, not {self.rule!r}")
-        if self.pool not in WINDOW_POOLS:
-            raise ConvtuneError(f"window pooling must be mean or max, not {self.pool!r}")
-        if self.stride is not None and (not isinstance(self.stride, int) or self.stride < 1):
-            raise ConvtuneError(f"stride must be a whole number of tokens >= 1, not {self.stride!r}")
-        if not isinstance(self.max_windows, int) or self.max_windows < 0:
-            raise ConvtuneError(f"max_windows must be 0 (all) or a positive whole number, not {self.max_windows!r}")
-
-    @classmethod
-    def of(cls, rule: str | LongText | None, windows: dict | None = None) -> LongText:
-        """From a rule name (and convtune.json's `windows` settings), or as given."""
-        if isinstance(rule, LongText):
-            return rule
-        try:
-            return cls(rule or "truncate", **(windows or {}))
-        except TypeError as e:  # an unknown key in a hand-edited convtune.json
-            raise ConvtuneError(f"bad windows settings {windows!r}: {e}") from None
-
-    def settings(self) -> dict:
-        """What convtune.json keeps beside the rule (empty unless windows)."""
-        return {"stride": self.stride, "pool": self.pool, "max_windows": self.max_windows} if self.rule == "windows" else {}
-
-    def step(self, room: int) -> int:
-        return min(self.stride or max(1, room // 2), room)
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int, long_text: str | LongText = "truncate",

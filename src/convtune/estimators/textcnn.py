@@ -14,7 +14,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import torch
@@ -39,7 +39,8 @@ from convtune.modeling.checkpoint import (
     require_finite,
     write_safetensors,
 )
-from convtune.modeling.heads import CNNHead, CNNHeadConfig, check_head_config
+from convtune.modeling.heads import CNNHead, check_head_config
+from convtune.modeling.settings import TEXTCNN_HEAD, TEXTCNN_MAX_LENGTH, CNNHeadConfig
 from convtune.runtime import resolve_device, resolve_precision, set_threads
 from convtune.training.loop import fit, seed_everything
 
@@ -83,7 +84,7 @@ class TextCNN(nn.Module):
         nn.init.uniform_(self.embedding.weight, -0.25, 0.25)  # Kim's initialisation for unknown words
         with torch.no_grad():
             self.embedding.weight[0].zero_()
-        self.head = CNNHead(embed_dim, num_classes, head_config or CNNHeadConfig([3, 4, 5], 100, "max", 0.5))
+        self.head = CNNHead(embed_dim, num_classes, head_config or TEXTCNN_HEAD)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.embedding(input_ids), attention_mask)
@@ -94,12 +95,12 @@ class TextCNNClassifier(TokenClassifier):
 
     kind = "textcnn"
 
-    def __init__(self, embed_dim: int = 300, min_count: int = 1, max_length: int = 128,
-                 analyzer: str = "auto", head_config: dict | None = None, **options):
+    def __init__(self, embed_dim: int = 300, min_count: int = 1, max_length: int = TEXTCNN_MAX_LENGTH,
+                 analyzer: str = "auto", head_config: dict | CNNHeadConfig | None = None, **options):
         self.embed_dim, self.min_count, self.max_length, self.analyzer = embed_dim, min_count, max_length, analyzer
         self.head_config = head_config  # as given (scikit-learn's clone checks identity); resolved:
-        self.cnn_config = check_head_config(
-            "cnn", {"kernel_sizes": [3, 4, 5], "num_filters": 100, "dropout": 0.5} | (head_config or {}), "textcnn")
+        given = asdict(head_config) if is_dataclass(head_config) else dict(head_config or {})
+        self.cnn_config = check_head_config("cnn", asdict(TEXTCNN_HEAD) | given, "textcnn")
         train_options, runtime_options = split_options(options)
         self.train_config = TrainConfig(**(TEXTCNN_TRAIN_DEFAULTS | train_options))
         self.runtime = RuntimeConfig(**(TEXTCNN_RUNTIME_DEFAULTS | runtime_options))

@@ -11,16 +11,27 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, is_dataclass, replace
+from inspect import signature
 from pathlib import Path
 
-from convtune.config import MODES, TRAIN_OPTIONS, RuntimeConfig, TrainConfig, split_options, transformer_heads
+from convtune.config import (
+    ADAPTER_LR,
+    AUTO_WINDOWS_SHARE,
+    MODES,
+    TRAIN_OPTIONS,
+    LongText,
+    RuntimeConfig,
+    TrainConfig,
+    keywords,
+    split_options,
+    transformer_heads,
+)
 from convtune.errors import ConvtuneError, warn
-from convtune.data.batching import LongText, long_share, unknown_share
+from convtune.data.batching import long_share, unknown_share
 from convtune.estimators.base import TextClassifier, TokenClassifier, TokenPath, warn_long_texts
 from convtune.modeling.adapters import (
     ADAPTER_MODES,
-    AdapterConfig,
     adapter_state,
     base_identity,
     finish_allocation,
@@ -29,34 +40,29 @@ from convtune.modeling.adapters import (
     trainable_share,
 )
 from convtune.modeling.checkpoint import save_model
-from convtune.modeling.encoders import (
-    DEFAULT_ENCODER,
-    default_lr,
-    encoder_identity,
-    resolve_encoder,
-)
+from convtune.modeling.encoders import default_lr, encoder_identity, resolve_encoder
 from convtune.modeling.heads import check_head_config
-from convtune.modeling.model import ModelConfig, build_model, load_model
+from convtune.modeling.model import build_model, load_model
+from convtune.modeling.settings import DEFAULT_ENCODER, AdapterConfig, ModelConfig
 from convtune.runtime import resolve_device, resolve_precision, set_threads
 from convtune.training.callbacks import Callback, RankBudget
 from convtune.training.loop import TrainResult, fit, seed_everything
 
 
-# long_text="auto" reads texts in windows once more than this share of the training texts is
-# longer than max_length, and truncates otherwise (short-text sets train exactly as before).
-AUTO_WINDOWS_SHARE = 0.10
 # fit warns once more than this share of the training tokens are [UNK] (English sets: ~0;
 # MiniLM-L6 on Chinese hotel reviews: 64%, and 11 dev points below TF-IDF, docs/tuning.md).
 UNKNOWN_WARN_SHARE = 0.05
 
 
-# Adapters' encoder learning rate when none is given: on SST-2 dev (MiniLM-L6, r 8, 3 epochs, seed 42)
-# 1e-3 reached 86.81% against 86.24% for the LoRA paper's RoBERTa-base 5e-4 (docs/results/adapters.md).
-ADAPTER_LR = 1e-3
 ADAPTERS_UNAVAILABLE = (
     "--mode adapter (bottleneck adapters) needs the `adapters` library, whose 1.3.0 release requires "
     "transformers ~=4.57 and fails to import beside transformers 5 / huggingface_hub 2 (HfFolder is gone); "
     "use --mode ia3 (peft's IA3 scales) or --mode lora instead")
+
+
+_TEXTS, _ADAPTER = LongText(), AdapterConfig()  # the keyword defaults are theirs
+# Constructor arguments that only carry others (unpacked into the keywords get_params returns).
+_CARRIERS = ("adapter", "train", "runtime")
 
 
 class Classifier(TokenClassifier):
@@ -65,15 +71,30 @@ class Classifier(TokenClassifier):
     kind = "transformer"
 
     def __init__(self, encoder: str = DEFAULT_ENCODER, head: str = "cnn", mode: str = "finetune",
-                 max_length: int | None = None, head_config: dict | None = None, layers: int | None = None,
-                 long_text: str = "auto", stride: int | None = None, window_pool: str = "mean",
-                 max_windows: int = 8, lora_r: int = 8, lora_alpha: float = 16.0, lora_dropout: float = 0.0,
-                 target_modules: list[str] | None = None, **options):
+                 max_length: int | None = None, head_config: dict | object | None = None, layers: int | None = None,
+                 long_text: str | LongText = "auto", stride: int | None = _TEXTS.stride,
+                 window_pool: str = _TEXTS.pool, max_windows: int = _TEXTS.max_windows,
+                 lora_r: int = _ADAPTER.r, lora_alpha: float = _ADAPTER.alpha, lora_dropout: float = _ADAPTER.dropout,
+                 target_modules: list[str] | None = None, adapter: AdapterConfig | None = None,
+                 train: TrainConfig | None = None, runtime: RuntimeConfig | None = None, **options):
+        """Settings as config objects or as keywords: `head_config` a head's dataclass (or a dict),
+        `long_text` a LongText (or a rule name with stride / window_pool / max_windows), `adapter`
+        an AdapterConfig (its method is `mode`; or lora_r / lora_alpha / ... ), `train` a TrainConfig
+        and `runtime` a RuntimeConfig (or their fields as keywords, which win)."""
+        if isinstance(long_text, LongText):
+            long_text, stride, window_pool, max_windows = (getattr(long_text, f) for f in keywords(LongText))
+        if adapter is not None:
+            if mode not in ADAPTER_MODES:
+                raise ConvtuneError(f"adapter= wants mode {', '.join(ADAPTER_MODES)}, not {mode!r}")
+            lora_r, lora_alpha, lora_dropout, target_modules = (getattr(adapter, f) for f in keywords(AdapterConfig))
+        options = {**(asdict(train) if train else {}), **(asdict(runtime) if runtime else {}), **options}
+        if is_dataclass(head_config):
+            head_config = asdict(head_config)
         if head not in transformer_heads():
             raise ConvtuneError(f"unknown head {head!r}; choose {', '.join(transformer_heads())}")
-        if layers is not None and layers < 1:  # None: 4 in frozen mode, else 1 (modeling.model.default_layers)
+        if layers is not None and layers < 1:  # None: 4 in frozen mode, else 1 (modeling.settings.default_layers)
             raise ConvtuneError("layers must be at least 1")
-        if mode == "adapter":  # the issue's bottleneck adapters: the library cannot load here
+        if mode == "adapter":  # bottleneck adapters: the `adapters` library cannot load here
             raise ConvtuneError(ADAPTERS_UNAVAILABLE)
         if mode not in MODES:
             raise ConvtuneError(f"unknown mode {mode!r}; choose {', '.join(MODES)}")
@@ -109,8 +130,10 @@ class Classifier(TokenClassifier):
     def _rule(self) -> LongText:
         """The long-text rule of the current parameters (read anew: set_params may change them);
         "auto" is what fit chose for the training texts (truncate before fit)."""
-        rule = (self.long_text_ or "truncate") if self.long_text == "auto" else self.long_text
-        return LongText(rule, self.stride, self.window_pool, self.max_windows)
+        given = {f: getattr(self, kw) for f, kw in keywords(LongText).items()}
+        if self.long_text == "auto":
+            given["rule"] = self.long_text_ or "truncate"
+        return LongText(**given)
 
     # ------------------------------------------------------------------ training
     def fit(self, texts: Sequence[str], labels: Sequence[str], dev_texts: Sequence[str] | None = None,
@@ -174,8 +197,9 @@ class Classifier(TokenClassifier):
                  "(convtune encoders; e.g. --encoder me5-small, multilingual)")
 
     def _adapter_options(self) -> dict:
-        return {"method": self.mode, "r": self.lora_r, "alpha": self.lora_alpha, "dropout": self.lora_dropout,
-                "target_modules": None if self.target_modules is None else list(self.target_modules)}
+        given = {f: getattr(self, kw) for f, kw in keywords(AdapterConfig).items()}
+        return {"method": self.mode, **given, "target_modules": None if self.target_modules is None
+                else list(self.target_modules)}
 
     def _steps(self, texts: int) -> int:
         """Optimizer steps of the whole run (AdaLoRA's schedule); every rank takes each global step."""
@@ -271,12 +295,11 @@ class Classifier(TokenClassifier):
         return [*super()._loadable(), OnnxClassifier]
 
     def get_params(self, deep: bool = True) -> dict:
-        return {"encoder": self.encoder, "head": self.head, "mode": self.mode,
-                "max_length": self.max_length, "head_config": self.head_config, "layers": self.layers,
-                "long_text": self.long_text, "stride": self.stride, "window_pool": self.window_pool,
-                "max_windows": self.max_windows, "lora_r": self.lora_r, "lora_alpha": self.lora_alpha,
-                "lora_dropout": self.lora_dropout, "target_modules": self.target_modules,
-                **asdict(self.train_config), **asdict(self.runtime)}
+        """The constructor's keywords (scikit-learn's rule: read from its signature), then the
+        TrainConfig and RuntimeConfig fields."""
+        names = [n for n, p in signature(type(self).__init__).parameters.items()
+                 if n != "self" and n not in _CARRIERS and p.kind is p.POSITIONAL_OR_KEYWORD]
+        return {n: getattr(self, n) for n in names} | asdict(self.train_config) | asdict(self.runtime)
 
     def hyperparameters(self) -> dict:
         p = self.get_params()
@@ -294,7 +317,7 @@ def _windows_params(model: dict) -> dict:
     if not isinstance(w, dict):
         raise ConvtuneError(f"convtune.json: windows must be an object, not {w!r}")
     rule = LongText.of(model.get("long_text", "truncate"), w)
-    return {"long_text": rule.rule, "stride": rule.stride, "window_pool": rule.pool, "max_windows": rule.max_windows}
+    return {kw: getattr(rule, f) for f, kw in keywords(LongText).items()}
 
 
 def _adapter_params(model: dict) -> dict:
@@ -302,5 +325,4 @@ def _adapter_params(model: dict) -> dict:
     a = model.get("adapter") or {}
     if not isinstance(a, dict):
         raise ConvtuneError(f"convtune.json: adapter must be an object, not {a!r}")
-    keys = {"r": "lora_r", "alpha": "lora_alpha", "dropout": "lora_dropout", "target_modules": "target_modules"}
-    return {param: a[key] for key, param in keys.items() if key in a}
+    return {kw: a[f] for f, kw in keywords(AdapterConfig).items() if f in a}

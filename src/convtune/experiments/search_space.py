@@ -102,8 +102,7 @@ def default_space(mode: str, head: str, encoder_lr: float) -> list[Param]:
     (docs/tuning.md); `encoder_lr` is this encoder's / mode's default AdamW rate. Every default
     is read from the dataclass that declares it (train's, the head's, the adapter's), so trial 0
     is `convtune train`'s recipe whatever those defaults become."""
-    from convtune.modeling.adapters import AdapterConfig  # torch: only when a search runs
-    from convtune.modeling.heads import CNNHeadConfig, LinearHeadConfig
+    from convtune.modeling.settings import CNN_POOLINGS, AdapterConfig, CNNHeadConfig, LinearHeadConfig
 
     t, cnn, adapter = TrainConfig(), CNNHeadConfig(), AdapterConfig()
     sgd = {"optimizer": ["sgd"]}
@@ -124,7 +123,7 @@ def default_space(mode: str, head: str, encoder_lr: float) -> list[Param]:
         space += [Param("filters", "categorical", choices=[64, 128, 256], default=cnn.num_filters),
                   Param("kernel_sizes", "categorical", choices=["1,2,3", "2,3,4", "3,4,5", "2,3,4,5"],
                         default=",".join(map(str, cnn.kernel_sizes))),
-                  Param("pooling", "categorical", choices=["max", "mean", "both"], default=cnn.pooling)]
+                  Param("pooling", "categorical", choices=list(CNN_POOLINGS), default=cnn.pooling)]
     if mode in ("lora", "adalora"):
         alpha = int(adapter.alpha) if float(adapter.alpha).is_integer() else adapter.alpha
         space += [Param("lora_r", "categorical", choices=[4, 8, 16], default=adapter.r),

@@ -15,12 +15,12 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from convtune.errors import ConvtuneError
 
-from convtune.config import ADAPTER_MODES  # noqa: E402,F401  (declared once there)
+from convtune.config import ADAPTER_MODES  # noqa: F401  (declared once there)
+from convtune.modeling.settings import AdapterConfig
 
 # The linear layers adapted by default, per encoder family (model_type): attention projections
 # and the feed-forward pair, as the LoRA and AdaLoRA papers adapt for BERT-style encoders; for
@@ -36,38 +36,6 @@ _FAMILY_TARGETS = {
 _IA3_TARGETS = {"bert": (["key", "value", "output.dense"], ["output.dense"]),
                 "mpnet": (["k", "v", "output.dense"], ["output.dense"]),
                 "llama": (["k_proj", "v_proj", "down_proj"], ["down_proj"])}
-
-
-@dataclass
-class AdapterConfig:
-    """What the adapter changes in the encoder; saved in convtune.json under "adapter"."""
-
-    method: str = "lora"                      # lora | adalora | ia3
-    r: int = 8                                # rank (AdaLoRA: the average rank it ends with)
-    alpha: float = 16.0                       # LoRA scaling: the update is (alpha / r) * B A
-    # Dropout on the adapter's input: 0, as in peft, because on a CPU every adapted layer's extra
-    # dropout pass made a MiniLM LoRA step 1.3x slower (docs/results/adapters.md).
-    dropout: float = 0.0
-    target_modules: list[str] | None = None   # module name suffixes; None: the family's default
-    init_r: int | None = None                 # AdaLoRA: the rank it starts from (default 1.5 r)
-    rank_pattern: dict | None = field(default=None, repr=False)  # AdaLoRA: ranks it allocated (saved)
-
-    def __post_init__(self):
-        if self.method not in ADAPTER_MODES:
-            raise ConvtuneError(f"adapter method must be one of {', '.join(ADAPTER_MODES)}, not {self.method!r}")
-        if not isinstance(self.r, int) or isinstance(self.r, bool) or not 1 <= self.r <= 1024:
-            raise ConvtuneError(f"--lora-r must be a whole number from 1 to 1024, not {self.r!r}")
-        if not isinstance(self.alpha, int | float) or not 0 < self.alpha <= 1e4:
-            raise ConvtuneError(f"--lora-alpha must be a number above 0, not {self.alpha!r}")
-        if not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
-            raise ConvtuneError(f"--lora-dropout must be in [0, 1), not {self.dropout!r}")
-        if self.target_modules is not None and (
-                not isinstance(self.target_modules, list) or not self.target_modules
-                or not all(isinstance(m, str) and m.strip() for m in self.target_modules)):
-            raise ConvtuneError(f"--target-modules wants module names, not {self.target_modules!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def targets(config: AdapterConfig, model_type: str) -> list[str]:

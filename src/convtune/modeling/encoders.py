@@ -62,7 +62,6 @@ PACKAGED: dict[str, PackagedEncoder] = {
         "135M params, 540 MB converted", "en"),
 }
 
-DEFAULT_ENCODER = "minilm-l6"
 DEFAULT_LR = 5e-5
 
 
@@ -136,7 +135,7 @@ def list_encoders() -> list[dict]:
         installed = not _missing(spec)
         ready = installed and (spec.kind == "dir" or (_materialised_dir(spec) / "config.json").is_file())
         rows.append({"name": spec.name, "install": spec.install, "model": spec.model,
-                     "licence": spec.licence, "size": spec.size, "languages": spec.languages,
+                     "licence": spec.licence, "size": spec.size, "languages": spec.languages, "lr": spec.lr,
                      "installed": installed, "materialised": ready})
     return rows
 

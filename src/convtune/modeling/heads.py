@@ -7,64 +7,13 @@ result: a text gives the same logits whatever length its batch was padded to.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from convtune.config import add_head_name
 from convtune.errors import ConvtuneError
-
-# Far past any useful head, and far below what would exhaust memory: `--filters 1000000000`
-# or `num_filters: 1e9` in an edited convtune.json is refused before anything is allocated.
-MAX_FILTERS = 4096
-MAX_KERNEL = 64
-MAX_WIDTHS = 16
-
-
-def check_dropout(p: float) -> None:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), not {p!r}")
-
-
-def _whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-@dataclass
-class CNNHeadConfig:
-    """Kim-style convolutions over token states."""
-
-    kernel_sizes: list[int] = field(default_factory=lambda: [2, 3, 4])
-    num_filters: int = 128          # per kernel width
-    pooling: str = "max"            # max | mean | both
-    dropout: float = 0.1
-
-    def __post_init__(self):
-        widths = list(self.kernel_sizes) if isinstance(self.kernel_sizes, (list, tuple)) else None
-        if not widths or len(widths) > MAX_WIDTHS or not all(_whole(k) and 1 <= k <= MAX_KERNEL for k in widths):
-            raise ValueError(f"kernel sizes must be 1 to {MAX_WIDTHS} whole numbers from 1 to {MAX_KERNEL}, "
-                             f"not {str(self.kernel_sizes)[:60]}")
-        if not _whole(self.num_filters) or not 1 <= self.num_filters <= MAX_FILTERS:
-            raise ValueError(f"filters per width must be a whole number from 1 to {MAX_FILTERS}, "
-                             f"not {self.num_filters!r}")
-        if self.pooling not in ("max", "mean", "both"):
-            raise ValueError(f"pooling must be max, mean or both, not {self.pooling!r}")
-        check_dropout(self.dropout)
-
-
-@dataclass
-class LinearHeadConfig:
-    """A linear layer on one pooled vector, the usual fine-tuning baseline."""
-
-    pooling: str = "cls"            # cls | mean | last (last real token: GPT-style decoders)
-    dropout: float = 0.1
-
-    def __post_init__(self):
-        if self.pooling not in ("cls", "mean", "last"):
-            raise ValueError(f"pooling must be cls, mean or last, not {self.pooling!r}")
-        check_dropout(self.dropout)
+from convtune.modeling.settings import CNNHeadConfig, CNNPoolHeadConfig, LinearHeadConfig
 
 
 def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -127,18 +76,6 @@ class LinearHead(nn.Module):
         p = self.config.pooling
         v = h[:, 0] if p == "cls" else masked_mean(h, mask) if p == "mean" else last_token(h, mask)
         return self.classifier(self.dropout(v))
-
-
-@dataclass
-class CNNPoolHeadConfig(CNNHeadConfig):
-    """CNN n-gram features concatenated with a sentence vector from the Transformer."""
-
-    sentence_pooling: str = "mean"  # mean | cls | last
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.sentence_pooling not in ("mean", "cls", "last"):
-            raise ValueError(f"sentence_pooling must be mean, cls or last, not {self.sentence_pooling!r}")
 
 
 class CNNPoolHead(CNNHead):

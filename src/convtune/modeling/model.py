@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -32,38 +32,7 @@ from convtune.modeling.adapters import (
 )
 from convtune.modeling.encoders import is_decoder, load_encoder, token_limit
 from convtune.modeling.heads import ScalarMix, check_head_config, head_from_config
-
-DEFAULT_MAX_LENGTH = 128  # tokens per text when the user gives none (capped at the encoder's limit)
-# A frozen encoder's head reads a learned mix of its last 4 layers unless told otherwise: over
-# SST-2, TREC, SMS, AG News and chnsenticorp_htl (MiniLM-L6, seed 42) it raised mean dev
-# macro-F1 from 86.96 (last layer) to 88.61, SST-2 dev by 3.8 points (docs/tuning.md). A trained
-# encoder adapts its last layer to the task, so the other modes keep 1 (SMS: no gain).
-FROZEN_LAYERS = 4
-
-
-def default_layers(mode: str, depth: int | None) -> int:
-    """How many last layers the head mixes when the user gives no --layers."""
-    return min(FROZEN_LAYERS, depth or FROZEN_LAYERS) if mode == "frozen" else 1
-
-
-@dataclass
-class ModelConfig:
-    """What a saved model needs to be rebuilt; written to convtune.json."""
-
-    encoder: str                    # name as the user gave it (registry name or directory)
-    labels: list[str]
-    head: str = "cnn"               # cnn | cnn+pool | linear
-    head_config: dict = field(default_factory=dict)
-    mode: str = "finetune"          # finetune | frozen | lora | adalora | ia3 (modeling.adapters)
-    max_length: int | None = None   # tokens per text, [CLS]/[SEP] included; None: 128 or the encoder's limit
-    layers: int | None = None       # k > 1: the head sees a learned mix of the last k layers; None: default_layers
-    long_text: str = "truncate"     # texts over max_length: truncate | head-tail | windows (prediction does the same)
-    windows: dict = field(default_factory=dict)  # windows: stride, pool, max_windows (data.batching.LongText)
-    adapter: dict = field(default_factory=dict)  # lora / adalora / ia3: modeling.adapters.AdapterConfig
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
+from convtune.modeling.settings import DEFAULT_MAX_LENGTH, ModelConfig, default_layers  # noqa: F401
 
 class TransformerClassifier(nn.Module):
     """A pretrained encoder with a classification head on its last hidden states."""
@@ -158,7 +127,7 @@ def load_model(directory: str | Path, manifest: dict | None = None):
     manifest = manifest or read_manifest(directory)
     # A saved model states its layers (older ones, written before the mix existed, used 1); a
     # default must never be filled in here, or a frozen model would be rebuilt with another head.
-    config = ModelConfig(**{"layers": 1, **manifest["model"]})
+    config = ModelConfig(**{"layers": 1, **manifest["model"], "labels": manifest["model"]["labels"]})  # labels required
     if not isinstance(config.layers, int) or isinstance(config.layers, bool) or config.layers < 1:
         raise ConvtuneError(f"{directory}: convtune.json: layers must be a whole number >= 1, not {config.layers!r}")
     adapted = config.mode in ADAPTER_MODES
