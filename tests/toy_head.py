@@ -3,7 +3,7 @@
     CONVTUNE_PLUGINS=tests.toy_head convtune train --head meanmax ...
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -13,7 +13,7 @@ from convtune.modeling.heads import masked_mean, register_head
 
 @dataclass
 class MeanMaxConfig:
-    dropout: float = 0.0
+    dropout: float = field(default=0.0, metadata={"search": {"low": 0.0, "high": 0.3}})  # convtune search's range
 
 
 class MeanMaxHead(nn.Module):

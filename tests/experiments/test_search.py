@@ -346,9 +346,9 @@ def test_a_trial_that_fails_with_a_one_line_error_is_logged_without_a_traceback(
 
 
 def test_the_default_space_reads_its_defaults_from_the_dataclasses(monkeypatch):
-    from dataclasses import dataclass, field
+    from dataclasses import dataclass
 
-    from convtune.modeling import settings
+    from convtune.modeling import heads, settings
     from convtune.modeling.settings import AdapterConfig
 
     d = defaults(default_space("lora", "cnn", 1e-4))
@@ -359,11 +359,10 @@ def test_the_default_space_reads_its_defaults_from_the_dataclasses(monkeypatch):
 
     @dataclass
     class OtherDefaults(settings.CNNHeadConfig):  # the head's defaults change: trial 0 follows them
-        kernel_sizes: list = field(default_factory=lambda: [3, 4, 5])
-        num_filters: int = 256
-        pooling: str = "mean"
-        dropout: float = 0.2
+        def __post_init__(self):
+            super().__post_init__()
+            self.kernel_sizes, self.num_filters, self.pooling, self.dropout = [3, 4, 5], 256, "mean", 0.2
 
-    monkeypatch.setattr(settings, "CNNHeadConfig", OtherDefaults)
+    monkeypatch.setitem(heads.HEADS, "cnn", (heads.HEADS["cnn"][0], OtherDefaults))
     d = defaults(default_space("finetune", "cnn", 1e-4))
     assert (d["filters"], d["kernel_sizes"], d["pooling"], d["dropout"]) == (256, "3,4,5", "mean", 0.2)

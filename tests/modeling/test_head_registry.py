@@ -59,3 +59,13 @@ def test_a_registered_head_is_a_head_choice_of_the_command_line(tiny_encoder, to
     monkeypatch.setenv("CONVTUNE_PLUGINS", "no_such_module_here")
     assert main(["predict", str(run), "a good film"]) == 2
     assert "CONVTUNE_PLUGINS: cannot import 'no_such_module_here'" in capsys.readouterr().err
+
+
+def test_a_registered_head_brings_its_search_space():
+    from convtune.experiments.search_space import default_space, searchable_heads
+
+    from .. import toy_head  # noqa: F401  (registers meanmax)
+
+    assert "meanmax" in searchable_heads()
+    dropout = next(p for p in default_space("finetune", "meanmax", 1e-4) if p.name == "dropout")
+    assert (dropout.low, dropout.high, dropout.default) == (0.0, 0.3, 0.0)

@@ -9,8 +9,6 @@ from pathlib import Path
 
 from convtune.cli.explain import cmd_audit, cmd_explain  # light: their heavy imports are inside
 from convtune.config import ADAPTER_MODES
-
-SEARCHED_HEADS = ("cnn", "cnn+pool", "linear")  # the heads experiments.search_space.default_space knows
 from convtune.errors import ConvtuneError
 
 
@@ -99,8 +97,10 @@ def cmd_search(a: argparse.Namespace) -> int:
     from convtune.experiments.search_space import SEARCHABLE, default_space, read_space, without
     from convtune.modeling.encoders import default_lr
 
-    if a.head not in SEARCHED_HEADS and not a.space:
-        raise ConvtuneError(f"search has a default space for the heads {', '.join(SEARCHED_HEADS)}, not --head "
+    from convtune.experiments.search_space import searchable_heads
+
+    if a.head not in searchable_heads() and not a.space:
+        raise ConvtuneError(f"search has a default space for the heads {', '.join(searchable_heads())}, not --head "
                             f"{a.head}; give one with --space FILE")
     if a.merge:
         raise ConvtuneError("--merge is a train option; merge the best model with convtune export")

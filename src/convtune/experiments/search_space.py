@@ -97,14 +97,45 @@ def defaults(space: list[Param]) -> dict:
     return chosen
 
 
+def declared(config, mode: str) -> list[Param]:
+    """The parameters a config dataclass declares searchable (fields with `search` metadata:
+    choices, or low / high; `modes` where only those modes have it), starting from its defaults."""
+    from dataclasses import fields
+
+    space = []
+    for f in fields(config):
+        s = f.metadata.get("search")
+        if s is None or mode not in s.get("modes", (mode,)):
+            continue
+        name, default = f.metadata.get("dest", f.name), getattr(config, f.name)
+        if isinstance(default, list):  # widths: searched as the command line spells them
+            default = ",".join(map(str, default))
+        if "choices" in s:
+            space.append(Param(name, "categorical", choices=list(s["choices"]), default=default))
+        else:
+            kind = "int" if isinstance(default, int) and not isinstance(default, bool) else "float"
+            space.append(Param(name, kind, s["low"], s["high"], log=s.get("log", False), default=default))
+    return space
+
+
+def searchable_heads() -> tuple[str, ...]:
+    """The heads with a default search space: those whose config declares searchable fields."""
+    from dataclasses import fields
+
+    from convtune.modeling import heads
+
+    return tuple(name for name, (_, config) in heads.HEADS.items()
+                 if any("search" in f.metadata for f in fields(config)))
+
+
 def default_space(mode: str, head: str, encoder_lr: float) -> list[Param]:
     """The space searched unless a file replaces it. Ranges around the documented recipes
     (docs/tuning.md); `encoder_lr` is this encoder's / mode's default AdamW rate. Every default
     is read from the dataclass that declares it (train's, the head's, the adapter's), so trial 0
     is `convtune train`'s recipe whatever those defaults become."""
-    from convtune.modeling.settings import CNN_POOLINGS, AdapterConfig, CNNHeadConfig, LinearHeadConfig
+    from convtune.modeling import heads, settings  # torch: only when a search runs
 
-    t, cnn, adapter = TrainConfig(), CNNHeadConfig(), AdapterConfig()
+    t = TrainConfig()
     sgd = {"optimizer": ["sgd"]}
     adamw = {"optimizer": ["adamw"]}
     space = [Param("optimizer", "categorical", choices=["adamw", "sgd"], default=t.optimizer)]
@@ -117,17 +148,10 @@ def default_space(mode: str, head: str, encoder_lr: float) -> list[Param]:
               Param("momentum", "float", 0.8, 0.95, default=t.momentum, when=sgd),
               Param("weight_decay", "float", 0.0, 0.1, default=t.weight_decay),
               Param("warmup_ratio", "float", 0.0, 0.2, default=t.warmup_ratio),
-              Param("epochs", "int", *((5, 20) if mode == "frozen" else (2, 6)), default=t.epochs),
-              Param("dropout", "float", 0.0, 0.5, default=(LinearHeadConfig() if head == "linear" else cnn).dropout)]
-    if head != "linear":
-        space += [Param("filters", "categorical", choices=[64, 128, 256], default=cnn.num_filters),
-                  Param("kernel_sizes", "categorical", choices=["1,2,3", "2,3,4", "3,4,5", "2,3,4,5"],
-                        default=",".join(map(str, cnn.kernel_sizes))),
-                  Param("pooling", "categorical", choices=list(CNN_POOLINGS), default=cnn.pooling)]
-    if mode in ("lora", "adalora"):
-        alpha = int(adapter.alpha) if float(adapter.alpha).is_integer() else adapter.alpha
-        space += [Param("lora_r", "categorical", choices=[4, 8, 16], default=adapter.r),
-                  Param("lora_alpha", "categorical", choices=[8, 16, 32], default=alpha)]
+              Param("epochs", "int", *((5, 20) if mode == "frozen" else (2, 6)), default=t.epochs)]
+    space += declared(heads.HEADS[head][1](), mode)  # the head's own fragment
+    if mode in ADAPTER_MODES:
+        space += declared(settings.AdapterConfig(method=mode), mode)
     for p in space:  # a default outside its range would make trial 0 another recipe than train's
         if p.choices is not None and p.default not in p.choices:
             p.choices = sorted({*p.choices, p.default}, key=str)

@@ -6,7 +6,9 @@
     AdapterConfig    method, rank, alpha, dropout, target modules   (lora, adalora, ia3)
 
 Each setting a user may choose carries its help (`config.option`): the command line makes its
-model options from these fields (`cli.fields.add_fields`), and `keywords()` maps a field to its
+model options from these fields (`cli.fields.add_fields`), and `convtune search` its head and
+adapter parameters from their `search` metadata (choices, or a low / high range; `modes` where
+only some modes have the setting); `config.keywords()` maps a field to its
 keyword / option name where they differ (`r` is `--lora-r`), so the name of a setting is declared
 once from the command line to convtune.json and back. Nothing here imports torch: building the
 parser stays fast.
@@ -33,6 +35,7 @@ MAX_FILTERS = 4096
 MAX_KERNEL = 64
 MAX_WIDTHS = 16
 CNN_POOLINGS = ("max", "mean", "both")
+LOW_RANK = ("lora", "adalora")  # the adapter modes with a rank and an alpha (ia3 scales have neither)
 LINEAR_POOLINGS = ("cls", "mean", "last")  # last real token: GPT-style decoders
 SENTENCE_POOLINGS = ("mean", "cls", "last")
 
@@ -106,11 +109,13 @@ class ModelConfig:
 class CNNHeadConfig:
     """Kim-style convolutions over token states."""
 
-    kernel_sizes: list[int] = option([2, 3, 4], "CNN heads: comma-separated widths", type=parse_widths)
-    num_filters: int = option(128, "CNN heads: filters per width", flag="--filters", dest="filters")
+    kernel_sizes: list[int] = option([2, 3, 4], "CNN heads: comma-separated widths", type=parse_widths,
+                                     search={"choices": ["1,2,3", "2,3,4", "3,4,5", "2,3,4,5"]})
+    num_filters: int = option(128, "CNN heads: filters per width", flag="--filters", dest="filters",
+                              search={"choices": [64, 128, 256]})
     pooling: str = option(CNN_POOLINGS[0], f"linear head: {'|'.join(LINEAR_POOLINGS)}, default {LINEAR_POOLINGS[0]}; "
-                                           f"CNN heads: {'|'.join(CNN_POOLINGS)}")
-    dropout: float = option(0.1, "dropout before the head's linear layer")
+                                           f"CNN heads: {'|'.join(CNN_POOLINGS)}", search={"choices": list(CNN_POOLINGS)})
+    dropout: float = option(0.1, "dropout before the head's linear layer", search={"low": 0.0, "high": 0.5})
 
     def __post_init__(self):
         widths = list(self.kernel_sizes) if isinstance(self.kernel_sizes, (list, tuple)) else None
@@ -143,7 +148,7 @@ class LinearHeadConfig:
     CNNHeadConfig's --pooling and --dropout (one option each on the command line)."""
 
     pooling: str = LINEAR_POOLINGS[0]
-    dropout: float = 0.1
+    dropout: float = field(default=0.1, metadata={"search": {"low": 0.0, "high": 0.5}})
 
     def __post_init__(self):
         if self.pooling not in LINEAR_POOLINGS:
@@ -161,9 +166,10 @@ class AdapterConfig:
     """What the adapter changes in the encoder; saved in convtune.json under "adapter"."""
 
     method: str = "lora"  # config.ADAPTER_MODES: the --mode that made it
-    r: int = option(8, "lora / adalora: rank (adalora: the average it prunes to)", flag="--lora-r", dest="lora_r")
+    r: int = option(8, "lora / adalora: rank (adalora: the average it prunes to)", flag="--lora-r", dest="lora_r",
+                    search={"choices": [4, 8, 16], "modes": LOW_RANK})
     alpha: float = option(16.0, "lora / adalora: scaling alpha (update = alpha / r * BA)", flag="--lora-alpha",
-                          dest="lora_alpha")
+                          dest="lora_alpha", search={"choices": [8, 16, 32], "modes": LOW_RANK})
     # Dropout on the adapter's input: 0, as in peft, because on a CPU every adapted layer's extra
     # dropout pass made a MiniLM LoRA step 1.3x slower (docs/results/adapters.md).
     dropout: float = option(0.0, "lora / adalora: dropout on the adapter's input", flag="--lora-dropout",
