@@ -90,16 +90,7 @@ class Classifier(TokenClassifier):
         options = {**(asdict(train) if train else {}), **(asdict(runtime) if runtime else {}), **options}
         if is_dataclass(head_config):
             head_config = asdict(head_config)
-        if head not in transformer_heads():
-            raise ConvtuneError(f"unknown head {head!r}; choose {', '.join(transformer_heads())}")
-        if layers is not None and layers < 1:  # None: 4 in frozen mode, else 1 (modeling.settings.default_layers)
-            raise ConvtuneError("layers must be at least 1")
-        if mode == "adapter":  # bottleneck adapters: the `adapters` library cannot load here
-            raise ConvtuneError(ADAPTERS_UNAVAILABLE)
-        if mode not in MODES:
-            raise ConvtuneError(f"unknown mode {mode!r}; choose {', '.join(MODES)}")
-        if max_length is not None and max_length < 2:
-            raise ConvtuneError("max_length must be at least 2 (room for the special tokens)")
+        _check_model(head, mode, max_length, layers)
         # Refuses a bad rule now, not after the encoder loads.
         LongText("truncate" if long_text == "auto" else long_text, stride, window_pool, max_windows)
         train_options, runtime_options = split_options(options)
@@ -309,6 +300,20 @@ class Classifier(TokenClassifier):
                   **self.manifest_["train"],
                   **_windows_params(m)}
         return p
+
+
+def _check_model(head: str, mode: str, max_length: int | None, layers: int | None) -> None:
+    """The model's own settings, one line each when wrong (before anything loads)."""
+    if head not in transformer_heads():
+        raise ConvtuneError(f"unknown head {head!r}; choose {', '.join(transformer_heads())}")
+    if layers is not None and layers < 1:  # None: 4 in frozen mode, else 1 (modeling.settings.default_layers)
+        raise ConvtuneError("layers must be at least 1")
+    if mode == "adapter":  # bottleneck adapters: the `adapters` library cannot load here
+        raise ConvtuneError(ADAPTERS_UNAVAILABLE)
+    if mode not in MODES:
+        raise ConvtuneError(f"unknown mode {mode!r}; choose {', '.join(MODES)}")
+    if max_length is not None and max_length < 2:
+        raise ConvtuneError("max_length must be at least 2 (room for the special tokens)")
 
 
 def _windows_params(model: dict) -> dict:
