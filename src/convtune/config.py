@@ -59,6 +59,7 @@ ADAPTER_MODES = ("lora", "adalora", "ia3")
 MODES = ("finetune", "frozen", *ADAPTER_MODES)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LONG_TEXT_RULES = ("truncate", "head-tail", "windows")
+BLENDS = ("auto", "tfidf", "none")  # a lexical model blended into the neural one (estimators.blend)
 WINDOW_POOLS = ("mean", "max")
 # long_text="auto" reads texts in windows once more than this share of the training texts is
 # longer than max_length, and truncates otherwise (short-text sets train exactly as before).

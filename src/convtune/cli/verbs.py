@@ -16,7 +16,7 @@ def make_estimator(a: argparse.Namespace):
     """The estimator for `--head`, given only the options the user set (others: its defaults)."""
     from dataclasses import fields
 
-    from convtune.config import RUNTIME_OPTIONS, TRAIN_OPTIONS, LongText, keywords
+    from convtune.config import BASELINES, RUNTIME_OPTIONS, TRAIN_OPTIONS, LongText, keywords
     from convtune.estimators.registry import make_estimator as make
     from convtune.modeling.settings import (
         AdapterConfig,
@@ -27,6 +27,9 @@ def make_estimator(a: argparse.Namespace):
         parse_widths,
     )
 
+    if getattr(a, "blend", "auto") == "tfidf" and a.head in BASELINES:
+        raise ConvtuneError(f"--blend tfidf blends a TF-IDF model into a model over an encoder; --head {a.head} has "
+                            "none (use --blend none, or a head over an encoder)")
     options = {name: getattr(a, name) for name in TRAIN_OPTIONS | RUNTIME_OPTIONS}
     options |= {kw: getattr(a, kw) for cls in (LongText, AdapterConfig) for kw in keywords(cls).values()}
     takes = {f.name for f in fields(LinearHeadConfig if a.head == "linear" else CNNHeadConfig)}
@@ -36,7 +39,7 @@ def make_estimator(a: argparse.Namespace):
     options["target_modules"] = parse_names(options["target_modules"])
     # Every option goes to the registry; each kind takes the ones it knows (TF-IDF: seed, stop words).
     return make(a.head, encoder=a.encoder, mode=a.mode, layers=parse_layers(a.layers), max_length=a.max_length,
-                head_config=head, stop_words=a.stop_words, **options)
+                head_config=head, stop_words=a.stop_words, blend=getattr(a, "blend", None), **options)
 
 
 def label_rule(a):
@@ -87,7 +90,26 @@ def cmd_train(a: argparse.Namespace) -> int:
     final = m.get("test", m["dev"])
     best = f", best epoch {m['best_epoch']}" if m.get("best_epoch") else ""
     print(f"saved {a.out}: {'test' if 'test' in m else 'dev'} {headline(final)}, train {m['train_seconds']:.1f} s{best}")
+    if m.get("blend"):
+        print(blend_line(m["blend"], "test" if "test" in m else "dev"))
     return 0
+
+
+def blend_line(b: dict, part: str) -> str:
+    """The blend's summary: its weight, and each part alone on `part`."""
+    if not b.get("kept"):
+        return f"blend: the TF-IDF model was left out (dev gain below noise; neural alone on dev {_dev_score(b)})"
+    w = b["weight"] if not isinstance(b["weight"], list) else f"per label, mean {sum(b['weight']) / len(b['weight']):.2f}"
+    s = b[part]
+    key = "micro_f1" if "micro_f1" in s["blend"] else "accuracy"
+    return (f"blend: weight {w} on the neural model; {part} {key.replace('_', '-')} blend {s['blend'][key]:.4f}, "
+            f"neural alone {s['neural'][key]:.4f}, TF-IDF alone {s['lexical'][key]:.4f}")
+
+
+def _dev_score(b: dict) -> str:
+    if "neural_dev_macro_f1" in b:
+        return f"macro-F1 {b['neural_dev_macro_f1']:.4f}, TF-IDF alone {b['lexical_dev_macro_f1']:.4f}"
+    return f"log-loss {b['neural_dev_log_loss']:.4f}, TF-IDF alone {b['lexical_dev_log_loss']:.4f}"
 
 
 def cmd_search(a: argparse.Namespace) -> int:

@@ -121,6 +121,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, data: ParityData, int8: 
                 overwrite: bool = False) -> dict:
     """Export DIR to OUT (ONNX, optionally int8) and return the parity report written into it."""
     from convtune.estimators.base import load_as
+    from convtune.estimators.blend import LEXICAL_DIR
     from convtune.estimators.onnx import OnnxClassifier
     from convtune.estimators.transformer import Classifier
 
@@ -142,6 +143,8 @@ def export_onnx(model_dir: str | Path, out: str | Path, data: ParityData, int8: 
             quantize_int8(graph, tmp / ONNX_NAME)
             graph.unlink()
         clf.tokenizer_.save_pretrained(tmp)
+        if clf.lexical_ is not None:  # a blend: its lexical part travels too, applied as in PyTorch
+            shutil.copytree(Path(model_dir) / LEXICAL_DIR, tmp / LEXICAL_DIR)
         for record in ("metrics.json", "split.json"):   # the training record travels with the export
             if (Path(model_dir) / record).is_file():
                 shutil.copy2(Path(model_dir) / record, tmp / record)

@@ -15,11 +15,13 @@ from convtune._fs import inside
 from convtune.data.batching import LongText
 from convtune.errors import ConvtuneError
 from convtune.estimators.base import TokenClassifier, TokenPath
+from convtune.estimators.blend import Blended
 from convtune.modeling.encoders import check_vocabulary
 
 
-class OnnxClassifier(TokenClassifier):
-    """Prediction-only classifier over ``model.onnx`` (fp32 or int8) and its tokenizer."""
+class OnnxClassifier(Blended, TokenClassifier):
+    """Prediction-only classifier over ``model.onnx`` (fp32 or int8) and its tokenizer; a blended
+    source model's lexical part travels in ``lexical/`` and is blended as in PyTorch."""
 
     kind = "onnx"
 
@@ -71,7 +73,9 @@ class OnnxClassifier(TokenClassifier):
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "right"
         source = manifest["source"]["model"]
-        return cls(session, tokenizer, source["labels"], source["max_length"], manifest)
+        clf = cls(session, tokenizer, source["labels"], source["max_length"], manifest)
+        clf._load_blend(path, manifest["source"])
+        return clf
 
     def get_params(self, deep: bool = True) -> dict:
         """What the export came from (an exported model is not re-fitted, so not cloned)."""

@@ -30,6 +30,7 @@ from convtune.config import (
 from convtune.errors import ConvtuneError, warn
 from convtune.data.batching import long_share, unknown_share
 from convtune.estimators.base import TextClassifier, TokenClassifier, TokenPath, warn_long_texts
+from convtune.estimators.blend import Blended, check_blend
 from convtune.modeling.adapters import (
     ADAPTER_MODES,
     adapter_state,
@@ -65,7 +66,7 @@ _TEXTS, _ADAPTER = LongText(), AdapterConfig()  # the keyword defaults are their
 _CARRIERS = ("adapter", "train", "runtime")
 
 
-class Classifier(TokenClassifier):
+class Classifier(Blended, TokenClassifier):
     """A pretrained encoder with a CNN (or linear) head, trained on labelled texts."""
 
     kind = "transformer"
@@ -76,7 +77,8 @@ class Classifier(TokenClassifier):
                  window_pool: str = _TEXTS.pool, max_windows: int = _TEXTS.max_windows,
                  lora_r: int = _ADAPTER.r, lora_alpha: float = _ADAPTER.alpha, lora_dropout: float = _ADAPTER.dropout,
                  target_modules: list[str] | None = None, adapter: AdapterConfig | None = None,
-                 train: TrainConfig | None = None, runtime: RuntimeConfig | None = None, **options):
+                 blend: str = "auto", train: TrainConfig | None = None, runtime: RuntimeConfig | None = None,
+                 **options):
         """Settings as config objects or as keywords: `head_config` a head's dataclass (or a dict),
         `long_text` a LongText (or a rule name with stride / window_pool / max_windows), `adapter`
         an AdapterConfig (its method is `mode`; or lora_r / lora_alpha / ... ), `train` a TrainConfig
@@ -94,6 +96,7 @@ class Classifier(TokenClassifier):
         # Refuses a bad rule now, not after the encoder loads.
         LongText("truncate" if long_text == "auto" else long_text, stride, window_pool, max_windows)
         train_options, runtime_options = split_options(options)
+        self.blend = check_blend(blend)
         self.encoder = encoder
         self.head = head
         self.mode = mode
@@ -136,7 +139,7 @@ class Classifier(TokenClassifier):
         adapted = self.mode in ADAPTER_MODES
         config = ModelConfig(encoder=self.encoder, labels=self.labels_, head=self.head,
                              head_config=dict(self.head_config or {}), mode=self.mode,
-                             max_length=self.max_length, layers=self.layers,
+                             max_length=self.max_length, layers=self.layers, blend=self.blend,
                              adapter=self._adapter_options() if adapted else {})
         encoder_dir = resolve_encoder(self.encoder)
         self.train_config_ = self.train_config.with_learning_rates(ADAPTER_LR if adapted else default_lr(self.encoder))
@@ -164,6 +167,7 @@ class Classifier(TokenClassifier):
         if self.mode == "adalora":  # the ranks it allocated, reapplied after the best epoch came back
             config = replace(config, adapter={**config.adapter, "rank_pattern": finish_allocation(self.model_.encoder)})
         self._remember_dev(dev.texts, self.result_.dev_logits)
+        self._fit_blend(train, dev, self.train_config.seed)
         self._tune_thresholds(dev)
         self._fit_temperature(dev, self.train_config.calibrate)
         self.manifest_ = self._manifest(config)
@@ -215,7 +219,8 @@ class Classifier(TokenClassifier):
         no cache directory: where the token states were cached is a runtime setting)."""
         r = self.result_
         identity = encoder_identity(self.encoder)
-        return {**self._manifest_head(), "model": dict(config.to_dict(), encoder=identity["name"]),
+        blend = {"blend": self.blend_} if self.blend_ else {}
+        return {**self._manifest_head(), **blend, "model": dict(config.to_dict(), encoder=identity["name"]),
                 "train": self.train_config_.to_dict(), "encoder_info": identity,
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
                              "long_texts_share": self.long_share_, "unknown_tokens_share": self.unknown_share_,
@@ -263,6 +268,7 @@ class Classifier(TokenClassifier):
         self._check_fitted()
         adapter = adapter_state(self.model_.encoder) if is_adapted(self.model_.encoder) else None
         save_model(Path(directory), self.model_, self.tokenizer_, self.manifest_, adapter)
+        self._save_blend(Path(directory))
 
     @classmethod
     def _load_from(cls, path: Path, manifest: dict) -> Classifier:
@@ -271,10 +277,11 @@ class Classifier(TokenClassifier):
         # Only hyper-parameters (models saved before the runtime split also hold bf16 and cache).
         train_options = {k: v for k, v in manifest.get("train", {}).items() if k in TRAIN_OPTIONS}
         clf = cls(encoder=m["encoder"], head=m["head"], mode=m["mode"], max_length=m["max_length"],
-                  head_config=m["head_config"], layers=m.get("layers", 1),
+                  head_config=m["head_config"], layers=m.get("layers", 1), blend=m.get("blend", "none"),
                   **_windows_params(m), **_adapter_params(m), **train_options)
         clf.model_, clf.tokenizer_, clf.labels_, clf.manifest_ = model, tokenizer, list(m["labels"]), manifest
         clf.max_length_ = m["max_length"]
+        clf._load_blend(path, manifest)
         set_threads()
         return clf
 

@@ -65,6 +65,11 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
             if data is not None:
                 metrics[part] = clf.evaluate(data.texts, data.labels)
                 reports[part] = metrics[part].pop("report")
+        if getattr(clf, "lexical_", None) is not None:  # a blend: each part alone beside it
+            metrics["blend"] = {**clf.blend_, **{part: clf.blend_scores(getattr(splits, part))
+                                                for part in ("dev", "test") if getattr(splits, part) is not None}}
+        elif getattr(clf, "blend_", None):
+            metrics["blend"] = clf.blend_  # auto chose the neural model alone: why is in its dev scores
         metrics["wall_seconds"] = round(time.perf_counter() - wall, 2)
         if ranks.is_main:
             _write_run(tmp, clf.merged() if merge else clf, splits, metrics, step_losses,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from convtune.config import ADAPTER_MODES, MODES, all_heads, option
+from convtune.config import ADAPTER_MODES, BLENDS, MODES, all_heads, option
 from convtune.errors import ConvtuneError
 
 DEFAULT_ENCODER = "minilm-l6"
@@ -97,6 +97,8 @@ class ModelConfig:
     layers: int | None = option(None, f"last-k: the head sees a learned mix of the last k layers (default: "
                                       f"last-{FROZEN_LAYERS} in frozen mode, capped at the encoder's depth; last-1 "
                                       "otherwise)", type=parse_layers, metavar="last-K")
+    blend: str = option("auto", "blend a TF-IDF model of the whole text into the neural one, its weight chosen on "
+                                "dev: auto keeps it only when dev gains beyond noise; tfidf always; none", choices=BLENDS)
     long_text: str = "truncate"     # texts over max_length: config.LongText's rule (prediction does the same)
     windows: dict = field(default_factory=dict)  # windows: stride, pool, max_windows (config.LongText)
     adapter: dict = field(default_factory=dict)  # lora / adalora / ia3: AdapterConfig
