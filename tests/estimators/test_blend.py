@@ -155,3 +155,17 @@ def test_blend_tfidf_on_a_baseline_head_is_one_line(toy_csv, tmp_path, capsys):
                  "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--blend tfidf blends a TF-IDF model into a model over an encoder" in err
+
+
+def test_a_blend_explains_both_parts(blended):
+    text = "a superb film and a very good plot"
+    e = blended.explain([text])[0]
+    assert e["label"] == blended.predict([text])[0]
+    lexical = blended.lexical_
+    c = lexical.labels_.index(e["label"])
+    terms = lexical.term_contributions(text, c)
+    intercept = float(lexical.decision_function([""])[0, c])  # an empty text: only the intercept
+    assert sum(t["contribution"] for t in terms) + intercept == pytest.approx(
+        float(lexical.decision_function([text])[0, c]), abs=1e-6)
+    assert {t["text"] for t in e["blend"]["lexical_ngrams"]} <= {t["text"] for t in terms}
+    assert e["blend"]["neural_weight"] == pytest.approx(blended.blend_["weight"])

@@ -16,9 +16,11 @@ from tests.conftest import toy_texts
 def check(clf, texts, explanations, label_index=None):
     """Every explanation adds up to its logit, which is the model's own (fp32), and every span
     is the text it names."""
-    logits = clf.decision_function(texts)
-    for text, row, e in zip(texts, logits, explanations):
-        c = int(row.argmax()) if label_index is None else label_index
+    blended = getattr(clf, "lexical_", None) is not None  # the neural part is what the n-grams explain
+    logits = clf.neural_decision_function(texts) if blended else clf.decision_function(texts)
+    chosen = clf.predict_proba(texts).argmax(1)
+    for text, row, e, top in zip(texts, logits, explanations, chosen):
+        c = int(top) if label_index is None else label_index
         assert e["label"] == clf.labels_[c]
         assert e["logit"] == pytest.approx(float(row[c]), abs=1e-4)
         parts = e["bias"] + sum(g["contribution"] for g in e["ngrams"] + e["against"]) + e["rest"]

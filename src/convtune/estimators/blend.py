@@ -215,7 +215,8 @@ class Blended:
             gain = chosen["dev_macro_f1"] - chosen["neural_dev_macro_f1"]
             keep = chosen["weight"] < 1.0 and gain > chosen["gain_sd"]
         kept = self.blend == "tfidf" or keep
-        self.blend_ = {"lexical": "tfidf-svm", "kept": kept, "cross_fitted": len(dev) < SMALL_DEV, **chosen,
+        self.blend_ = {"lexical": "tfidf-svm", "kept": kept, "auto_keeps": bool(keep),
+                       "cross_fitted": len(dev) < SMALL_DEV, **chosen,
                        "seconds": round(time.perf_counter() - start, 3)}
         self.lexical_ = lexical if kept else None
         if not kept:

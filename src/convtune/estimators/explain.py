@@ -27,7 +27,9 @@ TOP = 5
 
 def explain(clf, texts: Sequence[str], label=None, top: int = TOP) -> list[dict]:
     """One dict per text: the explained label (`label`, else the most probable) with its
-    probability, logit, bias, top n-grams for and against it, and the rest of the logit."""
+    probability, logit, bias, top n-grams for and against it, and the rest of the logit. A
+    blended model: the label and probability are the blend's, the logit and n-grams the neural
+    part's, and `blend` holds its weight and the TF-IDF part's n-grams."""
     clf._check_fitted()
     why = explainable(clf.model_.head)
     if why:
@@ -41,15 +43,29 @@ def explain(clf, texts: Sequence[str], label=None, top: int = TOP) -> list[dict]
     by_text = defaultdict(list)  # text -> its windows (one, unless read in windows)
     for w, j in enumerate(owner):
         by_text[j].append(w)
+    blended = getattr(clf, "lexical_", None) is not None
+    model_proba = clf.predict_proba(texts) if blended else None  # the blend decides the label
     out = []
     for j, text in enumerate(texts):
         mine = by_text[j]
         logits, weights = _pooled(clf, [terms[w] for w in mine])
-        proba = space.probabilities(logits[None].numpy())[0]
+        proba = space.probabilities(logits[None].numpy())[0] if not blended else model_proba[j]
         c = int(np.argmax(proba)) if wanted is None else wanted
         out.append(_explain_one(text, [windows[w] for w in mine], [terms[w] for w in mine], weights[:, c], c,
                                 float(logits[c]), float(proba[c]), space, top))
+        if blended:
+            out[-1]["blend"] = _lexical_share(clf, text, c, top)
     return out
+
+
+def _lexical_share(clf, text: str, c: int, top: int) -> dict:
+    """A blend's second part: its weight, and the TF-IDF n-grams for and against label c with their
+    exact contributions to the lexical model's logit (the neural part's are `ngrams` / `against`)."""
+    w = clf._weight()
+    terms = clf.lexical_.term_contributions(text, clf.lexical_.labels_.index(clf.labels_[c]))
+    return {"neural_weight": float(w if np.ndim(w) == 0 else w[c]),
+            "lexical_ngrams": [t for t in terms if t["contribution"] > 0][:top],
+            "lexical_against": [t for t in terms if t["contribution"] < 0][::-1][:top]}
 
 
 def _label_index(space, label) -> int:

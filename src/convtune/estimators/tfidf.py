@@ -159,6 +159,21 @@ class TfidfClassifier(TextClassifier):
             scores = scores * A + b if A.ndim == 1 else scores @ A.T + b  # (C,): per-label Platt scaling
         return scores
 
+    def term_contributions(self, text: str, c: int) -> list[dict]:
+        """Each n-gram of `text` with its exact share of label c's logit (tf-idf value x the
+        calibrated weight), largest first."""
+        self._check_fitted()
+        W = self.coef_
+        if self.model == "svm" and self.calib_ is not None:
+            A = self.calib_[0]
+            W = A[:, None] * W if A.ndim == 1 else A @ W  # (C, V): the calibration is linear in the scores
+        x = self.vectorizer_.transform([text])
+        if getattr(self, "terms_", None) is None:  # column -> n-gram, built once
+            self.terms_ = self.vectorizer_.get_feature_names_out()
+        values = x.data * W[c, x.indices]
+        order = np.argsort(-values)
+        return [{"text": str(self.terms_[x.indices[i]]), "contribution": float(values[i])} for i in order]
+
     def _manifest(self, params: dict) -> dict:
         return {**self._manifest_head(),
                 "model": {"head": f"tfidf-{self.model}", "labels": self.labels_, "vectorizer": params,

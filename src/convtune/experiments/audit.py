@@ -27,8 +27,8 @@ from convtune.estimators.registry import make_estimator
 
 # The fold models. finetune stops at 2 epochs, chosen before any run: a network fits the clean
 # majority first and memorises wrong labels later (Arpit et al. 2017), and audit wants the former.
-METHODS = {"tfidf": dict(head="tfidf-svm"), "frozen": dict(head="cnn", mode="frozen"),
-           "finetune": dict(head="cnn", mode="finetune", epochs=2)}
+METHODS = {"tfidf": dict(head="tfidf-svm"), "frozen": dict(head="cnn", mode="frozen", blend="none"),
+           "finetune": dict(head="cnn", mode="finetune", epochs=2, blend="none")}
 
 
 @dataclass

@@ -56,9 +56,10 @@ def make(config: Config, seed: int, options: dict):
     train = {k: options.get(k) for k in ("epochs", "patience", "batch_size", "lr", "precision", "device")}
     if config.mode == "frozen":  # its own count (None: train's default), not the fine-tuning one
         train["epochs"] = options.get("frozen_epochs")
-    # A TF-IDF cell takes only the seed of these; make_estimator leaves the rest out.
+    # A TF-IDF cell takes only the seed of these; make_estimator leaves the rest out. A head's
+    # cell is the head alone (blend none): the TF-IDF row is its own cell beside it.
     return make_estimator(config.head, encoder=options["encoder"], mode=config.mode,
-                          max_length=options["max_length"], seed=seed, **train)
+                          max_length=options["max_length"], seed=seed, blend="none", **train)
 
 
 def run_one(config: Config, seed: int, splits: Splits, options: dict) -> dict:

@@ -66,6 +66,27 @@ def _results(metrics: dict) -> list[str]:
     return rows if len(rows) > 2 else ["(no evaluation recorded)"]
 
 
+def _blend(b) -> list[str]:
+    """The lexical blend's weight and each part alone (metrics.json's "blend")."""
+    if not isinstance(b, dict):
+        return []
+    if not b.get("kept"):
+        return ["", "A TF-IDF model was fitted beside it and left out: on dev it did not gain beyond noise."]
+    w = b.get("weight")
+    weight = f"{w:.2f}" if isinstance(w, int | float) else "one per label"
+    rows = ["", f"The probabilities blend the neural model (weight {weight}, chosen on dev) with a TF-IDF model "
+                "of the whole text. Each part alone:", "", "| split | part | score |", "|---|---|---|"]
+    for part in ("dev", "test"):
+        scores = b.get(part)
+        if isinstance(scores, dict):
+            for name in ("neural", "lexical", "blend"):
+                s = scores.get(name, {})
+                key = "micro_f1" if "micro_f1" in s else "accuracy"
+                if isinstance(s.get(key), int | float):
+                    rows.append(f"| {part} | {name} | {key.replace('_', '-')} {s[key]:.4f} |")
+    return rows
+
+
 def model_card(manifest: dict, metrics: dict | None = None, split: dict | None = None, command: str | None = None,
                name: str = "model") -> str:
     """The README.md text of a model directory from its convtune.json, metrics.json and split.json."""
@@ -89,13 +110,14 @@ def model_card(manifest: dict, metrics: dict | None = None, split: dict | None =
     else:
         lines += ["(no split recorded)", ""]
     lines += ["## Command", "", md.block(command) if command else "(not recorded)", "",
-              "## Results", "", *_results(metrics), "",
+              "## Results", "", *_results(metrics), *_blend(metrics.get("blend")), "",
               "## Encoder and licence", "",
               (f"{packaged.model}, licence {packaged.licence}; the fine-tuned weights inherit it."
                if packaged else f"{md.code(encoder)} (a local directory): see its own licence."), "",
               "## Known limits", "",
               f"- Reads at most {model.get('max_length', '?')} tokens a window (long texts: "
-              f"{md.code(model.get('long_text', 'truncate'))}); what lies beyond is not seen.",
+              f"{md.code(model.get('long_text', 'truncate'))}); what lies beyond is not seen"
+              f"{' by the neural part (the TF-IDF part reads every word)' if manifest.get('blend', {}).get('kept') else ''}.",
               "- Trained on one data set: texts from another domain, language or label definition will be "
               "misclassified without warning; probabilities are calibrated on the dev split, not on new data.",
               "- Labels outside the list above are never predicted.", ""]

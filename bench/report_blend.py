@@ -1,0 +1,61 @@
+"""The blend's results page from the rows of bench/blend.py, with the notes kept beside it.
+
+    python bench/report_blend.py bench/blend.jsonl docs/results/blend.md
+
+One row per data set, encoder, mode and long-text rule: mean ± sd over seeds (sample sd) of the
+test score of the neural model alone, the TF-IDF model alone, the blend at its dev weight and the
+default (`--blend auto`), the weights, how many seeds auto kept the blend, and seconds. The
+page's notes live in bench/notes/blend.md and are appended unchanged: regenerating the table
+never loses them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from convtune.metrics import mean_sd
+
+NOTES = Path(__file__).parent / "notes" / "blend.md"
+
+
+def cell(values: list[float], scale: float = 100.0) -> str:
+    mean, sd = mean_sd([v * scale for v in values])
+    return f"{mean:.2f} ± {sd:.2f}"
+
+
+def table(rows: list[dict]) -> list[str]:
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["data"], r["encoder"], r["mode"], r["long_text"], r["max_length"], r["train"])].append(r)
+    out = ["| data | encoder | mode | long text | train | seeds | metric | neural alone | TF-IDF alone | blend | "
+           "default (auto) | weight | auto kept | train s | TF-IDF s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (data, encoder, mode, rule, length, train), rs in sorted(groups.items()):
+        key = "micro_f1" if "micro_f1" in rs[0]["blend"] else "accuracy"
+        weights = [r["weight"] if not isinstance(r["weight"], list) else sum(r["weight"]) / len(r["weight"])
+                   for r in rs]
+        out.append(" | ".join([
+            f"| {data}", encoder, mode, f"{rule} ({length})", str(train), str(len(rs)), key.replace("_", "-"),
+            *(cell([r[p][key] for r in rs]) for p in ("neural", "lexical", "blend", "default")),
+            cell(weights, 1.0), f"{sum(r['auto_keeps'] for r in rs)}/{len(rs)}",
+            cell([r["train_seconds"] for r in rs], 1.0), cell([r["lexical_seconds"] for r in rs], 1.0)]) + " |")
+    return out
+
+
+def main(source: str, page: str) -> None:
+    rows = [json.loads(line) for line in Path(source).read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = ["# A lexical model blended into the neural one", "",
+            "Test split, mean ± sd over seeds (%; sample sd). `default (auto)` is what `convtune train` gives: the "
+            "blend where auto's dev rule keeps it, else the neural model alone. Rows: `bench/blend.jsonl`, "
+            "made by `bench/blend.py`; this page by `python bench/report_blend.py bench/blend.jsonl "
+            "docs/results/blend.md`.", "", *table(rows), ""]
+    if NOTES.is_file():
+        text.append(NOTES.read_text(encoding="utf-8").rstrip() + "\n")
+    Path(page).write_text("\n".join(text), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
