@@ -169,3 +169,19 @@ def test_a_blend_explains_both_parts(blended):
         float(lexical.decision_function([text])[0, c]), abs=1e-6)
     assert {t["text"] for t in e["blend"]["lexical_ngrams"]} <= {t["text"] for t in terms}
     assert e["blend"]["neural_weight"] == pytest.approx(blended.blend_["weight"])
+
+
+def test_a_multi_label_blend_saves_and_loads(tiny_encoder, tmp_path):
+    from convtune import load
+
+    from ..conftest import toy_multilabel
+
+    texts, labels = toy_multilabel(160)
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, max_length=16, precision="fp32", blend="tfidf",
+                     head_config={"kernel_sizes": [2], "num_filters": 8}).fit(texts, labels)
+    assert clf.multi_label_ and clf.lexical_.multi_label_
+    clf.save(tmp_path / "m")
+    back = load(tmp_path / "m", precision="fp32")
+    probe, _ = toy_multilabel(20, seed=3)
+    np.testing.assert_allclose(back.predict_proba(probe), clf.predict_proba(probe), atol=1e-5)
+    assert back.predict(probe) == clf.predict(probe)

@@ -289,7 +289,9 @@ def test_head_tail_rule_is_saved_and_applied_at_prediction(tiny_encoder, tmp_pat
 
     texts, labels = toy_texts(60)
     texts = [" ".join(NEUTRAL * 3) + " " + t for t in texts]  # the sentiment word is at the end
-    clf = Classifier(encoder=str(tiny_encoder), epochs=1, batch_size=16, max_length=12, long_text="head-tail")
+    # blend none: the neural model's reading of the text is under test (a TF-IDF part reads it all)
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, batch_size=16, max_length=12, long_text="head-tail",
+                     blend="none")
     clf.fit(texts, labels)
     assert "longer than 12 tokens; --long-text head-tail" in capsys.readouterr().err
     assert clf.manifest_["model"]["long_text"] == "head-tail" and clf.manifest_["training"]["long_texts_share"] == 1.0
@@ -323,7 +325,8 @@ def test_windows_rule_trains_on_every_window_and_predicts_the_same_after_loading
     # pieces seeds 1-3 learn and 0 does not; all at once, 0-3 learn; without dropout the two
     # train identically). The seed is one that learns either way.
     options = dict(encoder=str(tiny_encoder), epochs=6, batch_size=16, lr=3e-3, head_lr=1e-2, max_length=12,
-                   precision="fp32", seed=1, head_config={"kernel_sizes": [2, 3], "num_filters": 16})
+                   precision="fp32", seed=1, head_config={"kernel_sizes": [2, 3], "num_filters": 16},
+                   blend="none")  # the windows are under test: a TF-IDF part would read the late word too
     clf = Classifier(long_text="windows", stride=5, window_pool="max", **options).fit(texts, labels)
     assert "--long-text windows reads them in windows of 12 tokens" in capsys.readouterr().err
     truncating = Classifier(long_text="truncate", **options).fit(texts, labels)

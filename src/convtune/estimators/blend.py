@@ -32,6 +32,7 @@ import numpy as np
 from convtune.config import BLENDS
 from convtune.data.texts import TextSet
 from convtune.errors import ConvtuneError, warn
+from convtune.estimators.base import load_as
 from convtune.estimators.tfidf import TfidfClassifier
 from convtune.modeling.checkpoint import read_manifest
 
@@ -161,11 +162,20 @@ class Blended:
     lexical_: TfidfClassifier | None = None
     blend_: dict | None = None   # the weight and the dev scores that chose it (convtune.json's "blend")
 
+    # (dev texts, their lexical probabilities) from _fit_blend: cross-fitted, the kept lexical model
+    # saw dev, so the thresholds and temperature fitted after the blend must read these instead.
+    _lexical_dev_: tuple[list[str], np.ndarray] | None = None
+
     def decision_function(self, texts, batch_size: int | None = None) -> np.ndarray:
         logits = super().decision_function(texts, batch_size)
         if self.lexical_ is None:
             return logits
-        return mix(logits, aligned_proba(self.lexical_, list(texts), self.labels_), self._weight(), self.multi_label_)
+        return mix(logits, self._lexical_proba(list(texts)), self._weight(), self.multi_label_)
+
+    def _lexical_proba(self, texts: list[str]) -> np.ndarray:
+        if self._lexical_dev_ is not None and self._lexical_dev_[0] == texts:
+            return self._lexical_dev_[1].copy()
+        return aligned_proba(self.lexical_, texts, self.labels_)
 
     def neural_decision_function(self, texts, batch_size: int | None = None) -> np.ndarray:
         """The neural part's logits alone (no blend, no temperature)."""
@@ -178,7 +188,7 @@ class Blended:
         truth = space.encode(data.labels)
         neural = self.neural_decision_function(data.texts)
         parts = {"neural": _sigmoid(neural) if self.multi_label_ else _softmax(neural),
-                 "lexical": aligned_proba(self.lexical_, data.texts, self.labels_),
+                 "lexical": self._lexical_proba(list(data.texts)),
                  "blend": space.probabilities(self.decision_function(data.texts))}
         if self.multi_label_:
             return {k: {"micro_f1": _micro_f1(truth, p >= 0.5)} for k, p in parts.items()}
@@ -192,7 +202,7 @@ class Blended:
     def _fit_blend(self, train: TextSet, dev: TextSet, seed: int) -> None:
         """After the neural part is trained and before thresholds and temperature: fit the lexical
         model, choose the weight on dev, keep the lexical part unless "auto" finds no gain."""
-        self.lexical_, self.blend_ = None, None
+        self.lexical_, self.blend_, self._lexical_dev_ = None, None, None
         if self.blend == "none":
             return
         start = time.perf_counter()
@@ -219,6 +229,7 @@ class Blended:
                        "cross_fitted": len(dev) < SMALL_DEV, **chosen,
                        "seconds": round(time.perf_counter() - start, 3)}
         self.lexical_ = lexical if kept else None
+        self._lexical_dev_ = (list(dev.texts), p_lexical) if kept else None
         if not kept:
             self.blend_["weight"] = 1.0
 
@@ -246,7 +257,7 @@ class Blended:
         if not (isinstance(record, dict) and record.get("kept")):
             return
         where = Path(directory) / LEXICAL_DIR
-        lexical = TfidfClassifier._load_from(where, read_manifest(where))
+        lexical = load_as(TfidfClassifier, where, read_manifest(where))  # its label rule and calibration too
         if sorted(lexical.labels_) != sorted(self.labels_):
             raise ConvtuneError(f"{where}: its labels differ from the model's")
         w = record.get("weight")
