@@ -1,6 +1,6 @@
 """The selection table for a mode's default recipe: candidates x data sets.
 
-    .venv/bin/python bench/issue21.py sst2 --mode frozen --seeds 42 --extra "--epochs 10" --out bench/defaults_frozen.jsonl
+    .venv/bin/python bench/adapters.py sst2 --mode frozen --seeds 42 --extra "--epochs 10" --out bench/defaults_frozen.jsonl
     ... (each candidate on each set) ...
     .venv/bin/python bench/defaults_report.py bench/defaults_frozen.jsonl [bench/defaults_baseline.jsonl] [--seed 42]
 

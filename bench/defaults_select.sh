@@ -13,6 +13,6 @@ for d in ${SETS:-trec sms_spam sst2 ag_news chnsenticorp_htl}; do
     if [ -f "$OUT" ] && grep -F "\"data\": \"$d\"" "$OUT" | grep -F "\"mode\": \"$MODE\"" | grep -qF "\"extra\": \"$extra\""; then
       continue
     fi
-    .venv/bin/python bench/issue21.py "$d" --mode "$MODE" --seeds 42 --extra "$extra" --out "$OUT" || echo "FAILED $d $extra"
+    .venv/bin/python bench/adapters.py "$d" --mode "$MODE" --seeds 42 --extra "$extra" --out "$OUT" || echo "FAILED $d $extra"
   done
 done

@@ -26,15 +26,15 @@ RECIPES = {
     "3 epochs,patience 2 (old default)": {"epochs": 3, "patience": 2},
     "lr5e-5,head2e-4": {"lr": 5e-5, "head_lr": 2e-4},
     "pool both": {"head_config": {"pooling": "both"}},
-    "5 epochs,patience 3 (default)": {},  # the TrainConfig default since the fourth session
+    "5 epochs,patience 3 (default)": {},  # the TrainConfig default
     "5 epochs,patience 3,balanced": {"epochs": 5, "patience": 3, "class_weight": "balanced"},
     "8 epochs,patience 3": {"epochs": 8, "patience": 3},
-    "last-4 layers": {"layers": 4},  # fifth session: the head sees a learned mix of the last 4 layers
-    "lr 2e-4": {"lr": 2e-4},  # fifth session: twice the MiniLM default encoder lr
-    "batch 16": {"batch_size": 16},  # sixth session: twice the updates per epoch on a small set
-    "label smoothing 0.1": {"label_smoothing": 0.1},  # seventh session: train loss fell to 4e-5 by epoch 5
-    "bf16 off": {"precision": "fp32"},  # eighth session: does the bf16 autocast speed-up cost accuracy?
-    "ema 0.99": {"ema": 0.99},  # eighth session: dev and the saved model use the weight average
+    "last-4 layers": {"layers": 4},  # the head sees a learned mix of the last 4 layers
+    "lr 2e-4": {"lr": 2e-4},  # twice the MiniLM default encoder lr
+    "batch 16": {"batch_size": 16},  # twice the updates per epoch on a small set
+    "label smoothing 0.1": {"label_smoothing": 0.1},  # train loss fell to 4e-5 by epoch 5
+    "bf16 off": {"precision": "fp32"},  # does the bf16 autocast speed-up cost accuracy?
+    "ema 0.99": {"ema": 0.99},  # dev and the saved model use the weight average
     # The peer of `convtune bench`: HF Trainer + linear head on [CLS], 3 epochs, last epoch kept.
     "peer: Trainer, linear": {"peer": True, "epochs": 3},
 }
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
                 {"command": "python " + " ".join(sys.argv), "data": a.data, "recipes": RECIPES,
                  "results": results}, indent=1))
     md = (f"# SMS recipes over split seeds\n\nAll rows: `python bench/sms_recipes.py --seeds {' '.join(map(str, a.seeds))} "
-          f"--out {a.out}` (finished cells are kept; rows were added over several sessions). "
+          f"--out {a.out}` (finished cells are kept; rows were added over several runs). "
           f"Last run: `python {' '.join(sys.argv)}`\n\n{table(results, a.seeds)}\n")
     out.with_suffix(".md").write_text(md)
     print(md)

@@ -1,7 +1,7 @@
-"""convtune and the Trainer peer on a reconstruction of the split the issue's reference used.
+"""convtune and the Trainer peer on a reconstruction of the split the published reference used.
 
-Issue #2 compares against "Hugging Face Trainer with a linear head on the same encoder and
-split: 0.9865", and issue #3 times that peer "over 4,136 SMS messages". convtune's split of
+The reference compares against "Hugging Face Trainer with a linear head on the same encoder and
+split: 0.9865", and times that peer "over 4,136 SMS messages". convtune's split of
 `sms_spam` (seed 42) trains on 4,128: it de-duplicates after HTML unescaping and whitespace
 clean-up, and cuts each class with its own shuffle. 4,136 is what the usual scikit-learn idiom
 gives on the 5,171 exact-unique rows, so the reference most likely ran on a different split.

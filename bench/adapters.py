@@ -1,7 +1,7 @@
 """Adapter modes against full fine-tuning, one JSON line per run.
 
-    .venv/bin/python bench/issue21.py sst2 --mode lora --seeds 42,43,44 --out bench/issue21.jsonl
-    .venv/bin/python bench/issue21.py sst2 --mode finetune --seeds 42 --out bench/issue21.jsonl
+    .venv/bin/python bench/adapters.py sst2 --mode lora --seeds 42,43,44 --out bench/adapters.jsonl
+    .venv/bin/python bench/adapters.py sst2 --mode finetune --seeds 42 --out bench/adapters.jsonl
 
 Each run is `convtune train --data SET --mode MODE --seed S` in a child process, so its peak
 resident memory (ru_maxrss from os.wait4) is the run's own; the line records test accuracy,
@@ -66,7 +66,7 @@ def main() -> None:
                "best_epoch": m["best_epoch"], "command": " ".join(cmd[1:-2]),
                "date": time.strftime("%Y-%m-%d")}
         cal = m["test"].get("calibration")
-        if cal:  # issue 23: test ECE with and without the temperature fitted on dev
+        if cal:  # test ECE with and without the temperature fitted on dev
             row |= {"test_ece": cal["ece"], "test_ece_uncalibrated": cal.get("uncalibrated", cal)["ece"],
                     "temperature": cal.get("temperature")}
         keep = Path("runs/kept") / re.sub(r"[^A-Za-z0-9.]+", "_", f"{a.data}-{a.mode}-s{seed}-{a.extra}").strip("_")

@@ -1,7 +1,7 @@
-"""Tables of the issue-20 runs (bench/issue20.py's JSON lines) as docs/results/<set>.md.
+"""Tables of the long-document and multi-label runs (bench/long_and_multilabel.py's JSON lines) as docs/results/<set>.md.
 
-    python bench/issue20_report.py bench/goemotions.jsonl docs/results/goemotions.md
-    python bench/issue20_report.py bench/20news.jsonl docs/results/20news.md
+    python bench/report_long_and_multilabel.py bench/goemotions.jsonl docs/results/goemotions.md
+    python bench/report_long_and_multilabel.py bench/20news.jsonl docs/results/20news.md
 
 Mean ± sd over the seeds of each model; multi-label sets also get tuned thresholds against a
 global 0.5 (paired over seeds: the difference per seed and a paired t-test) and a per-label
@@ -47,7 +47,7 @@ def multilabel(rows: list[dict], name: str) -> list[str]:
     lines = [f"# {name}: multi-label results", "",
              f"Official splits ({rows[0]['train']} training texts after the dev split, {rows[0]['test']} test); thresholds "
              "tuned per label on dev (each label's best F1), against one global 0.5. Mean ± sd over seeds "
-             "(%). Rows: `python bench/issue20.py " + name + " [--tfidf] --seeds S --out bench/" + name + ".jsonl`.",
+             "(%). Rows: `python bench/long_and_multilabel.py " + name + " [--tfidf] --seeds S --out bench/" + name + ".jsonl`.",
              "", "| model | seeds | thresholds | micro-F1 | macro-F1 | samples-F1 | subset acc. | Hamming loss | LRAP | train s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     tests = []

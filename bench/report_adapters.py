@@ -1,6 +1,6 @@
-"""The issue-21 runs (bench/issue21.py's JSON lines) as a markdown table, mean ± sd over seeds.
+"""The adapter runs (bench/adapters.py's JSON lines) as a markdown table, mean ± sd over seeds.
 
-    python bench/issue21_report.py bench/issue21.jsonl docs/results/adapters.md
+    python bench/report_adapters.py bench/adapters.jsonl docs/results/adapters.md
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from issue20_report import _pm  # mean ± sd over seeds (bench/ is the script's own directory)
+from report_long_and_multilabel import _pm  # mean ± sd over seeds (bench/ is the script's own directory)
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
             r = json.loads(line)
             groups[(r["data"], r["encoder"], r["mode"], r["extra"], r.get("date", "-"), r.get("note"))].append(r)
     lines = ["# Adapters against full fine-tuning", "",
-             "Each row: `python bench/issue21.py DATA --mode MODE --extra 'EXTRA' --seeds S --out bench/issue21.jsonl` "
+             "Each row: `python bench/adapters.py DATA --mode MODE --extra 'EXTRA' --seeds S --out bench/adapters.jsonl` "
              "(`convtune train` in a child process; peak RSS is the child's own). Mean ± sd over seeds.", "",
              "| date | data | encoder | mode | options | seeds | dev accuracy (%) | test accuracy (%) | trained params (share) | model MB | "
              "train s | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]

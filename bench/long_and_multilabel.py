@@ -1,9 +1,9 @@
-"""Multi-label and long-document figures of issue 20, one JSON line per model and seed.
+"""Multi-label and long-document figures, one JSON line per model and seed.
 
-    python bench/issue20.py goemotions --seeds 42 --epochs 3 --out bench/goemotions.jsonl
-    python bench/issue20.py goemotions --tfidf --seeds 42 --out bench/goemotions.jsonl
-    python bench/issue20.py 20news --mode frozen --long-text head-tail --seeds 42 --out bench/20news.jsonl
-    python bench/issue20.py 20news --mode frozen --long-text windows --seeds 42 --out bench/20news.jsonl
+    python bench/long_and_multilabel.py goemotions --seeds 42 --epochs 3 --out bench/goemotions.jsonl
+    python bench/long_and_multilabel.py goemotions --tfidf --seeds 42 --out bench/goemotions.jsonl
+    python bench/long_and_multilabel.py 20news --mode frozen --long-text head-tail --seeds 42 --out bench/20news.jsonl
+    python bench/long_and_multilabel.py 20news --mode frozen --long-text windows --seeds 42 --out bench/20news.jsonl
 
 Trains on the set's official train split (dev: its own, else 10% of train by the split seed),
 scores the official test split (multi-label: with the thresholds tuned on dev and with a
