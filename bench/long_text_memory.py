@@ -109,7 +109,10 @@ def main() -> None:
     p.add_argument("--encoder", default="minilm-l6")
     p.add_argument("--out", default="bench")
     p.add_argument("--prepare", help=argparse.SUPPRESS)
+    p.add_argument("--report", metavar="PAGE", help="only write PAGE from the rows recorded under --out")
     a = p.parse_args()
+    if a.report:
+        return report(Path(a.out), Path(a.report))
     if a.prepare:
         return prepare(Path(a.prepare), a.encoder)
     # This process stays small (it never imports torch): Linux counts the memory a child had
@@ -156,6 +159,17 @@ def write(out: Path, rows: list[dict], encoder: str) -> None:
               f"{' / '.join(sorted(huge_labels))} ({'the same everywhere' if len(huge_labels) == 1 else 'NOT the same'})."]
     (out / "long_text_memory.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def report(out: Path, page: Path) -> None:
+    """docs/results' page from the recorded rows (OUT/long_text_memory.json) and the notes kept in
+    bench/notes/long_text_memory.md."""
+    rows = json.loads((out / "long_text_memory.json").read_text())
+    write(out, rows, "minilm-l6")
+    table = (out / "long_text_memory.md").read_text().splitlines()[1:]  # the table as `write` renders it
+    notes = Path(__file__).parent / "notes" / "long_text_memory.md"
+    page.write_text("\n".join(["# One 1 MB text through every interface", *table]) + "\n\n" + notes.read_text(),
+                    encoding="utf-8")
 
 
 if __name__ == "__main__":

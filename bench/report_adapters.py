@@ -10,7 +10,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from report_long_and_multilabel import _pm  # mean ± sd over seeds (bench/ is the script's own directory)
+from report_long_and_multilabel import _pm, notes  # bench/ is the script's own directory
 
 
 def main() -> None:
@@ -32,10 +32,7 @@ def main() -> None:
                      f"{_pm([r['dev_accuracy'] for r in rs])} | {_pm([r['test_accuracy'] for r in rs])} | {p['trained']:,} ({p['trained_share']:.2%}) | "
                      f"{rs[0]['model_mb']:.1f} | {_pm([r['train_seconds'] for r in rs], 1.0, 0)} | "
                      f"{_pm([r['peak_rss_mb'] for r in rs], 1.0, 0)} |")
-    # Hand-written notes below the table (from "## Notes" on) survive a regeneration.
-    notes = out.read_text(encoding="utf-8").partition("\n## Notes")[1:] if out.exists() else ()
-    out.write_text("\n".join(lines) + "\n" + "".join(notes), encoding="utf-8")
-    print(out.read_text())
+    out.write_text("\n".join(lines) + "\n\n" + notes(out), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from convtune.metrics import mean_sd
 
-NOTES = Path(__file__).parent / "notes" / "blend.md"
+NOTES = Path(__file__).parent / "notes" / "blend.md"  # appended unchanged
 
 
 def cell(values: list[float], scale: float = 100.0) -> str:
@@ -53,7 +53,7 @@ def main(source: str, page: str) -> None:
             "made by `bench/blend.py`; this page by `python bench/report_blend.py bench/blend.jsonl "
             "docs/results/blend.md`.", "", *table(rows), ""]
     if NOTES.is_file():
-        text.append(NOTES.read_text(encoding="utf-8").rstrip() + "\n")
+        text.append(NOTES.read_text(encoding="utf-8"))
     Path(page).write_text("\n".join(text), encoding="utf-8")
 
 

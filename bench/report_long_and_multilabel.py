@@ -3,6 +3,7 @@
     python bench/report_long_and_multilabel.py bench/goemotions.jsonl docs/results/goemotions.md
     python bench/report_long_and_multilabel.py bench/20news.jsonl docs/results/20news.md
 
+The page's notes come from bench/notes/<page name>, so a regeneration keeps them.
 Mean ± sd over the seeds of each model; multi-label sets also get tuned thresholds against a
 global 0.5 (paired over seeds: the difference per seed and a paired t-test) and a per-label
 F1 table; single-label sets get accuracy, macro-F1 and times per long-text rule.
@@ -106,8 +107,13 @@ def main() -> None:
     name = rows[0]["data"]
     lines = multilabel(rows, name) if "tuned" in rows[0] else single_label(rows, name)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(out.read_text())
+    out.write_text("\n".join(lines) + "\n" + notes(out), encoding="utf-8")
+
+
+def notes(page: Path) -> str:
+    """The page's hand-written notes, kept in bench/notes/<page name> and appended unchanged."""
+    path = Path(__file__).parent / "notes" / page.name
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
 if __name__ == "__main__":

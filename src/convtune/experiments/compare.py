@@ -160,9 +160,9 @@ def summarise(runs: list[dict]) -> list[dict]:
     for name in names:
         rs = [r for r in runs if r["config"] == name]
         stat = lambda k: mean_sd(r[k] for r in rs)
-        rows.append({"config": name, "seeds": len(rs), "accuracy": stat("accuracy"), "macro_f1": stat("macro_f1"),
-                     "ece": stat("ece"), "ece_uncalibrated": stat("ece_uncalibrated"),
-                     "train_seconds": stat("train_seconds"), "texts_per_s": stat("texts_per_s")})
+        keys = ["accuracy", "macro_f1", "ece", "ece_uncalibrated", "train_seconds", "texts_per_s"]
+        # (runs recorded before calibration have no ECE: their summary has none either)
+        rows.append({"config": name, "seeds": len(rs), **{k: stat(k) for k in keys if all(k in r for r in rs)}})
     return rows
 
 
@@ -193,7 +193,8 @@ def run_compare(data: str, heads: list[str], modes: list[str], seeds: int, out: 
                         None)
         for r in runs:
             r.pop("explanations", None)
-        res = {"dataset": splits.name, "command": command, "options": options, "seeds": seeds, "examples": examples,
+        res = {"dataset": splits.name, "command": command, "options": options, "seeds": seeds, "sd": "ddof=1",
+               "examples": examples,
                "split": splits.describe(), "summary": summarise(runs),
                "paired_tests": [p for p in pairs if p], "runs": runs}
         pictures = write_pictures(runs, res["summary"], tmp)
