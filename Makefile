@@ -42,7 +42,7 @@ demo: install
 docs: install
 	$(PY) -m pip install -q -r requirements-docs.txt
 	$(PY) docs/reference/gen_cli.py docs/reference/cli.md
-	$(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # Every results page under docs/results, regenerated from the rows committed in bench/ (the
 # hand-written notes live in bench/notes/ and are appended unchanged): identical to what is
