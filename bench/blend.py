@@ -9,7 +9,9 @@ weight, and **the default** (`blend="auto"`): the blend when auto's dev rule kee
 neural model alone. Auto's rule reads only dev quantities that this run computes, so the default
 row is what `convtune train` with `--blend auto` gives for the same seed, without a second
 training. Multi-label sets: micro-F1 (the blend's with its thresholds tuned on dev; each part's
-at 0.5); single-label: accuracy and macro-F1. Run nothing else meanwhile: the seconds are timings.
+at 0.5); single-label: accuracy and macro-F1. Prediction speed over the test split: the neural
+part alone against the blend (both parts), one after the other in this process. Run nothing
+else meanwhile: the seconds are timings.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ def main() -> None:
         blend = clf.evaluate(splits.test.texts, splits.test.labels)
         test_seconds = time.perf_counter() - start
         parts = clf.blend_scores(splits.test)
+        speed = {}
+        for name, run in (("neural", clf.neural_decision_function), ("blend", clf.decision_function)):
+            start = time.perf_counter()  # prediction speed, each part of the model in turn
+            run(splits.test.texts)
+            speed[f"{name}_texts_per_s"] = round(len(splits.test) / (time.perf_counter() - start), 1)
         key = "micro_f1" if clf.multi_label_ else "accuracy"
         parts["blend"] = {k: blend[k] for k in (key, "macro_f1")}
         b = clf.blend_
@@ -61,7 +68,7 @@ def main() -> None:
                "cross_fitted": b["cross_fitted"], **parts,
                "default": parts["blend"] if b["auto_keeps"] else parts["neural"],
                "train_seconds": round(seconds, 1), "lexical_seconds": b["seconds"],
-               "test_seconds": round(test_seconds, 1)}
+               "test_seconds": round(test_seconds, 1), **speed}
         with open(a.out, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row))

@@ -31,8 +31,8 @@ def table(rows: list[dict]) -> list[str]:
     for r in rows:
         groups[(r["data"], r["encoder"], r["mode"], r["long_text"], r["max_length"], r["train"])].append(r)
     out = ["| data | encoder | mode | long text | train | seeds | metric | neural alone | TF-IDF alone | blend | "
-           "default (auto) | weight | auto kept | train s | TF-IDF s |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "default (auto) | weight | auto kept | train s | TF-IDF s | predict: blend / neural texts/s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (data, encoder, mode, rule, length, train), rs in sorted(groups.items()):
         key = "micro_f1" if "micro_f1" in rs[0]["blend"] else "accuracy"
         weights = [r["weight"] if not isinstance(r["weight"], list) else sum(r["weight"]) / len(r["weight"])
@@ -41,8 +41,14 @@ def table(rows: list[dict]) -> list[str]:
             f"| {data}", encoder, mode, f"{rule} ({length})", str(train), str(len(rs)), key.replace("_", "-"),
             *(cell([r[p][key] for r in rs]) for p in ("neural", "lexical", "blend", "default")),
             cell(weights, 1.0), f"{sum(r['auto_keeps'] for r in rs)}/{len(rs)}",
-            cell([r["train_seconds"] for r in rs], 1.0), cell([r["lexical_seconds"] for r in rs], 1.0)]) + " |")
+            cell([r["train_seconds"] for r in rs], 1.0), cell([r["lexical_seconds"] for r in rs], 1.0),
+            _speed(rs)]) + " |")
     return out
+
+
+def _speed(rs: list[dict]) -> str:
+    timed = [r["blend_texts_per_s"] / r["neural_texts_per_s"] for r in rs if "blend_texts_per_s" in r]
+    return cell(timed, 1.0) if timed else "–"
 
 
 def main(source: str, page: str) -> None:

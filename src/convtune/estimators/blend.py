@@ -230,8 +230,8 @@ class Blended:
                        "seconds": round(time.perf_counter() - start, 3)}
         self.lexical_ = lexical if kept else None
         self._lexical_dev_ = (list(dev.texts), p_lexical) if kept else None
-        if not kept:
-            self.blend_["weight"] = 1.0
+        if not kept:  # the model is the neural one alone; the weight dev preferred stays on record
+            self.blend_["dev_weight"], self.blend_["weight"] = self.blend_["weight"], 1.0
 
     def _lexical(self, train: TextSet, dev: TextSet, seed: int) -> tuple[TfidfClassifier, np.ndarray]:
         """The lexical model kept and its dev probabilities (cross-fitted where dev is small)."""

@@ -44,7 +44,7 @@ from convtune.modeling.checkpoint import save_model
 from convtune.modeling.encoders import default_lr, encoder_identity, resolve_encoder
 from convtune.modeling.heads import check_head_config
 from convtune.modeling.model import build_model, load_model
-from convtune.modeling.settings import DEFAULT_ENCODER, AdapterConfig, ModelConfig
+from convtune.modeling.settings import AdapterConfig, ModelConfig
 from convtune.runtime import resolve_device, resolve_precision, set_threads
 from convtune.training.callbacks import Callback, RankBudget
 from convtune.training.loop import TrainResult, fit, seed_everything
@@ -61,7 +61,7 @@ ADAPTERS_UNAVAILABLE = (
     "use --mode ia3 (peft's IA3 scales) or --mode lora instead")
 
 
-_TEXTS, _ADAPTER = LongText(), AdapterConfig()  # the keyword defaults are theirs
+_MODEL, _TEXTS, _ADAPTER = ModelConfig(), LongText(), AdapterConfig()  # the keyword defaults are theirs
 # Constructor arguments that only carry others (unpacked into the keywords get_params returns).
 _CARRIERS = ("adapter", "train", "runtime")
 
@@ -71,13 +71,13 @@ class Classifier(Blended, TokenClassifier):
 
     kind = "transformer"
 
-    def __init__(self, encoder: str = DEFAULT_ENCODER, head: str = "cnn", mode: str = "finetune",
+    def __init__(self, encoder: str = _MODEL.encoder, head: str = _MODEL.head, mode: str = _MODEL.mode,
                  max_length: int | None = None, head_config: dict | object | None = None, layers: int | None = None,
                  long_text: str | LongText = "auto", stride: int | None = _TEXTS.stride,
                  window_pool: str = _TEXTS.pool, max_windows: int = _TEXTS.max_windows,
                  lora_r: int = _ADAPTER.r, lora_alpha: float = _ADAPTER.alpha, lora_dropout: float = _ADAPTER.dropout,
                  target_modules: list[str] | None = None, adapter: AdapterConfig | None = None,
-                 blend: str = "auto", train: TrainConfig | None = None, runtime: RuntimeConfig | None = None,
+                 blend: str = _MODEL.blend, train: TrainConfig | None = None, runtime: RuntimeConfig | None = None,
                  **options):
         """Settings as config objects or as keywords: `head_config` a head's dataclass (or a dict),
         `long_text` a LongText (or a rule name with stride / window_pool / max_windows), `adapter`
