@@ -444,3 +444,14 @@ def test_model_options_come_from_the_model_dataclasses():
     with pytest.raises(SystemExit) as e:
         main(["train", "--data", "x", "--out", "o", "--layers", "last-x"])
     assert e.value.code == 2
+
+
+def test_the_blend_line_gives_each_part_alone():
+    from convtune.cli.verbs import blend_line
+
+    kept = {"kept": True, "weight": 0.35, "test": {"neural": {"accuracy": 0.8}, "lexical": {"accuracy": 0.82},
+                                                   "blend": {"accuracy": 0.86}}}
+    line = blend_line(kept, "test")
+    assert "weight 0.35" in line and "blend 0.8600" in line and "neural alone 0.8000" in line and "TF-IDF alone 0.8200" in line
+    dropped = {"kept": False, "weight": 1.0, "neural_dev_macro_f1": 0.9, "lexical_dev_macro_f1": 0.7}
+    assert "left out" in blend_line(dropped, "test") and "0.9000" in blend_line(dropped, "test")

@@ -181,15 +181,16 @@ class Blended:
         """The neural part's logits alone (no blend, no temperature)."""
         return super().decision_function(texts, batch_size)
 
-    def blend_scores(self, data: TextSet) -> dict:
+    def blend_scores(self, data: TextSet, neural: np.ndarray | None = None) -> dict:
         """Each part's scores on labelled texts beside the blend's: accuracy and macro-F1 of the
-        most probable label (multi-label: micro-F1 at 0.5, the parts have no tuned thresholds)."""
+        most probable label (multi-label: micro-F1 at 0.5, the parts have no tuned thresholds).
+        `neural`: the neural logits of `data.texts` if already computed (one pass, not two)."""
         space = self.label_space_
         truth = space.encode(data.labels)
-        neural = self.neural_decision_function(data.texts)
-        parts = {"neural": _sigmoid(neural) if self.multi_label_ else _softmax(neural),
-                 "lexical": self._lexical_proba(list(data.texts)),
-                 "blend": space.probabilities(self.decision_function(data.texts))}
+        neural = self.neural_decision_function(data.texts) if neural is None else neural
+        lexical = self._lexical_proba(list(data.texts))
+        parts = {"neural": _sigmoid(neural) if self.multi_label_ else _softmax(neural), "lexical": lexical,
+                 "blend": space.probabilities(mix(neural, lexical, self._weight(), self.multi_label_))}
         if self.multi_label_:
             return {k: {"micro_f1": _micro_f1(truth, p >= 0.5)} for k, p in parts.items()}
         return {k: {"accuracy": float((p.argmax(1) == truth).mean()),
