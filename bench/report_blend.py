@@ -21,9 +21,9 @@ from convtune.metrics import mean_sd
 NOTES = Path(__file__).parent / "notes" / "blend.md"  # appended unchanged
 
 
-def cell(values: list[float], scale: float = 100.0) -> str:
+def cell(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     mean, sd = mean_sd([v * scale for v in values])
-    return f"{mean:.2f} ± {sd:.2f}"
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 def table(rows: list[dict]) -> list[str]:
@@ -41,7 +41,7 @@ def table(rows: list[dict]) -> list[str]:
             f"| {data}", encoder, mode, f"{rule} ({length})", str(train), str(len(rs)), key.replace("_", "-"),
             *(cell([r[p][key] for r in rs]) for p in ("neural", "lexical", "blend", "default")),
             cell(weights, 1.0), f"{sum(r['auto_keeps'] for r in rs)}/{len(rs)}",
-            cell([r["train_seconds"] for r in rs], 1.0), cell([r["lexical_seconds"] for r in rs], 1.0),
+            cell([r["train_seconds"] for r in rs], 1.0, 0), cell([r["lexical_seconds"] for r in rs], 1.0, 1),
             _speed(rs)]) + " |")
     return out
 

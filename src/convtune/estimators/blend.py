@@ -11,8 +11,9 @@ comes from a grid that includes 0 and 1, so on dev the blend is never below eith
 `blend="auto"` keeps the lexical part only when dev gains from it beyond noise (the gain
 exceeds its bootstrap standard deviation over the dev rows).
 
-Where dev is small (under SMALL_DEV texts) the lexical model's dev probabilities come from
-cross-fitting: K models on train plus the other dev folds, each predicting its own fold (rows
+Where dev is small (under SMALL_DEV texts), and for multi-label data (whose TF-IDF model
+calibrates each label on dev, so its own dev probabilities are optimistic, most for rare labels),
+the lexical model's dev probabilities come from cross-fitting: K models on train plus the other dev folds, each predicting its own fold (rows
 matched by position, never by order of arrival), and the lexical model kept is fitted on train
 + dev; the grid is coarser there.
 
@@ -227,7 +228,7 @@ class Blended:
             keep = chosen["weight"] < 1.0 and gain > chosen["gain_sd"]
         kept = self.blend == "tfidf" or keep
         self.blend_ = {"lexical": "tfidf-svm", "kept": kept, "auto_keeps": bool(keep),
-                       "cross_fitted": len(dev) < SMALL_DEV, **chosen,
+                       "cross_fitted": self._cross_fits(dev), **chosen,
                        "seconds": round(time.perf_counter() - start, 3)}
         self.lexical_ = lexical if kept else None
         self._lexical_dev_ = (list(dev.texts), p_lexical) if kept else None
@@ -239,12 +240,18 @@ class Blended:
         def make() -> TfidfClassifier:
             return TfidfClassifier(model="svm", seed=seed)
 
-        if len(dev) < SMALL_DEV:
+        if self._cross_fits(dev):
             p_dev = cross_fitted(make, train, dev, self.labels_, seed=seed)
             both = TextSet(train.texts + dev.texts, train.labels + dev.labels)
             return make().fit(both.texts, both.labels), p_dev
         model = make().fit(train.texts, train.labels, dev.texts, dev.labels)
         return model, aligned_proba(model, dev.texts, self.labels_)
+
+    def _cross_fits(self, dev: TextSet) -> bool:
+        """Cross-fit the lexical dev probabilities: where dev is small, and for multi-label data,
+        whose TF-IDF model calibrates each label on dev (Platt): on dev's own rows, a label with a
+        few positives would look near perfect, and the weights and thresholds chosen there fail."""
+        return len(dev) < SMALL_DEV or self.multi_label_
 
     def _save_blend(self, directory: Path) -> None:
         if self.lexical_ is not None:
