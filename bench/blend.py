@@ -21,7 +21,6 @@ import json
 import time
 
 from convtune.data.builtin import load_splits
-from convtune.estimators.blend import mix
 from convtune.estimators.transformer import Classifier
 
 
@@ -57,10 +56,10 @@ def main() -> None:
         neural = clf.neural_decision_function(splits.test.texts)
         neural_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        lexical = clf._lexical_proba(list(splits.test.texts))
+        lexical = clf.lexical_proba(list(splits.test.texts))
         lexical_seconds = time.perf_counter() - start
-        blend = clf.score_logits(mix(neural, lexical, clf._weight(), clf.multi_label_), splits.test)
-        parts = clf.blend_scores(splits.test, neural)
+        blend = clf.score_logits(clf.blended_logits(neural, lexical), splits.test)
+        parts = clf.blend_scores(splits.test, neural, lexical)
         key = "micro_f1" if clf.multi_label_ else "accuracy"
         parts["blend"] = {k: blend[k] for k in (key, "macro_f1")}
         n = len(splits.test)

@@ -16,14 +16,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from convtune.metrics import mean_sd
+from report_long_and_multilabel import _pm as cell  # mean ± sd over seeds (bench/ is the script's directory)
 
 NOTES = Path(__file__).parent / "notes" / "blend.md"  # appended unchanged
-
-
-def cell(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
-    mean, sd = mean_sd([v * scale for v in values])
-    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 def table(rows: list[dict]) -> list[str]:

@@ -97,6 +97,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def blend_line(b: dict, part: str) -> str:
     """The blend's summary: its weight, and each part alone on `part`."""
+    if b.get("reason"):
+        return f"blend: none ({b['reason']}; --blend tfidf builds one)"
     if not b.get("kept"):
         return f"blend: the TF-IDF model was left out (dev gain below noise; neural alone on dev {_dev_score(b)})"
     w = b["weight"] if not isinstance(b["weight"], list) else f"per label, mean {sum(b['weight']) / len(b['weight']):.2f}"
@@ -116,10 +118,8 @@ def cmd_search(a: argparse.Namespace) -> int:
     from convtune.data.builtin import load_splits
     from convtune.config import ADAPTER_LR
     from convtune.experiments.search import SearchSettings, check_out, run_search
-    from convtune.experiments.search_space import SEARCHABLE, default_space, read_space, without
+    from convtune.experiments.search_space import SEARCHABLE, default_space, read_space, searchable_heads, without
     from convtune.modeling.encoders import default_lr
-
-    from convtune.experiments.search_space import searchable_heads
 
     if a.head not in searchable_heads() and not a.space:
         raise ConvtuneError(f"search has a default space for the heads {', '.join(searchable_heads())}, not --head "

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from convtune.config import BLENDS
+from convtune.data.labels import softmax
+from convtune.data.multilabel import sigmoid
 from convtune.data.texts import TextSet
 from convtune.errors import ConvtuneError, warn
 from convtune.estimators.base import load_as
@@ -56,20 +58,11 @@ def check_blend(blend: str) -> str:
 def mix(neural_logits: np.ndarray, lexical_proba: np.ndarray, weight, multi_label: bool) -> np.ndarray:
     """The blend's log-odds (N, C): log p (single-label; softmax gives p back) or logit p per label."""
     if multi_label:
-        p = weight * _sigmoid(neural_logits) + (1 - np.asarray(weight)) * lexical_proba
+        p = weight * sigmoid(neural_logits) + (1 - np.asarray(weight)) * lexical_proba
         p = np.clip(p, EPS, 1 - EPS)
         return (np.log(p) - np.log1p(-p)).astype(np.float32)
-    p = weight * _softmax(neural_logits) + (1 - weight) * lexical_proba
+    p = weight * softmax(neural_logits) + (1 - weight) * lexical_proba
     return np.log(np.clip(p, EPS, None)).astype(np.float32)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 def macro_f1(y: np.ndarray, pred: np.ndarray, classes: int) -> float:
@@ -172,9 +165,16 @@ class Blended:
         logits = super().decision_function(texts, batch_size)
         if self.lexical_ is None:
             return logits
-        return mix(logits, self._lexical_proba(list(texts)), self._weight(), self.multi_label_)
+        return self.blended_logits(logits, self.lexical_proba(list(texts)))
 
-    def _lexical_proba(self, texts: list[str]) -> np.ndarray:
+    def blended_logits(self, neural: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+        """The blend's log-odds from each part's output on the same texts (`decision_function`
+        from parts a caller already computed: the encoder pass is the cost)."""
+        return mix(neural, lexical, self._weight(), self.multi_label_)
+
+    def lexical_proba(self, texts: list[str]) -> np.ndarray:
+        """The lexical part's probabilities, columns in the order of `labels_` (fit's dev texts:
+        their out-of-fold probabilities)."""
         if self._lexical_dev_ is not None and self._lexical_dev_[0] == texts:
             return self._lexical_dev_[1].copy()
         return aligned_proba(self.lexical_, texts, self.labels_)
@@ -183,16 +183,16 @@ class Blended:
         """The neural part's logits alone (no blend, no temperature)."""
         return super().decision_function(texts, batch_size)
 
-    def blend_scores(self, data: TextSet, neural: np.ndarray | None = None) -> dict:
+    def blend_scores(self, data: TextSet, neural: np.ndarray | None = None, lexical: np.ndarray | None = None) -> dict:
         """Each part's scores on labelled texts beside the blend's: accuracy and macro-F1 of the
         most probable label (multi-label: micro-F1 at 0.5, the parts have no tuned thresholds).
-        `neural`: the neural logits of `data.texts` if already computed (one pass, not two)."""
+        `neural`, `lexical`: each part's output on `data.texts` where already computed."""
         space = self.label_space_
         truth = space.encode(data.labels)
         neural = self.neural_decision_function(data.texts) if neural is None else neural
-        lexical = self._lexical_proba(list(data.texts))
-        parts = {"neural": _sigmoid(neural) if self.multi_label_ else _softmax(neural), "lexical": lexical,
-                 "blend": space.probabilities(mix(neural, lexical, self._weight(), self.multi_label_))}
+        lexical = self.lexical_proba(list(data.texts)) if lexical is None else lexical
+        parts = {"neural": sigmoid(neural) if self.multi_label_ else softmax(neural), "lexical": lexical,
+                 "blend": space.probabilities(self.blended_logits(neural, lexical))}
         if self.multi_label_:
             return {k: {"micro_f1": _micro_f1(truth, p >= 0.5)} for k, p in parts.items()}
         return {k: {"accuracy": float((p.argmax(1) == truth).mean()),
@@ -208,6 +208,13 @@ class Blended:
         self.lexical_, self.blend_, self._lexical_dev_ = None, None, None
         if self.blend == "none":
             return
+        if self.blend == "auto" and self.multi_label_:
+            # auto does not keep a multi-label blend, so it does not fit one: on Reuters (90 labels)
+            # the blend at its tuned thresholds scored far below both parts on test although dev
+            # log-loss preferred it (docs/results/blend.md); --blend tfidf still builds one.
+            self.blend_ = {"lexical": "tfidf-svm", "kept": False, "auto_keeps": False, "weight": 1.0,
+                           "reason": "auto does not blend multi-label models"}
+            return
         start = time.perf_counter()
         try:
             lexical, p_lexical = self._lexical(train, dev, seed)
@@ -219,14 +226,11 @@ class Blended:
         grid = COARSE_GRID if len(dev) < SMALL_DEV else GRID
         neural = self.neural_decision_function(dev.texts)
         space = self.label_space_
-        if self.multi_label_:
-            chosen = choose_label_weights(_sigmoid(neural), p_lexical, space.encode(dev.labels), grid)
-            # auto does not keep a multi-label blend: on Reuters (90 labels) the blend at its tuned
-            # thresholds scored far below both parts on test although dev log-loss preferred it
-            # (docs/results/blend.md); --blend tfidf still builds one.
+        if self.multi_label_:  # --blend tfidf (auto returned above)
+            chosen = choose_label_weights(sigmoid(neural), p_lexical, space.encode(dev.labels), grid)
             keep = False
         else:
-            chosen = choose_weight(_softmax(neural), p_lexical, space.encode(dev.labels), grid)
+            chosen = choose_weight(softmax(neural), p_lexical, space.encode(dev.labels), grid)
             gain = chosen["dev_macro_f1"] - chosen["neural_dev_macro_f1"]
             keep = chosen["weight"] < 1.0 and gain > chosen["gain_sd"]
         kept = self.blend == "tfidf" or keep

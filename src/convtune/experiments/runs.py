@@ -59,17 +59,20 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
         metrics = {"dataset": splits.name, **clf.describe(), "train_size": len(train),
                    "labels": clf.labels_, **summary, "hyperparameters": clf.hyperparameters(),
                    "processes": ranks.world_size}
-        reports = {}
+        reports, parts = {}, {}
         for part in ("dev", "test"):
             data = getattr(splits, part)
-            if data is not None:
+            if data is None:
+                continue
+            if getattr(clf, "lexical_", None) is not None:  # a blend: each part alone beside it, one encoder pass
+                neural, lexical = clf.neural_decision_function(data.texts), clf.lexical_proba(data.texts)
+                metrics[part] = clf.score_logits(clf.blended_logits(neural, lexical), data)
+                parts[part] = clf.blend_scores(data, neural, lexical)
+            else:
                 metrics[part] = clf.evaluate(data.texts, data.labels)
-                reports[part] = metrics[part].pop("report")
-        if getattr(clf, "lexical_", None) is not None:  # a blend: each part alone beside it
-            metrics["blend"] = {**clf.blend_, **{part: clf.blend_scores(getattr(splits, part))
-                                                for part in ("dev", "test") if getattr(splits, part) is not None}}
-        elif getattr(clf, "blend_", None):
-            metrics["blend"] = clf.blend_  # auto chose the neural model alone: why is in its dev scores
+            reports[part] = metrics[part].pop("report")
+        if getattr(clf, "blend_", None):  # kept (with each part's scores), or why not
+            metrics["blend"] = {**clf.blend_, **parts}
         metrics["wall_seconds"] = round(time.perf_counter() - wall, 2)
         if ranks.is_main:
             _write_run(tmp, clf.merged() if merge else clf, splits, metrics, step_losses,

@@ -18,7 +18,7 @@ A space file (YAML) replaces the default space:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from convtune.config import ADAPTER_MODES, HEAD_LR, SGD_HEAD_LR, SGD_LR, TrainConfig
@@ -100,8 +100,6 @@ def defaults(space: list[Param]) -> dict:
 def declared(config, mode: str) -> list[Param]:
     """The parameters a config dataclass declares searchable (fields with `search` metadata:
     choices, or low / high; `modes` where only those modes have it), starting from its defaults."""
-    from dataclasses import fields
-
     space = []
     for f in fields(config):
         s = f.metadata.get("search")
@@ -120,8 +118,6 @@ def declared(config, mode: str) -> list[Param]:
 
 def searchable_heads() -> tuple[str, ...]:
     """The heads with a default search space: those whose config declares searchable fields."""
-    from dataclasses import fields
-
     from convtune.modeling import heads
 
     return tuple(name for name, (_, config) in heads.HEADS.items()
