@@ -45,15 +45,10 @@ docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # Every results page under docs/results, regenerated from the rows committed in bench/ (the
-# hand-written notes live in bench/notes/ and are appended unchanged): identical to what is
-# committed unless a row changed.
+# hand-written notes live beside the rows and are appended unchanged): identical to what is
+# committed unless a row changed. `python -m bench list` shows every benchmark.
 results: install
-	for s in 20news reuters goemotions; do $(PY) bench/report_long_and_multilabel.py bench/$$s.jsonl docs/results/$$s.md; done
-	cd bench && ../$(PY) report_adapters.py adapters.jsonl ../docs/results/adapters.md
-	test ! -f bench/blend.jsonl || $(PY) bench/report_blend.py bench/blend.jsonl docs/results/blend.md
-	for d in sst2 trec; do $(PY) bench/report_compare.py docs/results/$$d; done
-	$(PY) bench/calibration.py --report --out docs/results/calibration
-	$(PY) bench/long_text_memory.py --out bench --report docs/results/long_text_memory.md
+	$(PY) -m bench report all
 
 test: install
 	# The layers and acyclic-package contracts in pyproject.toml ([tool.importlinter]).
@@ -65,11 +60,11 @@ test-slow: install
 
 # Side-by-side speed benchmark against Trainer + pipeline (about 20 minutes on 2 cores).
 bench: install
-	$(VENV)/bin/convtune bench --data sst2 --out bench
+	$(PY) -m bench run speed.vs_trainer --data sst2 --out bench/speed/vs_trainer
 
 # Peak memory of frozen mode on THUCNews' 180,000 titles (about 15 minutes on 2 cores).
 bench-memory: install
-	$(PY) bench/frozen_memory.py --data thucnews --out bench
+	$(PY) -m bench run memory.frozen_memory --data thucnews --out bench/memory
 
 # The SST-2 model the export and load benchmarks use (trained once, ~10 minutes on 2 cores).
 runs/sst2/convtune.json: | $(STAMP)
@@ -77,13 +72,13 @@ runs/sst2/convtune.json: | $(STAMP)
 
 # ONNX fp32 / int8 vs PyTorch prediction speed on SST-2.
 bench-export: install runs/sst2/convtune.json
-	$(PY) bench/export_speed.py --model runs/sst2 --out bench/export_speed
+	$(PY) -m bench run serving.export_speed --model runs/sst2 --out bench/serving/export_speed
 
 # 2,000 requests, concurrency 16, against `convtune serve runs/sst2` on loopback; then again with 20% bad requests.
 load-test: install runs/sst2/convtune.json
-	rm -f bench/load_test.json
-	$(PY) bench/load_test.py --model runs/sst2 --out bench/load_test
-	$(PY) bench/load_test.py --model runs/sst2 --bad-fraction 0.2 --out bench/load_test
+	rm -f bench/serving/load_test.json
+	$(PY) -m bench run serving.load_test --model runs/sst2 --out bench/serving/load_test
+	$(PY) -m bench run serving.load_test --model runs/sst2 --bad-fraction 0.2 --out bench/serving/load_test
 
 clean:
 	rm -rf runs .pytest_cache

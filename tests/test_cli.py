@@ -455,10 +455,3 @@ def test_the_blend_line_gives_each_part_alone():
     assert "weight 0.35" in line and "blend 0.8600" in line and "neural alone 0.8000" in line and "TF-IDF alone 0.8200" in line
     dropped = {"kept": False, "weight": 1.0, "neural_dev_macro_f1": 0.9, "lexical_dev_macro_f1": 0.7}
     assert "left out" in blend_line(dropped, "test") and "0.9000" in blend_line(dropped, "test")
-
-
-def test_the_blend_line_says_why_there_is_none():
-    from convtune.cli.verbs import blend_line
-
-    line = blend_line({"kept": False, "weight": 1.0, "reason": "auto does not blend multi-label models"}, "test")
-    assert "auto does not blend multi-label models" in line and "--blend tfidf" in line

@@ -36,9 +36,19 @@ def test_thresholds_maximise_each_labels_f1():
     # label 0: positives score 0.3-0.4, negatives 0.1-0.2 -> a cut between 0.2 and 0.3, not 0.5
     proba = np.array([[0.4, 0.9], [0.3, 0.8], [0.2, 0.7], [0.1, 0.1]])
     truth = np.array([[1, 1], [1, 1], [0, 1], [0, 0]])
-    t = tune_thresholds(proba, truth)
+    t = tune_thresholds(proba, truth, min_positives=2)
     assert 0.2 < t[0] < 0.3 and 0.1 < t[1] < 0.7
     assert tune_thresholds(proba, np.zeros_like(truth)) == [0.5, 0.5]  # absent from dev: 0.5
+    assert tune_thresholds(proba, truth, min_positives=3) == [0.5, t[1]]  # label 0 has 2 dev positives
+
+
+def test_a_lone_low_ranked_dev_positive_does_not_set_a_threshold():
+    # One positive ranked last of 400: its best cut would call all 400 texts positive.
+    proba = np.linspace(0.9, 0.01, 400)[:, None]
+    truth = np.zeros((400, 1))
+    truth[-1] = 1
+    assert tune_thresholds(proba, truth) == [0.5]
+    assert tune_thresholds(proba, truth, min_positives=1)[0] < 0.02  # the rule it replaces
 
 
 def test_space_decodes_sets_with_thresholds_and_at_least_one():

@@ -8,7 +8,7 @@ import pytest
 from convtune import Classifier
 from convtune.data.texts import TextSet
 from convtune.errors import ConvtuneError
-from convtune.estimators.blend import COARSE_GRID, choose_weight, cross_fitted, mix
+from convtune.estimators.blend import COARSE_GRID, choose_label_weights, choose_weight, cross_fitted, mix
 
 from ..conftest import toy_texts
 
@@ -37,6 +37,18 @@ def test_the_weight_is_never_worse_than_either_part_on_dev():
     chosen = choose_weight(neural, lexical, y, COARSE_GRID)
     assert chosen["dev_macro_f1"] >= max(chosen["neural_dev_macro_f1"], chosen["lexical_dev_macro_f1"])
     assert chosen["weight"] < 1.0
+
+
+def test_multi_label_weights_record_the_gain_auto_reads():
+    rng = np.random.default_rng(2)
+    Y = (rng.random((300, 4)) < 0.3).astype(float)
+    neural = rng.random((300, 4))                                # uninformative
+    lexical = np.clip(Y * 0.7 + rng.random((300, 4)) * 0.3, 0, 1)  # the better part
+    chosen = choose_label_weights(neural, lexical, Y, COARSE_GRID)
+    assert np.all(np.asarray(chosen["weight"]) < 1.0)
+    assert chosen["dev_micro_f1"] > chosen["neural_dev_micro_f1"] + 3 * chosen["gain_sd"] > 0
+    same = choose_label_weights(lexical, lexical, Y, COARSE_GRID)  # two equal parts: no gain to find
+    assert same["dev_micro_f1"] == same["neural_dev_micro_f1"]
 
 
 class _Memoriser:

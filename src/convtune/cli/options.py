@@ -10,7 +10,6 @@ from dataclasses import asdict
 from convtune.cli.fields import add_fields
 from convtune.cli.specs import (
     AuditOptions,
-    BenchOptions,
     CacheOptions,
     Common,
     CompareOptions,
@@ -72,11 +71,11 @@ VERBS = {
         (TrainConfig, ("epochs",), {"unset": True, "notes": TEXTCNN}), (Common, ("frozen_epochs",), {}),
         (TrainConfig, ("patience",), {"unset": True, "notes": TEXTCNN}), (DataOptions, ("train_limit",), {}),
         (Common, ("track", "out", "overwrite"), {"required": ("out",)})]),
-    "bench": ("convtune vs Trainer + pipeline, side by side on --data (default sst2; needs accelerate)", [
+    "bench": ("convtune's speed on this machine: fine-tune, 2 processes, frozen (cold / warm cache), predict, MFU", [
         (RuntimeConfig, ("device",), {"unset": True}), (DataOptions, ("data",), {}),
         (ModelConfig, ("encoder", "max_length"), {}), (Common, ("frozen_epochs",), {}),
         (TrainConfig, ("epochs", "batch_size", "lr", "seed"), {"unset": True, "notes": TEXTCNN}),
-        (DataOptions, ("train_limit",), {}), (BenchOptions, None, {}), (Common, ("out",), {})]),
+        (DataOptions, ("train_limit",), {}), (Common, ("out",), {})]),
     "export": ("ONNX (optionally int8) export with a built-in parity check", [
         (Common, ("model_dir",), {}), (ExportOptions, None, {}), (DataOptions, ("data", "text_col", "label_col"), {}),
         (Common, ("out", "overwrite"), {})]),

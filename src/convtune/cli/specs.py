@@ -89,11 +89,6 @@ class CompareOptions:
 
 
 @dataclass
-class BenchOptions:
-    pipeline_batch_size: int = option(32, "the peer's transformers.pipeline batch size", low=1)
-
-
-@dataclass
 class ExportOptions:
     format: str = option("onnx", "the export format", choices=("onnx",))
     int8: bool = option(False, "ONNX Runtime dynamic int8 quantisation")

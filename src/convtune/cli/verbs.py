@@ -97,8 +97,6 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def blend_line(b: dict, part: str) -> str:
     """The blend's summary: its weight, and each part alone on `part`."""
-    if b.get("reason"):
-        return f"blend: none ({b['reason']}; --blend tfidf builds one)"
     if not b.get("kept"):
         return f"blend: the TF-IDF model was left out (dev gain below noise; neural alone on dev {_dev_score(b)})"
     w = b["weight"] if not isinstance(b["weight"], list) else f"per label, mean {sum(b['weight']) / len(b['weight']):.2f}"
@@ -111,7 +109,7 @@ def blend_line(b: dict, part: str) -> str:
 def _dev_score(b: dict) -> str:
     if "neural_dev_macro_f1" in b:
         return f"macro-F1 {b['neural_dev_macro_f1']:.4f}, TF-IDF alone {b['lexical_dev_macro_f1']:.4f}"
-    return f"log-loss {b['neural_dev_log_loss']:.4f}, TF-IDF alone {b['lexical_dev_log_loss']:.4f}"
+    return f"micro-F1 {b['neural_dev_micro_f1']:.4f}, blend {b['dev_micro_f1']:.4f}"
 
 
 def cmd_search(a: argparse.Namespace) -> int:
@@ -201,21 +199,17 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    import importlib.util
-
     from convtune.config import TrainConfig
     from convtune.experiments.bench import run_bench
     from convtune.modeling.model import DEFAULT_MAX_LENGTH
 
-    if importlib.util.find_spec("accelerate") is None:
-        raise ConvtuneError("bench runs Hugging Face Trainer, which needs accelerate: pip install 'convtune[bench]'")
     train = TrainConfig()  # what an option left unset means: train's own default
     res = run_bench(data=a.data or "sst2", encoder=a.encoder, epochs=a.epochs, frozen_epochs=a.frozen_epochs,
                     batch_size=a.batch_size or train.batch_size, lr=a.lr, max_length=a.max_length or DEFAULT_MAX_LENGTH,
                     seed=train.seed if a.seed is None else a.seed, train_limit=a.train_limit,
-                    pipeline_batch_size=a.pipeline_batch_size, out_dir=a.out or "bench", device=a.device or "auto",
+                    out_dir=a.out or "bench-results", device=a.device or "auto",
                     log=lambda m: print(m, file=sys.stderr))
-    print(Path(a.out or "bench", "results.md").read_text(encoding="utf-8"))  # written as UTF-8, whatever the locale
+    print(Path(a.out or "bench-results", "results.md").read_text(encoding="utf-8"))  # written as UTF-8, whatever the locale
     return 0 if res else 1
 
 

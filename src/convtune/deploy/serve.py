@@ -247,7 +247,7 @@ def draining_server(app, host: str, port: int):
 def spawn_server(model_dir: str | Path, *options: str, timeout: float = 60.0, log_path: str | Path | None = None):
     """Start ``convtune serve`` in a child process on a free loopback port; wait until /health
     answers. Returns (process, base URL); the caller terminates the process. Used by the tests
-    and bench/load_test.py; `log_path` keeps the server's output there."""
+    and bench/serving/load_test.py; `log_path` keeps the server's output there."""
     import socket
     import subprocess
     import tempfile

@@ -138,7 +138,7 @@ def _grouped(items: list[tuple[int, int, float]], top: int, text: str) -> list[d
     """The `top` n-grams: spans taken in order of |contribution|, each joining the group it
     overlaps (contributions summed), until `top` separate groups exist and the next span would
     start another. (On 300 SST-2 dev texts this beat the plain top windows on comprehensiveness,
-    0.40 against 0.28: overlapping windows mostly repeat one word; bench/faithfulness.py.)"""
+    0.40 against 0.28: overlapping windows mostly repeat one word; bench/trust/faithfulness.py.)"""
     groups: list[list] = []
     for s, e, v in items:
         hit = [g for g in groups if s < g[1] and g[0] < e]

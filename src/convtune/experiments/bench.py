@@ -1,13 +1,13 @@
-"""`convtune bench`: convtune and its peer, side by side, in one process tree.
+"""`convtune bench`: convtune's speed on this machine, each job in its own process.
 
-The peer is what a user would run instead: Hugging Face `Trainer` +
-`AutoModelForSequenceClassification` (linear head on the pooled [CLS]) on the same encoder,
-data, epochs, batch size, learning rate, max length and seed, with dynamic padding; for
-inference, `transformers.pipeline("text-classification")` over the peer's fine-tuned model.
-
-Every job runs in its own child process (`python -m convtune.experiments.bench JOB ARGS_JSON`), one after
-the other, so each one's peak memory (ru_maxrss) is its own and no job warms another's caches
-in memory. Results go to `bench/results.json` and `bench/results.md`.
+Fine-tuning (one process, then two under torchrun with the same global batch), frozen mode
+with a cold and then a warm token-state cache, prediction over the test split, and how close
+each comes to the machine's matrix-multiply peak (MFU). Every job runs in its own child process
+(`python -m convtune.experiments.bench JOB ARGS_JSON`), one after the other, so each one's peak
+memory (ru_maxrss) is its own and no job warms another's caches in memory. Results go to
+`OUT/results.json` and `OUT/results.md`. The side-by-side comparison with Hugging Face's
+Trainer and pipeline builds on these jobs and lives in the repository's benchmarks
+(`python -m bench run speed.vs_trainer`), so the package does not carry the peer.
 """
 
 from __future__ import annotations
@@ -26,9 +26,30 @@ import numpy as np
 from convtune.distributed import current
 from convtune.errors import ConvtuneError
 from convtune.experiments import mfu
-from convtune.experiments.peer import bench_device, bench_lr, bench_splits, peer_model
 
 # --------------------------------------------------------------------------- jobs (child side)
+
+def bench_splits(a: dict):
+    """The splits every job reads: given dev / test files, or the data set's own split."""
+    from convtune.data.builtin import load_splits
+    from convtune.data.splits import subsample
+
+    s = load_splits(a["data"], a.get("dev"), a.get("test"), seed=a["seed"])
+    s.train = subsample(s.train, a.get("train_limit"), a["seed"])
+    return s
+
+
+def bench_lr(a: dict) -> float:
+    from convtune.modeling.encoders import default_lr
+
+    return a["lr"] if a.get("lr") is not None else default_lr(a["encoder"])
+
+
+def bench_device(a: dict):
+    from convtune.runtime import resolve_device
+
+    return resolve_device(a.get("device") or "auto")
+
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
@@ -39,56 +60,6 @@ def _scores(y_true: list[str], y_pred: list[str]) -> dict:
 
     return {"test_accuracy": float(accuracy_score(y_true, y_pred)),
             "test_macro_f1": float(f1_score(y_true, y_pred, average="macro"))}
-
-
-def job_peer_train(a: dict) -> dict:
-    """Trainer + AutoModelForSequenceClassification, then save it for the pipeline job."""
-    import torch
-    from transformers import (
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-    )
-
-    from convtune.modeling.encoders import resolve_encoder
-    from convtune.runtime import set_threads
-
-    set_threads()
-    s = bench_splits(a)
-    labels = sorted(set(s.train.labels))
-    enc_dir = resolve_encoder(a["encoder"])
-    tok = AutoTokenizer.from_pretrained(enc_dir)
-    model = peer_model(enc_dir, labels, a["seed"])
-
-    class DS(torch.utils.data.Dataset):
-        def __init__(self, part):
-            self.enc = tok(part.texts, truncation=True, max_length=a["max_length"])
-            self.y = [labels.index(x) for x in part.labels]
-
-        def __len__(self):
-            return len(self.y)
-
-        def __getitem__(self, i):
-            return {"input_ids": self.enc["input_ids"][i], "attention_mask": self.enc["attention_mask"][i],
-                    "labels": self.y[i]}
-
-    args = TrainingArguments(output_dir=a["workdir"] + "/peer-tmp", num_train_epochs=a["epochs"],
-                             per_device_train_batch_size=a["batch_size"], per_device_eval_batch_size=64,
-                             learning_rate=bench_lr(a), warmup_steps=0.1,  # a float < 1 is a ratio in transformers 5
-                             weight_decay=0.01, seed=a["seed"],
-                             eval_strategy="no", save_strategy="no", report_to=[], use_cpu=bench_device(a).type == "cpu",
-                             disable_tqdm=True, logging_strategy="no")
-    trainer = Trainer(model=model, args=args, train_dataset=DS(s.train),
-                      data_collator=DataCollatorWithPadding(tok))
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    pred = trainer.predict(DS(s.test)).predictions.argmax(-1)
-    trainer.save_model(a["workdir"] + "/peer-model")
-    tok.save_pretrained(a["workdir"] + "/peer-model")
-    return {"train_seconds": seconds, "samples_per_s": a["epochs"] * len(s.train) / seconds,
-            **_scores(s.test.labels, [labels[i] for i in pred])}
 
 
 def job_convtune_train(a: dict) -> dict:
@@ -132,28 +103,17 @@ def job_convtune_predict(a: dict) -> dict:
     return _timed_predict(lambda t: clf.predict(t), bench_splits(a).test.texts)
 
 
-def job_pipeline_predict(a: dict) -> dict:
-    from transformers import pipeline
-
-    from convtune.runtime import set_threads
-
-    set_threads()
-    pipe = pipeline("text-classification", model=a["model"], device=bench_device(a))
-    return _timed_predict(lambda t: pipe(t, batch_size=a["pipeline_batch_size"], truncation=True,
-                                         max_length=a["max_length"]), bench_splits(a).test.texts)
-
-
-JOBS = {"peer_train": job_peer_train, "convtune_train": job_convtune_train,
-        "convtune_predict": job_convtune_predict, "pipeline_predict": job_pipeline_predict,
+JOBS = {"convtune_train": job_convtune_train, "convtune_predict": job_convtune_predict,
         "peak": mfu.job_peak, "flops": mfu.job_flops}
 
 
-def _child_main(job: str, args_json: str) -> None:
+def child_main(jobs: dict, job: str, args_json: str) -> None:
+    """A child's side of `run_job`: run `jobs[job]`, print its result (or its one-line error)."""
     from convtune import distributed
 
     try:
         distributed.init("cpu")  # under torchrun (the 2-process job): join the group
-        out = JOBS[job](json.loads(args_json))
+        out = jobs[job](json.loads(args_json))
     except ConvtuneError as e:  # the parent repeats it as one line, not as a child's traceback
         print(f"BENCH-ERROR {e}")
         sys.exit(2)
@@ -165,10 +125,11 @@ def _child_main(job: str, args_json: str) -> None:
 
 # --------------------------------------------------------------------------- orchestration (parent)
 
-def run_job(job: str, args: dict, log, nproc: int = 1) -> dict:
-    """Run one job in a child process (nproc > 1: torchrun's); return its result dict (plus its wall time)."""
+def run_job(job: str, args: dict, log, nproc: int = 1, module: str = "convtune.experiments.bench") -> dict:
+    """Run one job of `module` (whose main calls `child_main`) in a child process (nproc > 1:
+    torchrun's); return its result dict (plus its wall time)."""
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)] if nproc > 1 else []
-    cmd = [sys.executable, *launcher, "-m", "convtune.experiments.bench", job, json.dumps(args)]
+    cmd = [sys.executable, *launcher, "-m", module, job, json.dumps(args)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     log(f"[{job}] {time.perf_counter() - start:.0f} s")
@@ -186,41 +147,42 @@ def run_job(job: str, args: dict, log, nproc: int = 1) -> dict:
 
 def run_bench(data: str = "sst2", encoder: str = "minilm-l6", epochs: int | None = None,
               frozen_epochs: int | None = None, batch_size: int = 32, lr: float | None = None, max_length: int = 128,
-              seed: int = 42, train_limit: int | None = None, pipeline_batch_size: int = 32, out_dir: str = "bench",
-              device: str = "auto", log=print) -> dict:
+              seed: int = 42, train_limit: int | None = None, out_dir: str = "bench-results", device: str = "auto",
+              log=print, keep_model: str | None = None) -> dict:
     """Run every job, write `out_dir/results.json` and `results.md`; return the results. Epochs
-    default to `convtune train`'s (the peer runs as many), so the bench's convtune rows are
-    what train gives."""
+    default to `convtune train`'s, so the bench's rows are what train gives. `keep_model`: where
+    to keep the fine-tuned model (a comparison predicts with it afterwards)."""
     from convtune.config import TrainConfig
 
     epochs, frozen_epochs = epochs or TrainConfig().epochs, frozen_epochs or TrainConfig().epochs
     common = {"data": data, "encoder": encoder, "batch_size": batch_size, "lr": lr if lr is not None else bench_lr({"encoder": encoder}),
               "max_length": max_length, "seed": seed, "train_limit": train_limit, "device": device}
     with tempfile.TemporaryDirectory(prefix="convtune-bench-") as work:
-        res: dict = {"config": dict(common, epochs=epochs, frozen_epochs=frozen_epochs,
-                                    pipeline_batch_size=pipeline_batch_size),
-                     "machine": _machine()}
-        res["peer_train"] = run_job("peer_train", dict(common, epochs=epochs, workdir=work), log)
+        model = keep_model or work + "/ct-model"
+        res: dict = {"config": dict(common, epochs=epochs, frozen_epochs=frozen_epochs), "machine": _machine()}
         res["convtune_finetune"] = run_job("convtune_train", dict(
-            common, epochs=epochs, head="cnn", mode="finetune", save=work + "/ct-model"), log)
+            common, epochs=epochs, head="cnn", mode="finetune", save=model), log)
         # The same global batch on 2 processes (torchrun, gloo): half the batch each.
         res["convtune_ddp"] = run_job("convtune_train", dict(
             common, epochs=epochs, head="cnn", mode="finetune", batch_size=max(1, batch_size // 2)), log, nproc=2)
         frozen = dict(common, epochs=frozen_epochs, head="cnn", mode="frozen", cache=work + "/cache")
         res["convtune_frozen_cold"] = run_job("convtune_train", frozen, log)
         res["convtune_frozen_warm"] = run_job("convtune_train", frozen, log)
-        res["pipeline_predict"] = run_job("pipeline_predict", dict(
-            common, model=work + "/peer-model", pipeline_batch_size=pipeline_batch_size), log)
-        res["convtune_predict"] = run_job("convtune_predict", dict(common, model=work + "/ct-model"), log)
+        res["convtune_predict"] = run_job("convtune_predict", dict(common, model=model), log)
         res["peak"] = run_job("peak", {"device": device}, log)
         res["flops"] = run_job("flops", common, log)
     res["ratios"] = _ratios(res)
-    res["mfu"] = mfu.mfu_table(res)
+    res["mfu"] = mfu.mfu_table(res, MFU_ROWS)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
     (out / "results.md").write_text(render_markdown(res), encoding="utf-8")
     return res
+
+
+# MFU rows: (name, FLOPs key, result key, rate key); the precision is the fine-tune's.
+MFU_ROWS = [("convtune fine-tune", "convtune_train", "convtune_finetune", "samples_per_s"),
+            ("convtune predict", "convtune_predict", "convtune_predict", "texts_per_s")]
 
 
 def _machine() -> dict:
@@ -235,65 +197,64 @@ def _machine() -> dict:
 
 
 def _ratios(r: dict) -> dict:
-    peer, ft = r["peer_train"], r["convtune_finetune"]
-    cold, warm = r["convtune_frozen_cold"], r["convtune_frozen_warm"]
+    ft, cold, warm = r["convtune_finetune"], r["convtune_frozen_cold"], r["convtune_frozen_warm"]
     return {
-        "finetune_samples_per_s_vs_peer": ft["samples_per_s"] / peer["samples_per_s"],
-        "finetune_accuracy_minus_peer": ft["test_accuracy"] - peer["test_accuracy"],
-        "frozen_cold_wall_over_peer_train": cold["wall_seconds"] / peer["train_seconds"],
         "frozen_warm_epoch_speedup_vs_cold_first_epoch": cold["first_epoch_seconds"] / warm["mean_epoch_seconds"],
         "frozen_warm_fit_speedup_vs_cold_fit": cold["train_seconds"] / warm["train_seconds"],
-        "predict_texts_per_s_vs_pipeline": r["convtune_predict"]["texts_per_s"] / r["pipeline_predict"]["texts_per_s"],
         "ddp_samples_per_s_vs_one_process": r["convtune_ddp"]["samples_per_s"] / ft["samples_per_s"],
         "ddp_accuracy_minus_one_process": r["convtune_ddp"]["test_accuracy"] - ft["test_accuracy"],
     }
 
 
-def render_markdown(r: dict) -> str:
-    c, q = r["config"], r["ratios"]
-    rows = [("peer: Trainer + AutoModelForSequenceClassification (linear)", r["peer_train"], c["epochs"]),
-            ("convtune fine-tune, CNN head", r["convtune_finetune"], c["epochs"]),
+def training_rows(r: dict) -> list[tuple[str, dict, int]]:
+    """(name, result, epochs asked) of each training run, for the table."""
+    c = r["config"]
+    return [("convtune fine-tune, CNN head", r["convtune_finetune"], c["epochs"]),
             (f"convtune fine-tune, 2 processes (torchrun), batch {max(1, c['batch_size'] // 2)} each",
              r["convtune_ddp"], c["epochs"]),
             ("convtune frozen, CNN head, cold cache", r["convtune_frozen_cold"], c["frozen_epochs"]),
             ("convtune frozen, CNN head, warm cache", r["convtune_frozen_warm"], c["frozen_epochs"])]
-    lines = [f"# convtune bench: {c['data']}, encoder {c['encoder']}",
-             "",
-             f"{r['machine']['cpus']} CPU cores, torch {r['machine']['torch']}, bf16 CPU: "
-             f"{r['machine']['bf16_cpu']}, {r['machine']['date']}. Batch {c['batch_size']}, lr {c['lr']}, "
-             f"max length {c['max_length']}, seed {c['seed']}"
-             + (f", train limit {c['train_limit']}" if c.get("train_limit") else "") + ".",
-             "",
-             "## Training",
-             "",
-             "| run | epochs | train s | wall s (with test) | samples/s | peak RSS MB | test acc | test macro-F1 |",
+
+
+def header(r: dict, title: str) -> list[str]:
+    c, m = r["config"], r["machine"]
+    return [f"# {title}: {c['data']}, encoder {c['encoder']}", "",
+            f"{m['cpus']} CPU cores, torch {m['torch']}, bf16 CPU: {m['bf16_cpu']}, {m['date']}. Batch "
+            f"{c['batch_size']}, lr {c['lr']}, max length {c['max_length']}, seed {c['seed']}"
+            + (f", train limit {c['train_limit']}" if c.get("train_limit") else "") + ".", ""]
+
+
+def training_table(rows: list[tuple[str, dict, int]]) -> list[str]:
+    lines = ["| run | epochs | train s | wall s (with test) | samples/s | peak RSS MB | test acc | test macro-F1 |",
              "|---|---|---|---|---|---|---|---|"]
     for name, x, ep in rows:
         lines.append(f"| {name} | {x.get('epochs_run', ep)} | {x['train_seconds']:.1f} | "
                      f"{x.get('wall_seconds', x['process_seconds']):.1f} | {x['samples_per_s']:.1f} | "
                      f"{x['peak_rss_mb']:.0f} | {x['test_accuracy']:.4f} | {x['test_macro_f1']:.4f} |")
-    pp, cp = r["pipeline_predict"], r["convtune_predict"]
-    lines += ["", "## Prediction (test set)", "",
-              "| predictor | texts | seconds | texts/s | peak RSS MB |", "|---|---|---|---|---|",
-              f"| transformers.pipeline (batch {c['pipeline_batch_size']}) | {pp['texts']} | {pp['seconds']:.2f} | "
-              f"{pp['texts_per_s']:.1f} | {pp['peak_rss_mb']:.0f} |",
-              f"| convtune predict | {cp['texts']} | {cp['seconds']:.2f} | {cp['texts_per_s']:.1f} | "
-              f"{cp['peak_rss_mb']:.0f} |",
-              "", "## Ratios (same run)", "",
-              f"- fine-tune training samples/s vs peer: **{q['finetune_samples_per_s_vs_peer']:.2f}x**; "
-              f"test accuracy vs peer: {q['finetune_accuracy_minus_peer'] * 100:+.2f} points",
-              f"- frozen, cold cache: total wall time (cache fill + training + test) = "
-              f"**{q['frozen_cold_wall_over_peer_train']:.3f}** of the peer's training time",
-              f"- frozen, warm cache: one epoch is **{q['frozen_warm_epoch_speedup_vs_cold_first_epoch']:.1f}x** "
-              f"faster than the cold run's first epoch (cache fill + epoch 1); the whole warm fit is "
-              f"{q['frozen_warm_fit_speedup_vs_cold_fit']:.1f}x faster than the cold fit",
-              f"- prediction: **{q['predict_texts_per_s_vs_pipeline']:.2f}x** the pipeline's texts/s",
-              f"- 2 processes (torchrun, same global batch) vs 1: **{q['ddp_samples_per_s_vs_one_process']:.2f}x** "
-              f"samples/s, test accuracy {q['ddp_accuracy_minus_one_process'] * 100:+.2f} points", ""]
-    return "\n".join(lines + _mfu_lines(r))
+    return lines
 
 
-def _mfu_lines(r: dict) -> list[str]:
+def predict_row(name: str, x: dict) -> str:
+    return f"| {name} | {x['texts']} | {x['seconds']:.2f} | {x['texts_per_s']:.1f} | {x['peak_rss_mb']:.0f} |"
+
+
+def convtune_ratio_lines(q: dict) -> list[str]:
+    return [f"- frozen, warm cache: one epoch is **{q['frozen_warm_epoch_speedup_vs_cold_first_epoch']:.1f}x** "
+            f"faster than the cold run's first epoch (cache fill + epoch 1); the whole warm fit is "
+            f"{q['frozen_warm_fit_speedup_vs_cold_fit']:.1f}x faster than the cold fit",
+            f"- 2 processes (torchrun, same global batch) vs 1: **{q['ddp_samples_per_s_vs_one_process']:.2f}x** "
+            f"samples/s, test accuracy {q['ddp_accuracy_minus_one_process'] * 100:+.2f} points"]
+
+
+def render_markdown(r: dict) -> str:
+    lines = [*header(r, "convtune bench"), "## Training", "", *training_table(training_rows(r)),
+             "", "## Prediction (test set)", "", "| predictor | texts | seconds | texts/s | peak RSS MB |",
+             "|---|---|---|---|---|", predict_row("convtune predict", r["convtune_predict"]),
+             "", "## Ratios (same run)", "", *convtune_ratio_lines(r["ratios"]), ""]
+    return "\n".join(lines + mfu_lines(r))
+
+
+def mfu_lines(r: dict) -> list[str]:
     p = r["peak"]
     lines = ["## How close to the limit (MFU)", "",
              f"Matrix-multiply peak on {p['device']} (1024 x 1024 products, torch.nn.functional.linear): fp32 {p['fp32'] / 1e9:.0f} GFLOP/s, "
@@ -307,4 +268,4 @@ def _mfu_lines(r: dict) -> list[str]:
 
 
 if __name__ == "__main__":
-    _child_main(sys.argv[1], sys.argv[2])
+    child_main(JOBS, sys.argv[1], sys.argv[2])

@@ -2,8 +2,7 @@
 
     peak        dense matrix-multiply FLOP/s of this machine in fp32 and bf16 (or on a GPU)
     flops       model FLOPs per text, counted by `torch.utils.flop_counter` on real batches:
-                fine-tuning (forward + backward) and prediction (forward), for convtune's model
-                and the peer's (same encoder, linear head)
+                fine-tuning (forward + backward) and prediction (forward)
     MFU         flops per text x texts per second / peak (of the precision that side runs in)
 
 FLOPs are counted on length-bucketed batches (almost no padding): what the model needs, not
@@ -73,9 +72,8 @@ def job_peak(a: dict) -> dict:
 
 
 def job_flops(a: dict) -> dict:
-    """FLOPs per text of convtune's CNN model and of the peer's model, training and prediction."""
-    from convtune.data.batching import collate, eval_batches, tokenize, train_batches
-    from convtune.experiments.peer import bench_splits, peer_model
+    """FLOPs per text of convtune's CNN model, training and prediction."""
+    from convtune.experiments.bench import bench_splits
     from convtune.modeling.encoders import resolve_encoder
     from convtune.modeling.model import ModelConfig, build_model
     from convtune.runtime import set_threads
@@ -83,10 +81,18 @@ def job_flops(a: dict) -> dict:
     set_threads()
     s = bench_splits(a)
     labels = sorted(set(s.train.labels))
-    enc_dir = resolve_encoder(a["encoder"])
     ours, tokenizer, _ = build_model(ModelConfig(encoder=a["encoder"], labels=labels, head="cnn",
-                                                 max_length=a["max_length"]), enc_dir)
-    peer = peer_model(enc_dir, labels, a["seed"])
+                                                 max_length=a["max_length"]), resolve_encoder(a["encoder"]))
+    train_b, test_b = flop_batches(tokenizer, s, a)
+    ours.train()
+    out = {"convtune_train": flops_per_text(ours, train_b, True)}
+    ours.eval()
+    return out | {"convtune_predict": flops_per_text(ours, test_b, False)}
+
+
+def flop_batches(tokenizer, s, a: dict) -> tuple[list, list]:
+    """Length-bucketed (input_ids, attention_mask) batches: 40 training batches, the whole test split."""
+    from convtune.data.batching import collate, eval_batches, tokenize, train_batches
 
     def batches(texts: list[str], size: int, train: bool, limit: int) -> list:
         ids = tokenize(tokenizer, texts, a["max_length"]).ids
@@ -94,28 +100,19 @@ def job_flops(a: dict) -> dict:
         order = train_batches(lengths, size, a["seed"], 1) if train else eval_batches(lengths, size)
         return [collate([ids[i] for i in b], tokenizer.pad_token_id) for b in order[:limit]]
 
-    train_b = batches(s.train.texts, a["batch_size"], True, 40)
-    test_b = batches(s.test.texts, 64, False, 10**6)
-    peer_forward = lambda ids, mask: peer(input_ids=ids, attention_mask=mask).logits  # noqa: E731
-    ours.train(), peer.train()
-    out = {"convtune_train": flops_per_text(ours, train_b, True), "peer_train": flops_per_text(peer_forward, train_b, True)}
-    ours.eval(), peer.eval()
-    out |= {"convtune_predict": flops_per_text(ours, test_b, False),
-            "peer_predict": flops_per_text(peer_forward, test_b, False)}
-    return out
+    return batches(s.train.texts, a["batch_size"], True, 40), batches(s.test.texts, 64, False, 10**6)
 
 
-def mfu_table(r: dict) -> dict:
-    """MFU of each side from one bench run's rates, FLOPs per text and peaks."""
+def mfu_table(r: dict, rows: list[tuple[str, str, str, str]]) -> dict:
+    """MFU of each row (name, FLOPs key, result key, rate key) from one bench run's rates, FLOPs
+    per text and peaks. convtune's rows run in the fine-tune's precision, a peer's in fp32."""
     f, peak = r["flops"], r["peak"]
     ours = r["convtune_finetune"].get("precision", "bf16")
     ours = ours if ours in peak else "fp32"
-    rows = {
-        "convtune fine-tune": (f["convtune_train"], r["convtune_finetune"]["samples_per_s"], ours),
-        "peer fine-tune (Trainer)": (f["peer_train"], r["peer_train"]["samples_per_s"], "fp32"),
-        "convtune predict": (f["convtune_predict"], r["convtune_predict"]["texts_per_s"], ours),
-        "peer predict (pipeline)": (f["peer_predict"], r["pipeline_predict"]["texts_per_s"], "fp32"),
-    }
-    return {name: {"gflops_per_text": fl / 1e9, "texts_per_s": rate, "precision": prec,
-                   "achieved_gflops": fl * rate / 1e9, "mfu": fl * rate / peak[prec]}
-            for name, (fl, rate, prec) in rows.items()}
+    out = {}
+    for name, flops_key, result, rate_key in rows:
+        fl, rate = f[flops_key], r[result][rate_key]
+        prec = ours if flops_key.startswith("convtune") else "fp32"
+        out[name] = {"gflops_per_text": fl / 1e9, "texts_per_s": rate, "precision": prec,
+                     "achieved_gflops": fl * rate / 1e9, "mfu": fl * rate / peak[prec]}
+    return out

@@ -70,8 +70,6 @@ def _blend(b) -> list[str]:
     """The lexical blend's weight and each part alone (metrics.json's "blend")."""
     if not isinstance(b, dict):
         return []
-    if b.get("reason"):
-        return ["", f"No TF-IDF model is blended in: {md.text(b['reason'])}."]
     if not b.get("kept"):
         return ["", "A TF-IDF model was fitted beside it and left out: on dev it did not gain beyond noise."]
     w = b.get("weight")

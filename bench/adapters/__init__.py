@@ -1,0 +1,1 @@
+"""adapters benchmarks (python -m bench list)."""

@@ -1,0 +1,1 @@
+"""blend benchmarks (python -m bench list)."""

@@ -1,0 +1,1 @@
+"""defaults benchmarks (python -m bench list)."""

@@ -1,0 +1,1 @@
+"""long_and_multilabel benchmarks (python -m bench list)."""

@@ -1,0 +1,1 @@
+"""serving benchmarks (python -m bench list)."""

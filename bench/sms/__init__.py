@@ -1,0 +1,1 @@
+"""sms benchmarks (python -m bench list)."""

@@ -1,0 +1,1 @@
+"""speed benchmarks (python -m bench list)."""

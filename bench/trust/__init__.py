@@ -1,0 +1,1 @@
+"""trust benchmarks (python -m bench list)."""
