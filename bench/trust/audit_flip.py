@@ -1,6 +1,6 @@
 """Does `convtune audit` find labels flipped on purpose?
 
-    .venv/bin/python -m bench.trust.audit_flip --data sst2 --rate 0.05 --seeds 0 1 2 --method tfidf --out bench/audit_flip
+    .venv/bin/python -m bench.trust.audit_flip --data sst2 --rate 0.05 --seeds 0 1 2 --method tfidf --out bench/trust/audit_flip_tfidf
 
 A copy of the set's training split with `rate` of its labels flipped to another label at random
 (seeded; the flip seed is also the audit's fold seed), audited like `convtune audit`: precision
