@@ -2,7 +2,7 @@
 
 from convtune._version import __version__
 
-__all__ = ["Classifier", "ConvtuneError", "TextCNNClassifier", "TfidfClassifier", "__version__", "load"]
+__all__ = ["Classifier", "ConvtuneError", "Ensemble", "TextCNNClassifier", "TfidfClassifier", "__version__", "load"]
 
 
 def __getattr__(name: str):
@@ -23,6 +23,10 @@ def __getattr__(name: str):
         from convtune.estimators.registry import load
 
         return load
+    if name == "Ensemble":  # through the registry, which gives it the loader of its members
+        from convtune.estimators.registry import Ensemble
+
+        return Ensemble
     if name == "ConvtuneError":
         from convtune.errors import ConvtuneError
 

@@ -66,7 +66,8 @@ def add_fields(g, cls: type, *, only: tuple[str, ...] | None = None, unset: bool
         flags = [meta.get("flag", "--" + f.name.replace("_", "-"))]
         kwargs = {"help": argparse.SUPPRESS if meta.get("hidden") else text.replace("%", "%%")}
         if meta.get("positional"):
-            g.add_argument(f.name, nargs=meta.get("nargs"), choices=meta.get("choices"), help=kwargs["help"])
+            g.add_argument(f.name, nargs=meta.get("nargs"), choices=meta.get("choices"), help=kwargs["help"],
+                           **({"metavar": meta["metavar"]} if "metavar" in meta else {}))
             continue
         if str(f.type) == "bool":
             kwargs.update(action="store_const", const=True, default=None if unset else False)

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from convtune.cli.fields import add_fields
 from convtune.cli.specs import (
     AuditOptions,
+    BlendOptions,
     CacheOptions,
     Common,
     CompareOptions,
@@ -76,6 +77,10 @@ VERBS = {
         (ModelConfig, ("encoder", "max_length"), {}), (Common, ("frozen_epochs",), {}),
         (TrainConfig, ("epochs", "batch_size", "lr", "seed"), {"unset": True, "notes": TEXTCNN}),
         (DataOptions, ("train_limit",), {}), (Common, ("out",), {})]),
+    "blend": ("one model from several saved ones: greedy ensemble selection on dev, reported like train", [
+        (BlendOptions, None, {}), (DataOptions, ("data", "dev", "test", "text_col", "label_col", *LABEL_RULE,
+                                                 "encoding", "strict"), {"required": ("data",)}),
+        (RuntimeConfig, DEVICE, {"unset": True}), (Common, ("out", "overwrite"), {"required": ("out",)})]),
     "export": ("ONNX (optionally int8) export with a built-in parity check", [
         (Common, ("model_dir",), {}), (ExportOptions, None, {}), (DataOptions, ("data", "text_col", "label_col"), {}),
         (Common, ("out", "overwrite"), {})]),

@@ -89,6 +89,13 @@ class CompareOptions:
 
 
 @dataclass
+class BlendOptions:
+    runs: list | None = option(None, "saved models to choose from (two or more, trained on the same split of --data)",
+                               positional=True, nargs="+", metavar="MODEL_DIR")
+    steps: int = option(20, "greedy selection steps after the best single model (with replacement)", low=1, high=1000)
+
+
+@dataclass
 class ExportOptions:
     format: str = option("onnx", "the export format", choices=("onnx",))
     int8: bool = option(False, "ONNX Runtime dynamic int8 quantisation")

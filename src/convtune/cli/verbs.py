@@ -95,6 +95,27 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_blend(a: argparse.Namespace) -> int:
+    import json
+
+    from convtune.data.builtin import load_splits
+    from convtune.experiments.runs import ensemble_run
+    from convtune.modeling.checkpoint import read_manifest
+
+    for d in a.runs:
+        read_manifest(d)  # a wrong directory fails before any data is read
+    record = Path(a.runs[0]) / "split.json"
+    seed = json.loads(record.read_text(encoding="utf-8")).get("seed", 42) if record.is_file() else 42
+    splits = load_splits(a.data, a.dev, a.test, seed=seed, text_col=a.text_col, label_col=a.label_col,
+                         encoding=a.encoding, strict=a.strict, rule=label_rule(a))
+    m = ensemble_run(a.runs, splits, a.out, steps=a.steps, overwrite=a.overwrite, device=a.device,
+                     precision=a.precision, command="convtune " + " ".join(a.argv))
+    final, chosen = m.get("test", m["dev"]), m["hyperparameters"]
+    print(f"saved {a.out}: {'test' if 'test' in m else 'dev'} {headline(final)}; weights "
+          + ", ".join(f"{w:.2f} {d}" for w, d in zip(chosen["weights"], chosen["members"]) if w > 0))
+    return 0
+
+
 def blend_line(b: dict, part: str) -> str:
     """The blend's summary: its weight, and each part alone on `part`."""
     if not b.get("kept"):
@@ -279,4 +300,4 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 
 VERBS = {"explain": cmd_explain, "audit": cmd_audit, "export": cmd_export, "serve": cmd_serve, "train": cmd_train, "search": cmd_search, "evaluate": cmd_evaluate,
-         "predict": cmd_predict, "cache": cmd_cache, "bench": cmd_bench, "compare": cmd_compare, "datasets": cmd_datasets, "encoders": cmd_encoders}
+         "predict": cmd_predict, "cache": cmd_cache, "bench": cmd_bench, "blend": cmd_blend, "compare": cmd_compare, "datasets": cmd_datasets, "encoders": cmd_encoders}

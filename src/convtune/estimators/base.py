@@ -210,6 +210,7 @@ class TextClassifier(Calibrated, ClassifierMixin, BaseEstimator):
     def explain(self, texts: Sequence[str], label=None, top: int = 5) -> list[dict]:
         """The n-grams that decided each text's label (transformer models with a CNN head)."""
         hint = {"onnx": "explain the PyTorch model the export was made from",
+                "ensemble": "explain one of its members (its directory's members/N)",
                 "tfidf": "TF-IDF weights are in the model's vocabulary, not per text; use a transformer model with "
                          "--head cnn"}.get(self.kind, "train a transformer model with --head cnn or cnn+pool")
         raise ConvtuneError(f"explanations are not available for a {self.kind} model: {hint}")

@@ -74,7 +74,7 @@ def macro_f1(y: np.ndarray, pred: np.ndarray, classes: int) -> float:
     return float(f1[actual > 0].mean())
 
 
-def _micro_f1(Y: np.ndarray, P: np.ndarray) -> float:
+def micro_f1(Y: np.ndarray, P: np.ndarray) -> float:
     tp = float((Y * P).sum())
     return 2 * tp / max(float(Y.sum() + P.sum()), 1.0)
 
@@ -125,8 +125,8 @@ def choose_label_weights(p_neural: np.ndarray, p_lexical: np.ndarray, Y: np.ndar
     blend, alone = (w * p_neural + (1 - w) * p_lexical) >= 0.5, p_neural >= 0.5
     return {"weight": weight, "dev_log_loss": float(loss(w).mean()),
             "neural_dev_log_loss": float(loss(1.0).mean()), "lexical_dev_log_loss": float(loss(0.0).mean()),
-            "dev_micro_f1": _micro_f1(Y, blend), "neural_dev_micro_f1": _micro_f1(Y, alone),
-            "gain_sd": _gain_sd(Y, blend, alone, _micro_f1)}
+            "dev_micro_f1": micro_f1(Y, blend), "neural_dev_micro_f1": micro_f1(Y, alone),
+            "gain_sd": _gain_sd(Y, blend, alone, micro_f1)}
 
 
 def cross_fitted(make, train: TextSet, dev: TextSet, labels: list[str], folds: int = FOLDS,
@@ -200,7 +200,7 @@ class Blended:
         parts = {"neural": sigmoid(neural) if self.multi_label_ else softmax(neural), "lexical": lexical,
                  "blend": space.probabilities(self.blended_logits(neural, lexical))}
         if self.multi_label_:
-            return {k: {"micro_f1": _micro_f1(truth, p >= 0.5)} for k, p in parts.items()}
+            return {k: {"micro_f1": micro_f1(truth, p >= 0.5)} for k, p in parts.items()}
         return {k: {"accuracy": float((p.argmax(1) == truth).mean()),
                     "macro_f1": macro_f1(truth, p.argmax(1), len(self.labels_))} for k, p in parts.items()}
 

@@ -2,7 +2,7 @@
 
     KINDS             kind in convtune.json -> class (load() dispatches on it)
     all_heads()       what `--head` accepts: a transformer head, a TF-IDF baseline, TextCNN (config.py)
-    load(path)        any saved model or ONNX export
+    load(path)        any saved model, ONNX export or ensemble of them
     make_estimator    the estimator for a head name, from keyword options (CLI, compare, bench)
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from convtune.config import RUNTIME_OPTIONS, TRAIN_OPTIONS, all_heads
 from convtune.errors import ConvtuneError
 from convtune.estimators.base import TextClassifier, load_as
+from convtune.estimators.ensemble import Ensemble
 from convtune.estimators.onnx import OnnxClassifier
 from convtune.estimators.textcnn import TextCNNClassifier
 from convtune.estimators.tfidf import TfidfClassifier
@@ -21,24 +22,34 @@ from convtune.estimators.transformer import Classifier
 from convtune.modeling.checkpoint import read_manifest
 
 KINDS: dict[str, type[TextClassifier]] = {
-    c.kind: c for c in (Classifier, TfidfClassifier, TextCNNClassifier, OnnxClassifier)}
+    c.kind: c for c in (Classifier, TfidfClassifier, TextCNNClassifier, OnnxClassifier, Ensemble)}
 
 
 def load(path: str | Path, device: str | None = None, precision: str | None = None) -> TextClassifier:
-    """Load any saved convtune model (transformer, TF-IDF, TextCNN or an ONNX export) to predict
-    on `device` in `precision` (None: auto). A model saved on any device loads on any other."""
+    """Load any saved convtune model (transformer, TF-IDF, TextCNN, an ONNX export or an
+    ensemble of them) to predict on `device` in `precision` (None: auto). A model saved on any
+    device loads on any other."""
     manifest = read_manifest(path)
     kind = manifest.get("kind", "transformer")
     if kind not in KINDS:
         raise ConvtuneError(f"{path}: unknown model kind {kind!r}")
     clf = load_as(KINDS[kind], path, manifest)
+    for model in getattr(clf, "members", None) or [clf]:
+        _place(model, device, precision, path)
+    return clf
+
+
+def _place(clf: TextClassifier, device: str | None, precision: str | None, path) -> None:
+    """Set where and in which precision a loaded model predicts (checked as its constructor would)."""
     runtime = getattr(clf, "runtime", None)
     if runtime is not None:
         runtime.device, runtime.precision = device or runtime.device, precision or runtime.precision
-        type(runtime)(**runtime.to_dict())  # checks the values as the constructor would
+        type(runtime)(**runtime.to_dict())
     elif device not in (None, "auto", "cpu"):
-        raise ConvtuneError(f"{path}: a {kind} model runs on the CPU only, not on --device {device}")
-    return clf
+        raise ConvtuneError(f"{path}: a {clf.kind} model runs on the CPU only, not on --device {device}")
+
+
+Ensemble.load_member = staticmethod(load)  # an ensemble's members are any kind this module loads
 
 
 def _accepted(cls: type[TextClassifier]) -> set[str]:

@@ -71,25 +71,6 @@ def job_peak(a: dict) -> dict:
     return {"device": device, "fp32": matmul_peak("fp32", device), "bf16": matmul_peak("bf16", device)}
 
 
-def job_flops(a: dict) -> dict:
-    """FLOPs per text of convtune's CNN model, training and prediction."""
-    from convtune.experiments.bench import bench_splits
-    from convtune.modeling.encoders import resolve_encoder
-    from convtune.modeling.model import ModelConfig, build_model
-    from convtune.runtime import set_threads
-
-    set_threads()
-    s = bench_splits(a)
-    labels = sorted(set(s.train.labels))
-    ours, tokenizer, _ = build_model(ModelConfig(encoder=a["encoder"], labels=labels, head="cnn",
-                                                 max_length=a["max_length"]), resolve_encoder(a["encoder"]))
-    train_b, test_b = flop_batches(tokenizer, s, a)
-    ours.train()
-    out = {"convtune_train": flops_per_text(ours, train_b, True)}
-    ours.eval()
-    return out | {"convtune_predict": flops_per_text(ours, test_b, False)}
-
-
 def flop_batches(tokenizer, s, a: dict) -> tuple[list, list]:
     """Length-bucketed (input_ids, attention_mask) batches: 40 training batches, the whole test split."""
     from convtune.data.batching import collate, eval_batches, tokenize, train_batches

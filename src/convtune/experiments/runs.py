@@ -18,7 +18,9 @@ from convtune._fs import atomic_dir, write_json
 from convtune.data.labels import check_labels, label_list
 from convtune.data.splits import Splits, subsample
 from convtune.distributed import barrier, current, main_first
+from convtune.errors import ConvtuneError
 from convtune.estimators.base import TextClassifier
+from convtune.estimators.ensemble import STEPS, Ensemble
 from convtune.estimators.registry import load
 from convtune.experiments.plots import plot_confusion_of, plot_per_label, plot_reliability, plot_training
 from convtune.experiments.tracking import make_tracker
@@ -83,6 +85,33 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
             tqdm.write(f"\n{splits.name} {final} report ({metrics['head']} head, {metrics['mode']}):\n{reports[final]}")
     barrier()
     return metrics
+
+
+def ensemble_run(run_dirs: list[str | Path], splits: Splits, out: str | Path, steps: int = STEPS,
+                 overwrite: bool = False, device: str | None = None, precision: str | None = None,
+                 command: str | None = None) -> dict:
+    """One model from saved ones: greedy selection on `splits`' dev (experiments' Ensemble),
+    then the same report and run directory as `train_run`. Every member must have been trained
+    on this very split (its split.json says so): dev texts a member trained on would make the
+    selection trust that member."""
+    if len(run_dirs) < 2:
+        raise ConvtuneError("blend needs two or more saved models")
+    if any(Path(d).resolve() == Path(out).resolve() for d in run_dirs):
+        raise ConvtuneError(f"--out {out} is one of the models to blend; write the result elsewhere")
+    expected = splits.describe()
+    for d in run_dirs:
+        record = Path(d) / "split.json"
+        if not record.is_file():
+            raise ConvtuneError(f"{d}: no split.json, so no proof it did not train on the dev texts (blend models "
+                                "that convtune train saved)")
+        seen = json.loads(record.read_text(encoding="utf-8"))
+        for part in ("dev", "test"):
+            if part in expected and seen.get(part, {}).get("fingerprint") != expected[part]["fingerprint"]:
+                raise ConvtuneError(f"{d} was trained on another split of {splits.name} (its {part} texts differ): "
+                                    "blend models trained on the same split (same data, seed and dev file)")
+    members = [load(d, device, precision) for d in run_dirs]
+    return train_run(splits, Ensemble(members, sources=[str(d) for d in run_dirs], steps=steps), out,
+                     overwrite=overwrite, command=command)
 
 
 def _write_run(tmp: Path, clf: TextClassifier, splits: Splits, metrics: dict, step_losses: list,
