@@ -42,6 +42,18 @@ def test_compare_writes_report(tiny_encoder, toy_csv, tmp_path, monkeypatch, cap
     assert all(0 <= r["ece"][0] <= 1 for r in res["summary"]) and "test ECE" in (out / "report.md").read_text()
     assert res["examples"]["config"] == "cnn/frozen" and len(res["examples"]["texts"]) == 6
     assert html.count("<mark>") >= 6 and "&lt;mark&gt;" not in html
+    # The blend column: each neural cell blended with TF-IDF; the TF-IDF row has none
+    blended = {r["config"]: r for r in res["summary"]}
+    assert 0 <= blended["cnn/frozen"]["blend_weight"][0] <= 1 and 0 < blended["cnn/frozen"]["blend_accuracy"][0] <= 1
+    assert "blend_accuracy" not in blended["tfidf-nb"] and "blended with TF-IDF" in (out / "report.md").read_text()
+
+
+def test_compare_without_the_blend_column(tiny_encoder, toy_csv, tmp_path):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--data", str(toy_csv), "--heads", "cnn", "--modes", "frozen", "--seeds", "1", "--no-blend",
+                 "--encoder", str(tiny_encoder), "--frozen-epochs", "1", "--max-length", "16", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert "blend_accuracy" not in res["summary"][0] and "blended with TF-IDF" not in (out / "report.md").read_text()
 
 
 def test_highlighted_marks_spans_and_defuses_the_texts_own_markup():

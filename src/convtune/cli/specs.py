@@ -86,6 +86,8 @@ class CompareOptions:
     seeds: int = option(3, "seeds per configuration", low=1)
     split_seed: int = option(42, "the split's seed (sets without an official split)", low=0, high=2**32 - 1,
                              wants="a whole number from 0 to 4294967295")
+    no_blend: bool = option(False, "no blend column (by default each single-label neural cell is also scored "
+                                   "blended with a TF-IDF model, its weight chosen on dev)")
 
 
 @dataclass

@@ -212,7 +212,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
     make_tracker(a.track)  # a missing tracking library fails before the first run
     options = {"encoder": a.encoder, "epochs": a.epochs, "frozen_epochs": a.frozen_epochs, "patience": a.patience,
                "max_length": a.max_length or DEFAULT_MAX_LENGTH, "train_limit": a.train_limit, "device": a.device,
-               "precision": a.precision, "track": a.track}
+               "precision": a.precision, "track": a.track, "blend": not a.no_blend}
     res = run_compare(a.data, heads, modes, a.seeds, a.out, options, split_seed=a.split_seed,
                       overwrite=a.overwrite, command="convtune " + " ".join(sys.argv[1:]))
     print(Path(a.out, "report.md").read_text(encoding="utf-8").split("## Pictures")[0])

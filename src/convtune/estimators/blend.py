@@ -204,6 +204,14 @@ class Blended:
         return {k: {"accuracy": float((p.argmax(1) == truth).mean()),
                     "macro_f1": macro_f1(truth, p.argmax(1), len(self.labels_))} for k, p in parts.items()}
 
+    def fit_lexical(self, train: TextSet, dev: TextSet, seed: int = 42) -> dict | None:
+        """Fit and keep a TF-IDF part beside an already trained neural model, its weight chosen
+        on dev, as `--blend tfidf` does during fit (its thresholds and temperature stay the
+        neural model's). Returns the record (`blend_`)."""
+        self.blend = "tfidf"
+        self._fit_blend(train, dev, seed)
+        return self.blend_
+
     def _weight(self):
         w = self.blend_["weight"]
         return np.asarray(w, dtype=np.float64) if isinstance(w, list) else float(w)

@@ -95,7 +95,9 @@ def run_one(config: Config, seed: int, splits: Splits, options: dict) -> dict:
                        None)
     cal = m["calibration"]
     explained = explain_examples(clf, splits.test) if options.get("explain_first") == (config.name, seed) else None
-    return {"explanations": explained,"config": config.name, "seed": seed, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+    blended = blend_cell(clf, splits, logits, seed) if options.get("blend", True) else {}
+    return {**blended, "explanations": explained, "config": config.name, "seed": seed, "accuracy": m["accuracy"],
+            "macro_f1": m["macro_f1"],
             "micro_f1": m.get("micro_f1"), "ece": cal["ece"], "ece_uncalibrated": cal.get("uncalibrated", cal)["ece"],
             "confusion_matrix": m["confusion_matrix"], "labels": clf.labels_,
             "train_seconds": train_seconds, "texts_per_s": len(pred) / predict_seconds,
@@ -103,6 +105,18 @@ def run_one(config: Config, seed: int, splits: Splits, options: dict) -> dict:
 
 
 EXAMPLES = 6  # test texts the report shows with their decisive n-grams
+
+
+def blend_cell(clf, splits: Splits, neural_logits, seed: int) -> dict:
+    """The cell's model blended with a TF-IDF model by a weight chosen on dev (what `--blend
+    tfidf` gives): its test accuracy and macro-F1 beside the cell's own, which stay the neural
+    model's. Single-label models over an encoder only (a multi-label cell is scored at tuned
+    thresholds, its blend would be at 0.5)."""
+    if not hasattr(clf, "fit_lexical") or clf.multi_label_:
+        return {}
+    record = clf.fit_lexical(splits.train, splits.dev, seed)
+    scores = clf.blend_scores(splits.test, neural_logits, clf.lexical_proba(list(splits.test.texts)))["blend"]
+    return {"blend_accuracy": scores["accuracy"], "blend_macro_f1": scores["macro_f1"], "blend_weight": record["weight"]}
 
 
 def explain_examples(clf, test) -> list[dict] | None:
@@ -160,7 +174,8 @@ def summarise(runs: list[dict]) -> list[dict]:
     for name in names:
         rs = [r for r in runs if r["config"] == name]
         stat = lambda k: mean_sd(r[k] for r in rs)
-        keys = ["accuracy", "macro_f1", "ece", "ece_uncalibrated", "train_seconds", "texts_per_s"]
+        keys = ["accuracy", "macro_f1", "ece", "ece_uncalibrated", "train_seconds", "texts_per_s",
+                "blend_accuracy", "blend_macro_f1", "blend_weight"]
         # (runs recorded before calibration have no ECE: their summary has none either)
         rows.append({"config": name, "seeds": len(rs), **{k: stat(k) for k in keys if all(k in r for r in rs)}})
     return rows

@@ -82,6 +82,7 @@ def _pm(x: tuple[float, float], scale: float = 100, digits: int = 2) -> str:
 
 def render_markdown(res: dict, pictures: list[str]) -> str:
     o = res["options"]
+    blends = any("blend_accuracy" in r for r in res["summary"])
     lines = [f"# convtune compare: {res['dataset']}", "",
              f"Encoder `{o['encoder']}`, max length {o['max_length']}, seeds {res['seeds']}, split seed "
              f"{res['split']['seed']} ({res['split']['method']}; train {res['split']['train']['size']}, dev "
@@ -90,13 +91,19 @@ def render_markdown(res: dict, pictures: list[str]) -> str:
                 "right), macro-F1 over labels, at each label's threshold tuned on dev.", ""]
                if res["split"].get("multi_label") else []),
              "| configuration | seeds | test accuracy % | test macro-F1 % | test ECE % (before temperature) "
-             "| train s | predict texts/s |",
-             "|---|---|---|---|---|---|---|"]
+             "| train s | predict texts/s |" + (" blended with TF-IDF: test accuracy % (weight) |" if blends else ""),
+             "|---|---|---|---|---|---|---|" + ("---|" if blends else "")]
     for r in sorted(res["summary"], key=lambda r: -r["accuracy"][0]):
         ece = f"{_pm(r['ece'])} ({r['ece_uncalibrated'][0] * 100:.2f})" if "ece" in r else "–"
+        blend = (f" {_pm(r['blend_accuracy'])} ({r['blend_weight'][0]:.2f}) |" if "blend_accuracy" in r else " – |")
         lines.append(f"| {r['config']} | {r['seeds']} | {_pm(r['accuracy'])} | {_pm(r['macro_f1'])} | {ece} | "
-                     f"{_pm(r['train_seconds'], 1, 1)} | {r['texts_per_s'][0]:.0f} |")
-    lines += ["", "Mean ± sample standard deviation over seeds (ddof=1).", "", "## Paired tests (same test texts)", ""]
+                     f"{_pm(r['train_seconds'], 1, 1)} | {r['texts_per_s'][0]:.0f} |" + (blend if blends else ""))
+    lines += ["", "Mean ± sample standard deviation over seeds (ddof=1)."]
+    if blends:
+        lines += ["", "The blend column: each neural cell's model with a TF-IDF model of the whole text mixed in by a "
+                      "weight on the neural model chosen on dev (`--blend tfidf`; its two endpoints are the cell itself "
+                      "and the `tfidf-svm` row)."]
+    lines += ["", "## Paired tests (same test texts)", ""]
     for t in res["paired_tests"]:
         b = t["bootstrap"]
         per = "; ".join(f"seed {s}: {m['a_only']} vs {m['b_only']}, p = {m['p_value']:.3g}"
