@@ -27,6 +27,7 @@ GROUPS = {
     "defaults": "how the training defaults were chosen, and that predictions stay the same",
     "trust": "calibration, explanation faithfulness, finding flipped labels",
     "sms": "SMS spam as a case study: recipes, splits, thresholds, errors",
+    "fewshot": "a handful of labelled texts per class: recipes over random draws",
 }
 # Each results page: the commands (modules and arguments) that rebuild it from committed rows.
 REPORTS = {

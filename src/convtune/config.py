@@ -56,7 +56,8 @@ def add_head_name(name: str) -> None:
 
 
 ADAPTER_MODES = ("lora", "adalora", "ia3")
-MODES = ("finetune", "frozen", *ADAPTER_MODES)
+MODES = ("finetune", "frozen", "contrastive", *ADAPTER_MODES)
+FROZEN_ENCODER_MODES = ("frozen", "contrastive")  # the head trains on an encoder it does not change
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LONG_TEXT_RULES = ("truncate", "head-tail", "windows")
 BLENDS = ("auto", "tfidf", "none")  # a lexical model blended into the neural one (estimators.blend)
@@ -162,16 +163,23 @@ class TrainConfig:
                             choices=("temperature", "none"))
     freeze_embeddings: bool = option(False, "fine-tuning: keep the token embeddings fixed (less memory with "
                                             "big vocabularies, e.g. me5-small)")
+    # --mode contrastive: the encoder is first tuned on pairs drawn from the labels (SetFit's
+    # recipe: 20 rounds, lr 2e-5, one pass), then the head trains on it as in frozen mode.
+    pairs_per_text: int = option(20, "contrastive mode: rounds of pairs, each pairing every text with one text of "
+                                      "its class and one of another (SetFit's num_iterations)", low=1, metavar="R")
+    contrastive_lr: float = option(2e-5, "contrastive mode: the encoder's learning rate on the pairs")
+    contrastive_epochs: int = option(1, "contrastive mode: passes over the pairs", low=1)
 
     def __post_init__(self):
         # Checked here so that every way in (CLI, Classifier(...), a saved run) fails in one line
         # before any data is read, instead of deep in torch or, worse, training nonsense.
-        for name in ("epochs", "batch_size", "patience", "eval_batch_size", "grad_accum"):
+        for name in ("epochs", "batch_size", "patience", "eval_batch_size", "grad_accum", "pairs_per_text",
+                     "contrastive_epochs"):
             _whole(self, name, 1)
         if not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2**32:  # numpy's range
             raise ConvtuneError(f"seed must be a whole number from 0 to {2**32 - 1}, not {self.seed!r}")
         self.seed = int(self.seed)
-        for name in ("lr", "head_lr", "max_grad_norm"):
+        for name in ("lr", "head_lr", "max_grad_norm", "contrastive_lr"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConvtuneError(f"{name} must be > 0, not {value!r}")

@@ -27,6 +27,9 @@ def make_estimator(a: argparse.Namespace):
         parse_widths,
     )
 
+    if a.mode == "contrastive" and a.head in BASELINES:
+        raise ConvtuneError(f"--mode contrastive tunes an encoder on pairs of texts; --head {a.head} has none "
+                            "(use a head over an encoder: cnn, cnn+pool or linear)")
     if getattr(a, "blend", "auto") == "tfidf" and a.head in BASELINES:
         raise ConvtuneError(f"--blend tfidf blends a TF-IDF model into a model over an encoder; --head {a.head} has "
                             "none (use --blend none, or a head over an encoder)")

@@ -154,6 +154,7 @@ class Classifier(Blended, TokenClassifier):
             # me5-small's 250k-piece vocabulary is 96M of its 118M parameters: fixed, they need
             # no gradient and no AdamW state, and each step skips their update.
             self.model_.encoder.get_input_embeddings().requires_grad_(False)
+        self.contrastive_ = self._contrastive_stage(train) if self.mode == "contrastive" else None
         trained, total = trainable_share(self.model_)  # the head included
         self.parameters_ = {"trained": trained, "total": total, "trained_share": round(trained / total, 5)}
         store = self._state_store(encoder_dir, config.layers)
@@ -174,6 +175,19 @@ class Classifier(Blended, TokenClassifier):
         if adapted:
             self.manifest_["base_encoder"] = base_identity(self.manifest_["encoder_info"], encoder_dir)
         return self
+
+    def _contrastive_stage(self, train) -> dict:
+        """--mode contrastive: tune the encoder on pairs drawn from the training labels, then
+        freeze it again for the head (training.contrastive)."""
+        from convtune.training.contrastive import contrastive_tune
+
+        c, device = self.train_config, resolve_device(self.runtime.device)
+        record = contrastive_tune(self.model_.encoder, self.tokenizer_, train.texts, train.labels,
+                                  rounds=c.pairs_per_text, lr=c.contrastive_lr, epochs=c.contrastive_epochs,
+                                  batch_size=c.batch_size, max_length=self.max_length_, seed=c.seed,
+                                  precision=resolve_precision(self.runtime.precision, device), device=device)
+        self.model_.encoder.requires_grad_(False)
+        return record
 
     def _choose_long_text(self, texts: list[str], config: ModelConfig) -> ModelConfig:
         """Resolve "auto" for these training texts, warn about long ones, and put the rule in the config."""
@@ -225,6 +239,7 @@ class Classifier(Blended, TokenClassifier):
                 "training": {"best_epoch": r.best_epoch, "train_seconds": r.train_seconds,
                              "long_texts_share": self.long_share_, "unknown_tokens_share": self.unknown_share_,
                              "parameters": self.parameters_,
+                             **({"contrastive": self.contrastive_} if getattr(self, "contrastive_", None) else {}),
                              "precision": r.precision, "cache_seconds": r.cache_seconds, "history": r.history}}
 
     # ------------------------------------------------------------------ prediction

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from convtune.config import FROZEN_ENCODER_MODES
 from convtune.errors import ConvtuneError
 from convtune.modeling.checkpoint import (
     ADAPTER_NAME,
@@ -117,7 +118,7 @@ def build_model(config: ModelConfig, encoder_dir: str | Path, head_weights: Path
         adapter = AdapterConfig(**{"method": config.mode, **config.adapter})
         encoder = apply_adapter(encoder, adapter, total_steps)
         config = replace(config, adapter=adapter.to_dict())
-    model = TransformerClassifier(encoder, head, frozen=config.mode == "frozen", layers=config.layers)
+    model = TransformerClassifier(encoder, head, frozen=config.mode in FROZEN_ENCODER_MODES, layers=config.layers)
     return model, tokenizer, replace(config, head_config=asdict(head.config))
 
 

@@ -90,8 +90,10 @@ class ModelConfig:
     head: str = option("cnn", "cnn / cnn+pool / linear: over the encoder; tfidf-svm, tfidf-nb, textcnn: baselines "
                               "without it", choices=all_heads)
     head_config: dict = field(default_factory=dict)
-    mode: str = option("finetune", "finetune the encoder, keep it frozen, or train an adapter on it (lora, adalora, "
-                                   "ia3; the head always trains in full)", choices=(*MODES, "adapter"))
+    mode: str = option("finetune", "finetune the encoder, keep it frozen, tune it on pairs drawn from the labels "
+                                   "first and then keep it frozen (contrastive: few labelled texts), or train an "
+                                   "adapter on it (lora, adalora, ia3; the head always trains in full)",
+                       choices=(*MODES, "adapter"))
     max_length: int | None = option(None, "tokens per text, at most the encoder's limit", low=1,
                                     cli_default=DEFAULT_MAX_LENGTH)
     layers: int | None = option(None, f"last-k: the head sees a learned mix of the last k layers (default: "

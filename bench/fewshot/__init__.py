@@ -1,0 +1,1 @@
+"""fewshot benchmarks (python -m bench list)."""
