@@ -53,7 +53,7 @@ def test_documented_command_parses(doc, command):
 # The product speaks of itself, not of how the work was organised: no issue numbers, "item N",
 # references to the tracker's texts, or work-log ordinals (a session counted in words), in README, docs/, bench/,
 # src/ or tests/.
-PROCESS_WORDS = re.compile(r"\bissues? ?#?\d+|\(issue\b|\bthe issue\b|\bissue's\b|\bitem \d+\b"
+PROCESS_WORDS = re.compile(r"\bissues?,? ?#?\d+|\(issue\b|\bthe issue\b|\bissue's\b|\bitem \d+\b"
                            r"|\b\w+(?:th|st|nd|rd) session\b|\bthis session\b", re.IGNORECASE)
 CHECKED = ("README.md", "docs", "bench", "src", "tests")
 

@@ -239,7 +239,7 @@ class Blended:
         else:
             chosen = choose_weight(softmax(neural), p_lexical, space.encode(dev.labels), grid)
             gain = chosen["dev_macro_f1"] - chosen["neural_dev_macro_f1"]
-        keep = np.any(np.asarray(chosen["weight"]) < 1.0) and gain > chosen["gain_sd"]
+        keep = bool(np.any(np.asarray(chosen["weight"]) < 1.0) and gain > chosen["gain_sd"])
         kept = self.blend == "tfidf" or keep
         self.blend_ = {"lexical": "tfidf-svm", "kept": kept, "auto_keeps": bool(keep),
                        "cross_fitted": self._cross_fits(dev), **chosen,
