@@ -5,8 +5,11 @@
 Each draw takes N texts of every class from the set's training split (seeded by the draw); the
 model trains on those alone and is scored on the whole official test split. `default` is
 `convtune train`'s recipe as it stands (it carves its dev split from the N x C texts);
-`contrastive` is `--mode contrastive` with the head trained for a fixed number of epochs on all
-N x C texts (no dev split to carve: the epoch kept is the last). The TF-IDF baseline runs on
+`contrastive` is `--mode contrastive` with the CNN head trained for 50 epochs on all N x C
+texts, also given as its dev split (the first epoch that fits them is kept);
+`contrastive-linear` the same with a linear head on the mean of the token states;
+`contrastive-lr` that head fitted as SetFit fits it, by logistic regression on the tuned
+encoder's mean embeddings of all N x C texts. The TF-IDF baseline runs on
 the same draws. Seconds are wall time of fit.
 """
 
@@ -26,6 +29,8 @@ RECIPES = {
     "contrastive": ({"mode": "contrastive", "epochs": 50, "patience": 50, "batch_size": 16}, True),
     "contrastive-linear": ({"mode": "contrastive", "head": "linear", "head_config": {"pooling": "mean"}, "epochs": 50,
                             "patience": 50, "batch_size": 16}, True),
+    # SetFit's recipe: contrastive stage, then a logistic regression on the mean embeddings as the head
+    "contrastive-lr": ({"mode": "contrastive", "head": "linear", "head_config": {"pooling": "mean"}}, True),
     "tfidf": (None, False),
 }
 

@@ -63,3 +63,21 @@ def test_contrastive_mode_with_a_tfidf_head_is_one_line(toy_csv, tmp_path, capsy
     assert main(["train", "--data", str(toy_csv), "--mode", "contrastive", "--head", "tfidf-svm",
                  "--out", str(tmp_path / "r")]) == 2
     assert "--mode contrastive tunes an encoder" in capsys.readouterr().err
+
+
+def test_a_mean_pooled_linear_head_is_a_logistic_regression_on_the_tuned_embeddings(tiny_encoder):
+    from sklearn.linear_model import LogisticRegression
+
+    from convtune.data.batching import collate, tokenize
+    from convtune.training.contrastive import _embed
+
+    texts, labels = toy_texts(40)
+    clf = Classifier(encoder=str(tiny_encoder), mode="contrastive", head="linear", head_config={"pooling": "mean"},
+                     max_length=16, precision="fp32", pairs_per_text=2, blend="none", calibrate="none")
+    clf.fit(texts, labels, texts, labels)
+    assert clf.result_.best_epoch == 0 and clf.result_.history == []  # no epochs: the regression is the head
+    x, mask = collate(tokenize(clf.tokenizer_, texts, 16).ids, clf.tokenizer_.pad_token_id)
+    with torch.no_grad():
+        emb = _embed(clf.model_.encoder, x, mask).numpy()
+    want = LogisticRegression(max_iter=2000).fit(emb, clf.label_space_.encode(labels)).predict_proba(emb)
+    np.testing.assert_allclose(clf.predict_proba(texts), want, atol=1e-4)

@@ -159,9 +159,9 @@ class Classifier(Blended, TokenClassifier):
         self.parameters_ = {"trained": trained, "total": total, "trained_share": round(trained / total, 5)}
         store = self._state_store(encoder_dir, config.layers)
         try:
-            self.result_ = fit(self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config_,
-                               self.max_length_, self.runtime, store=store, callbacks=callbacks,
-                               long_text=self._rule)
+            self.result_ = self._regression_head(train) if self._head_by_regression() else fit(
+                self.model_, self.tokenizer_, train, dev, self.labels_, self.train_config_, self.max_length_,
+                self.runtime, store=store, callbacks=callbacks, long_text=self._rule)
         finally:
             if store is not None:
                 store.close()
@@ -188,6 +188,22 @@ class Classifier(Blended, TokenClassifier):
                                   precision=resolve_precision(self.runtime.precision, device), device=device)
         self.model_.encoder.requires_grad_(False)
         return record
+
+    def _head_by_regression(self) -> bool:
+        """Contrastive mode with a linear head on the mean of the token states (single-label): the
+        head is SetFit's logistic regression on the tuned embeddings, not trained by epochs."""
+        pooling = (self.head_config or {}).get("pooling", "cls")
+        return self.mode == "contrastive" and self.head == "linear" and pooling == "mean" and not self.multi_label_
+
+    def _regression_head(self, train) -> TrainResult:
+        from convtune.training.contrastive import fit_linear_head
+
+        device = resolve_device(self.runtime.device)
+        precision = resolve_precision(self.runtime.precision, device)
+        seconds = fit_linear_head(self.model_.encoder, self.tokenizer_, self.model_.head.classifier, train.texts,
+                                  self.label_space_.encode(train.labels), max_length=self.max_length_,
+                                  precision=precision, device=device)
+        return TrainResult(best_epoch=0, train_seconds=seconds, precision=precision)
 
     def _choose_long_text(self, texts: list[str], config: ModelConfig) -> ModelConfig:
         """Resolve "auto" for these training texts, warn about long ones, and put the rule in the config."""

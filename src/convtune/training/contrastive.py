@@ -118,3 +118,29 @@ def contrastive_tune(encoder, tokenizer, texts: list[str], labels: list, *, roun
     encoder.eval()
     return {"pairs": int(len(pairs)), "steps": steps, "seconds": round(time.perf_counter() - start, 2),
             "loss": round(float(np.mean(losses)), 5) if losses else None}
+
+
+def fit_linear_head(encoder, tokenizer, classifier: torch.nn.Linear, texts: list[str], y: np.ndarray, *,
+                    max_length: int, precision: str, device: torch.device, batch_size: int = 64) -> float:
+    """SetFit's second stage: a logistic regression (scikit-learn's, L2, C = 1) on the tuned
+    encoder's masked-mean embeddings, written into the linear head's `classifier` (binary: the
+    two logits -z/2 and z/2, whose softmax is the regression's sigmoid). Returns seconds."""
+    from sklearn.linear_model import LogisticRegression
+
+    start = time.perf_counter()
+    ids = tokenize(tokenizer, texts, max_length).ids
+    encoder.to(device).eval()
+    parts = []
+    with torch.inference_mode():
+        for i in range(0, len(ids), batch_size):
+            x, mask = collate(ids[i:i + batch_size], tokenizer.pad_token_id)
+            with autocast(precision, device.type):
+                parts.append(_embed(encoder, x.to(device), mask.to(device)).cpu().numpy())
+    lr = LogisticRegression(max_iter=2000).fit(np.concatenate(parts), y)
+    W, b = lr.coef_, lr.intercept_
+    if W.shape[0] == 1:
+        W, b = np.vstack([-W / 2, W / 2]), np.array([-b[0] / 2, b[0] / 2])
+    with torch.no_grad():
+        classifier.weight.copy_(torch.as_tensor(W, dtype=classifier.weight.dtype))
+        classifier.bias.copy_(torch.as_tensor(b, dtype=classifier.bias.dtype))
+    return round(time.perf_counter() - start, 2)
