@@ -455,3 +455,26 @@ def test_the_blend_line_gives_each_part_alone():
     assert "weight 0.35" in line and "blend 0.8600" in line and "neural alone 0.8000" in line and "TF-IDF alone 0.8200" in line
     dropped = {"kept": False, "weight": 1.0, "neural_dev_macro_f1": 0.9, "lexical_dev_macro_f1": 0.7}
     assert "left out" in blend_line(dropped, "test") and "0.9000" in blend_line(dropped, "test")
+
+
+def test_train_without_a_mode_uses_the_small_data_recipe_on_few_texts(tiny_encoder, tmp_path, capsys):
+    from .conftest import toy_texts
+
+    texts, labels = toy_texts(40)  # 20 texts a class: under the small-data threshold
+    path = tmp_path / "few.csv"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([("text", "label"), *zip(texts, labels)])
+    common = ["--data", str(path), "--encoder", str(tiny_encoder), "--max-length", "16", "--precision", "fp32",
+              "--pairs-per-text", "2"]
+    assert main(["train", *common, "--out", str(tmp_path / "auto")]) == 0
+    err = capsys.readouterr().err
+    assert "small-data recipe" in err and "give --mode to choose" in err
+    m = json.loads((tmp_path / "auto" / "metrics.json").read_text())
+    manifest = json.loads((tmp_path / "auto" / "convtune.json").read_text())
+    assert m["recipe"].startswith("small data") and "small-data recipe" in (tmp_path / "auto" / "README.md").read_text()
+    assert manifest["model"]["mode"] == "contrastive" and manifest["model"]["head"] == "linear"
+    assert m["dev"]["size"] == m["train_size"]  # no dev split carved from so few texts
+    # a mode given is a mode obeyed
+    assert main(["train", *common, "--mode", "finetune", "--epochs", "1", "--out", str(tmp_path / "ft")]) == 0
+    assert "small-data" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "ft" / "convtune.json").read_text())["model"]["mode"] == "finetune"

@@ -58,6 +58,10 @@ def add_head_name(name: str) -> None:
 ADAPTER_MODES = ("lora", "adalora", "ia3")
 MODES = ("finetune", "frozen", "contrastive", *ADAPTER_MODES)
 FROZEN_ENCODER_MODES = ("frozen", "contrastive")  # the head trains on an encoder it does not change
+# `convtune train` without --mode uses the small-data recipe (contrastive encoder, a logistic
+# regression head, no dev split) when the smallest class has at most this many training texts:
+# the largest size measured where it beat the default (docs/training.md, "Few labelled texts").
+SMALL_DATA_PER_CLASS = 64
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LONG_TEXT_RULES = ("truncate", "head-tail", "windows")
 BLENDS = ("auto", "tfidf", "none")  # a lexical model blended into the neural one (estimators.blend)

@@ -5,7 +5,7 @@ help everywhere. Building it imports nothing heavy."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 from convtune.cli.fields import add_fields
 from convtune.cli.specs import (
@@ -36,6 +36,11 @@ NOTED = (TrainConfig, RuntimeConfig, ModelConfig, CNNHeadConfig)  # their option
 MODEL = [(ModelConfig, None, {}), (LongText, None, {"unset": True}), (CNNHeadConfig, None, {"unset": True}),
          (AdapterConfig, None, {"unset": True}), (ModelOptions, None, {})]
 
+# train's and search's model options: --mode unset, so that train can tell a given mode from
+# none (the small-data recipe applies only when none is given; search takes finetune).
+TRAIN_MODEL = [(ModelConfig, tuple(f.name for f in fields(ModelConfig) if "help" in f.metadata and f.name != "mode"), {}),
+               (ModelConfig, ("mode",), {"unset": True}), *MODEL[1:]]
+
 GROUPS = {DataOptions: "data", TrainConfig: "optimisation (unset: each model's own default)",
           RuntimeConfig: "run", SearchSettings: "search", ServeConfig: "limits and batching",
           **{cls: "model" for cls, _, _ in MODEL}}
@@ -43,10 +48,10 @@ GROUPS = {DataOptions: "data", TrainConfig: "optimisation (unset: each model's o
 # verb -> (help, [(dataclass, fields or None for all, {add_fields options})...])
 VERBS = {
     "train": ("train a classifier and save it with its report", [
-        (DataOptions, None, {"required": ("data",)}), *MODEL, (TrainConfig, None, {"unset": True}),
+        (DataOptions, None, {"required": ("data",)}), *TRAIN_MODEL, (TrainConfig, None, {"unset": True}),
         (RuntimeConfig, None, {"unset": True}), (Common, ("track", "nproc", "out", "overwrite"), {"required": ("out",)})]),
     "search": ("hyper-parameter search (Optuna): the best trial's model and a report", [
-        (DataOptions, None, {"required": ("data",)}), *MODEL, (TrainConfig, None, {"unset": True}),
+        (DataOptions, None, {"required": ("data",)}), *TRAIN_MODEL, (TrainConfig, None, {"unset": True}),
         (RuntimeConfig, None, {"unset": True}), (SearchSettings, None, {}),
         (Common, ("track", "out", "overwrite"), {"required": ("out",)})]),
     "evaluate": ("evaluate a saved model on labelled data", [

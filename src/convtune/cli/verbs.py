@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from convtune.cli.explain import cmd_audit, cmd_explain  # light: their heavy imports are inside
-from convtune.config import ADAPTER_MODES
+from convtune.config import ADAPTER_MODES, BASELINES
 from convtune.errors import ConvtuneError
 
 
@@ -16,7 +16,7 @@ def make_estimator(a: argparse.Namespace):
     """The estimator for `--head`, given only the options the user set (others: its defaults)."""
     from dataclasses import fields
 
-    from convtune.config import BASELINES, RUNTIME_OPTIONS, TRAIN_OPTIONS, LongText, keywords
+    from convtune.config import RUNTIME_OPTIONS, TRAIN_OPTIONS, LongText, keywords
     from convtune.estimators.registry import make_estimator as make
     from convtune.modeling.settings import (
         AdapterConfig,
@@ -84,8 +84,13 @@ def cmd_train(a: argparse.Namespace) -> int:
         raise ConvtuneError(f"--merge needs an adapter mode ({', '.join(ADAPTER_MODES)}), not --mode {a.mode}")
     splits = load_splits(a.data, a.dev, a.test, seed=clf.get_params()["seed"], text_col=a.text_col,
                          label_col=a.label_col, encoding=a.encoding, strict=a.strict, rule=label_rule(a))
+    recipe = small_data_recipe(splits) if a.mode is None and a.head not in BASELINES else None
+    if recipe is not None:  # the small-data recipe's model, told in one line
+        print(recipe, file=sys.stderr)
+        a.mode, a.head, a.pooling, a.blend, a.calibrate = "contrastive", "linear", "mean", "none", "none"
+        clf = make_estimator(a)
     m = train_run(splits, clf, a.out, overwrite=a.overwrite, train_limit=a.train_limit, merge=a.merge, track=a.track,
-                  command="convtune " + " ".join(a.argv))
+                  command="convtune " + " ".join(a.argv), recipe=recipe)
     from convtune.distributed import current
 
     if not current().is_main:  # under torchrun: rank 0 reports for all
@@ -119,6 +124,30 @@ def cmd_blend(a: argparse.Namespace) -> int:
     return 0
 
 
+def small_data_recipe(splits) -> str | None:
+    """`convtune train` without --mode: the line that says the small-data recipe is used (the
+    smallest class has at most SMALL_DATA_PER_CLASS training texts), else None. A dev split carved
+    from so few texts goes back into train: the recipe selects nothing on dev (a logistic
+    regression head, no epochs, no temperature, no blend), so dev is the training texts."""
+    from convtune.config import SMALL_DATA_PER_CLASS
+    from convtune.data.labels import label_counts
+    from convtune.data.multilabel import is_multi
+    from convtune.data.texts import TextSet
+
+    if is_multi(splits.train.labels):
+        return None
+    counts = label_counts(splits.train.labels)
+    smallest, name = min((n, str(y)) for y, n in counts.items())
+    if smallest > SMALL_DATA_PER_CLASS or smallest < 2:
+        return None
+    if "dev = stratified" in splits.record.get("method", "") or "80/10/10" in splits.record.get("method", ""):
+        splits.train = TextSet(splits.train.texts + splits.dev.texts, splits.train.labels + splits.dev.labels)
+        splits.record["method"] += "; small data: the dev part went back into train"
+    splits.dev = splits.train
+    return (f"small data ({name}: {smallest} training texts, at most {SMALL_DATA_PER_CLASS}): the small-data recipe "
+            "(--mode contrastive, a linear head fitted by logistic regression, no dev split; give --mode to choose)")
+
+
 def blend_line(b: dict, part: str) -> str:
     """The blend's summary: its weight, and each part alone on `part`."""
     if not b.get("kept"):
@@ -142,7 +171,9 @@ def cmd_search(a: argparse.Namespace) -> int:
     from convtune.experiments.search import SearchSettings, check_out, run_search
     from convtune.experiments.search_space import SEARCHABLE, default_space, read_space, searchable_heads, without
     from convtune.modeling.encoders import default_lr
+    from convtune.modeling.settings import ModelConfig
 
+    a.mode = a.mode or ModelConfig().mode  # unset: the model's default (the small-data recipe is train's)
     if a.head not in searchable_heads() and not a.space:
         raise ConvtuneError(f"search has a default space for the heads {', '.join(searchable_heads())}, not --head "
                             f"{a.head}; give one with --space FILE")

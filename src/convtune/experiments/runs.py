@@ -29,12 +29,13 @@ from convtune.modeling.model_card import model_card
 
 def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: bool = False,
               train_limit: int | None = None, merge: bool = False, callbacks: tuple = (), track: str = "none",
-              track_dir: Path | None = None, command: str | None = None) -> dict:
+              track_dir: Path | None = None, command: str | None = None, recipe: str | None = None) -> dict:
     """Train `clf` on `splits`, report dev / test, save everything under `out`; return metrics.
     `merge`: an adapter model is saved with its adapter folded into the encoder (standalone).
     `callbacks` go to the training loop (models that have one; a search prunes through them).
     `track`: tensorboard / mlflow / wandb (experiments.tracking), writing into the run directory
-    or `track_dir`. `command` goes into the model card (README.md)."""
+    or `track_dir`. `command` goes into the model card (README.md); `recipe`, a line on a recipe
+    convtune chose by itself (small data), into metrics.json and the card."""
     train = subsample(splits.train, train_limit, splits.record["seed"])
     if len(train) < len(splits.train):
         splits.record["train_limit"] = train_limit
@@ -60,7 +61,7 @@ def train_run(splits: Splits, clf: TextClassifier, out: str | Path, overwrite: b
         step_losses = summary.pop("step_losses")
         metrics = {"dataset": splits.name, **clf.describe(), "train_size": len(train),
                    "labels": clf.labels_, **summary, "hyperparameters": clf.hyperparameters(),
-                   "processes": ranks.world_size}
+                   "processes": ranks.world_size, **({"recipe": recipe} if recipe else {})}
         reports, parts = {}, {}
         for part in ("dev", "test"):
             data = getattr(splits, part)

@@ -109,6 +109,8 @@ def model_card(manifest: dict, metrics: dict | None = None, split: dict | None =
                   "was scored once, at the end.", ""]
     else:
         lines += ["(no split recorded)", ""]
+    if metrics.get("recipe"):
+        lines += [f"convtune chose the recipe: {md.text(metrics['recipe'])}.", ""]
     lines += ["## Command", "", md.block(command) if command else "(not recorded)", "",
               "## Results", "", *_results(metrics), *_blend(metrics.get("blend")), "",
               "## Encoder and licence", "",

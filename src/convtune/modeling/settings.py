@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from convtune.config import ADAPTER_MODES, BLENDS, MODES, all_heads, option
+from convtune.config import ADAPTER_MODES, BLENDS, MODES, SMALL_DATA_PER_CLASS, all_heads, option
 from convtune.errors import ConvtuneError
 
 DEFAULT_ENCODER = "minilm-l6"
@@ -92,7 +92,9 @@ class ModelConfig:
     head_config: dict = field(default_factory=dict)
     mode: str = option("finetune", "finetune the encoder, keep it frozen, tune it on pairs drawn from the labels "
                                    "first and then keep it frozen (contrastive: few labelled texts), or train an "
-                                   "adapter on it (lora, adalora, ia3; the head always trains in full)",
+                                   "adapter on it (lora, adalora, ia3; the head always trains in full). train "
+                                   "without --mode: finetune, or the small-data recipe (contrastive, linear head) "
+                                   f"when a class has at most {SMALL_DATA_PER_CLASS} training texts",
                        choices=(*MODES, "adapter"))
     max_length: int | None = option(None, "tokens per text, at most the encoder's limit", low=1,
                                     cli_default=DEFAULT_MAX_LENGTH)
