@@ -35,6 +35,7 @@ REPORTS = {
                              f"docs/results/{s}.md"] for s in ("20news", "reuters", "goemotions")],
     "adapters": [["bench.adapters.report", "bench/adapters/adapters.jsonl", "docs/results/adapters.md"]],
     "blend": [["bench.blend.report", "bench/blend/blend.jsonl", "docs/results/blend.md"]],
+    "fewshot": [["bench.fewshot.report", "bench/fewshot/fewshot.jsonl", "docs/results/fewshot.md"]],
     "defaults": [["bench.defaults.report_compare", f"docs/results/{d}"] for d in ("sst2", "trec")],
     "trust": [["bench.trust.calibration", "--report", "--out", "docs/results/calibration"]],
     "memory": [["bench.memory.long_text_memory", "--out", "bench/memory", "--report",
