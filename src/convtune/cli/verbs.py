@@ -126,9 +126,10 @@ def cmd_blend(a: argparse.Namespace) -> int:
 
 def small_data_recipe(splits) -> str | None:
     """`convtune train` without --mode: the line that says the small-data recipe is used (the
-    smallest class has at most SMALL_DATA_PER_CLASS training texts), else None. A dev split carved
-    from so few texts goes back into train: the recipe selects nothing on dev (a logistic
-    regression head, no epochs, no temperature, no blend), so dev is the training texts."""
+    smallest class has at most SMALL_DATA_PER_CLASS training texts), else None. A dev split
+    convtune carved from so few texts goes back into train (the recipe selects nothing on dev: a
+    logistic regression head, no epochs, no temperature, no blend) and dev is then the training
+    texts; a dev split the data brings is kept for its report."""
     from convtune.config import SMALL_DATA_PER_CLASS
     from convtune.data.labels import label_counts
     from convtune.data.multilabel import is_multi
@@ -140,10 +141,11 @@ def small_data_recipe(splits) -> str | None:
     smallest, name = min((n, str(y)) for y, n in counts.items())
     if smallest > SMALL_DATA_PER_CLASS or smallest < 2:
         return None
-    if "dev = stratified" in splits.record.get("method", "") or "80/10/10" in splits.record.get("method", ""):
+    method = splits.record.get("method", "")
+    if "dev = stratified" in method or "80/10/10" in method:  # a dev part carved by convtune, not given
         splits.train = TextSet(splits.train.texts + splits.dev.texts, splits.train.labels + splits.dev.labels)
-        splits.record["method"] += "; small data: the dev part went back into train"
-    splits.dev = splits.train
+        splits.dev = splits.train
+        splits.record["method"] = method + "; small data: the dev part went back into train"
     return (f"small data ({name}: {smallest} training texts, at most {SMALL_DATA_PER_CLASS}): the small-data recipe "
             "(--mode contrastive, a linear head fitted by logistic regression, no dev split; give --mode to choose)")
 
