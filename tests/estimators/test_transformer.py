@@ -381,14 +381,17 @@ def test_auto_reads_windows_only_when_many_texts_are_long(tiny_encoder, tmp_path
     import convtune
 
     long_texts, labels = _late_word_texts(40)
-    clf = Classifier(encoder=str(tiny_encoder), epochs=1, max_length=12).fit(long_texts, labels)
+    clf = Classifier(encoder=str(tiny_encoder), epochs=1, max_length=12, blend="none").fit(long_texts, labels)
     assert clf.get_params()["long_text"] == "auto" and clf.long_text_ == "windows"
     assert clf.manifest_["model"]["long_text"] == "windows" and clf.hyperparameters()["long_text"] == "windows"
     clf.save(tmp_path / "m")
     assert convtune.load(tmp_path / "m").long_text == "windows"  # the rule chosen, not "auto" again
     short_texts, labels = toy_texts(40)  # at most 10 words: every text fits in 16 tokens
-    assert Classifier(encoder=str(tiny_encoder), epochs=1, max_length=16).fit(
+    assert Classifier(encoder=str(tiny_encoder), epochs=1, max_length=16, blend="none").fit(
         short_texts, labels).manifest_["model"]["long_text"] == "truncate"
+    # a TF-IDF blend reads the whole text: the neural part truncates
+    blended = Classifier(encoder=str(tiny_encoder), epochs=1, max_length=12, blend="tfidf").fit(long_texts, labels)
+    assert blended.long_text_ == "truncate"
 
 
 def test_frozen_mode_mixes_the_last_layers_by_default_and_saved_models_keep_theirs(tiny_encoder, tmp_path):

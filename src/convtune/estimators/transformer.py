@@ -208,8 +208,9 @@ class Classifier(Blended, TokenClassifier):
     def _choose_long_text(self, texts: list[str], config: ModelConfig) -> ModelConfig:
         """Resolve "auto" for these training texts, warn about long ones, and put the rule in the config."""
         share = long_share(self.tokenizer_, texts, self.max_length_)
-        if self.long_text == "auto":  # windows once many texts are long (20 Newsgroups: +3.8 points, docs/results)
-            self.long_text_ = "windows" if share > AUTO_WINDOWS_SHARE else "truncate"
+        if self.long_text == "auto":  # windows once many texts are long and no TF-IDF part reads them whole
+            # (20 Newsgroups, neural alone: +3.8 points; blended: no gain at several times the time, docs/tuning.md)
+            self.long_text_ = "windows" if share > AUTO_WINDOWS_SHARE and self.blend == "none" else "truncate"
         self.long_share_ = warn_long_texts(self.tokenizer_, texts, self.max_length_, self._rule, share)
         return replace(config, long_text=self._rule.rule, windows=self._rule.settings())
 
