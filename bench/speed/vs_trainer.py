@@ -89,7 +89,7 @@ def job_peer_train(a: dict) -> dict:
     trainer.save_model(a["workdir"] + "/peer-model")
     tok.save_pretrained(a["workdir"] + "/peer-model")
     return {"train_seconds": seconds, "samples_per_s": a["epochs"] * len(s.train) / seconds,
-            **core._scores(s.test.labels, [labels[i] for i in pred])}
+            **core.accuracy_scores(s.test.labels, [labels[i] for i in pred])}
 
 
 def job_pipeline_predict(a: dict) -> dict:
@@ -99,7 +99,7 @@ def job_pipeline_predict(a: dict) -> dict:
 
     set_threads()
     pipe = pipeline("text-classification", model=a["model"], device=core.bench_device(a))
-    return core._timed_predict(lambda t: pipe(t, batch_size=a["pipeline_batch_size"], truncation=True,
+    return core.timed_predict(lambda t: pipe(t, batch_size=a["pipeline_batch_size"], truncation=True,
                                               max_length=a["max_length"]), core.bench_splits(a).test.texts)
 
 

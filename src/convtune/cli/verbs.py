@@ -104,16 +104,13 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_blend(a: argparse.Namespace) -> int:
-    import json
-
-    from convtune.data.builtin import load_splits
+    from convtune.data.builtin import load_splits, split_record
     from convtune.experiments.runs import ensemble_run
     from convtune.modeling.checkpoint import read_manifest
 
     for d in a.runs:
         read_manifest(d)  # a wrong directory fails before any data is read
-    record = Path(a.runs[0]) / "split.json"
-    seed = json.loads(record.read_text(encoding="utf-8")).get("seed", 42) if record.is_file() else 42
+    seed = (split_record(a.runs[0]) or {}).get("seed", 42)  # the members' split (ensemble_run checks each)
     splits = load_splits(a.data, a.dev, a.test, seed=seed, text_col=a.text_col, label_col=a.label_col,
                          encoding=a.encoding, strict=a.strict, rule=label_rule(a))
     m = ensemble_run(a.runs, splits, a.out, steps=a.steps, overwrite=a.overwrite, device=a.device,
@@ -141,11 +138,10 @@ def small_data_recipe(splits) -> str | None:
     smallest, name = min((n, str(y)) for y, n in counts.items())
     if smallest > SMALL_DATA_PER_CLASS or smallest < 2:
         return None
-    method = splits.record.get("method", "")
-    if "dev = stratified" in method or "80/10/10" in method:  # a dev part carved by convtune, not given
+    if splits.dev_carved:  # a dev part cut by convtune, not one the data brings
         splits.train = TextSet(splits.train.texts + splits.dev.texts, splits.train.labels + splits.dev.labels)
         splits.dev = splits.train
-        splits.record["method"] = method + "; small data: the dev part went back into train"
+        splits.record["method"] += "; small data: the dev part went back into train"
     return (f"small data ({name}: {smallest} training texts, at most {SMALL_DATA_PER_CLASS}): the small-data recipe "
             "(--mode contrastive, a linear head fitted by logistic regression, no dev split; give --mode to choose)")
 

@@ -276,15 +276,20 @@ def load_splits(spec: str, dev: str | None = None, test: str | None = None, *, s
     return make_splits(name, *(as_sets(p, multi) for p in (tr, dv, te)), seed)
 
 
+def split_record(model_dir: str | Path) -> dict | None:
+    """A run directory's split.json (how its split was made, each part's fingerprint), or None."""
+    import json
+
+    record = Path(model_dir) / "split.json"
+    return json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+
+
 def model_splits(model_dir: str | Path, name: str | None = None) -> Splits | None:
     """The built-in set's split a model was trained on (its recorded seed), or None.
 
     ``name`` defaults to the data set recorded in ``DIR/split.json``; files are not rebuilt.
     """
-    import json
-
-    record = Path(model_dir) / "split.json"
-    info = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+    info = split_record(model_dir) or {}
     name = name or info.get("dataset")
     if name not in BUILTIN:
         return None

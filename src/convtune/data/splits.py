@@ -20,6 +20,7 @@ class Splits:
     test: TextSet | None
     name: str
     record: dict = field(default_factory=dict)
+    dev_carved: bool = False  # dev was cut from train here (no dev split was given)
 
     def describe(self) -> dict:
         """The split record plus each split's size and fingerprint."""
@@ -113,6 +114,7 @@ def make_splits(name: str, train: TextSet, dev: TextSet | None, test: TextSet | 
     of train for it. Given splits are used as they are.
     """
     record: dict = {"seed": seed}
+    carved = dev is None
     if dedupe and (dev is None or test is None):
         train, dropped = deduplicate(train)
         record["duplicates_dropped"] = dropped
@@ -126,4 +128,4 @@ def make_splits(name: str, train: TextSet, dev: TextSet | None, test: TextSet | 
         record["method"] = "official train/dev; no test split"
     else:
         record["method"] = "official splits"
-    return Splits(train=train, dev=dev, test=test, name=name, record=record)
+    return Splits(train=train, dev=dev, test=test, name=name, record=record, dev_carved=carved)

@@ -102,7 +102,6 @@ class Ensemble(TextClassifier):
         start = time.perf_counter()
         train, dev = self._fit_data(texts, labels, dev_texts, dev_labels, seed=0)
         self._check_members()
-        self.weights_ = np.full(len(self.members), 1.0 / len(self.members))
         probas = self._member_proba(dev.texts)
         truth = self.label_space_.encode(dev.labels)
         counts, scores = select(probas, truth, self.multi_label_, int(self.steps))

@@ -181,11 +181,11 @@ class Classifier(Blended, TokenClassifier):
         freeze it again for the head (training.contrastive)."""
         from convtune.training.contrastive import contrastive_tune
 
-        c, device = self.train_config, resolve_device(self.runtime.device)
+        c, (device, precision) = self.train_config, self._placement()
         record = contrastive_tune(self.model_.encoder, self.tokenizer_, train.texts, train.labels,
                                   rounds=c.pairs_per_text, lr=c.contrastive_lr, epochs=c.contrastive_epochs,
                                   batch_size=c.batch_size, max_length=self.max_length_, seed=c.seed,
-                                  precision=resolve_precision(self.runtime.precision, device), device=device)
+                                  precision=precision, device=device)
         self.model_.encoder.requires_grad_(False)
         return record
 
@@ -198,8 +198,7 @@ class Classifier(Blended, TokenClassifier):
     def _regression_head(self, train) -> TrainResult:
         from convtune.training.contrastive import fit_linear_head
 
-        device = resolve_device(self.runtime.device)
-        precision = resolve_precision(self.runtime.precision, device)
+        device, precision = self._placement()
         seconds = fit_linear_head(self.model_.encoder, self.tokenizer_, self.model_.head.classifier, train.texts,
                                   self.label_space_.encode(train.labels), max_length=self.max_length_,
                                   precision=precision, device=device)
@@ -260,11 +259,16 @@ class Classifier(Blended, TokenClassifier):
                              "precision": r.precision, "cache_seconds": r.cache_seconds, "history": r.history}}
 
     # ------------------------------------------------------------------ prediction
+    def _placement(self) -> tuple:
+        """(device, autocast precision) the runtime settings resolve to on this machine."""
+        device = resolve_device(self.runtime.device)
+        return device, resolve_precision(self.runtime.precision, device)
+
     def _token_path(self) -> TokenPath:
-        device = resolve_device(self.runtime.device)  # a loaded model comes to the device it predicts on
-        self.model_.to(device).eval()
+        device, precision = self._placement()
+        self.model_.to(device).eval()  # a loaded model comes to the device it predicts on
         return TokenPath(self.tokenizer_, self.model_, self.max_length_, self.train_config.eval_batch_size,
-                         resolve_precision(self.runtime.precision, device), device, self._rule)
+                         precision, device, self._rule)
 
     def explain(self, texts: Sequence[str], label=None, top: int = 5) -> list[dict]:
         """For each text, the n-grams that decided its most probable label (or `label`): exact

@@ -55,7 +55,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _scores(y_true: list[str], y_pred: list[str]) -> dict:
+def accuracy_scores(y_true: list[str], y_pred: list[str]) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
     return {"test_accuracy": float(accuracy_score(y_true, y_pred)),
@@ -85,10 +85,10 @@ def job_convtune_train(a: dict) -> dict:
             "first_epoch_seconds": first_epoch,
             "mean_epoch_seconds": float(np.mean([h["seconds"] for h in r.history])), "epochs_run": epochs_run, "best_epoch": r.best_epoch,
             "samples_per_s": epochs_run * len(s.train) / fit_seconds, "train_size": len(s.train),
-            "precision": r.precision, "processes": current().world_size, **_scores(s.test.labels, pred)}
+            "precision": r.precision, "processes": current().world_size, **accuracy_scores(s.test.labels, pred)}
 
 
-def _timed_predict(fn, texts: list[str]) -> dict:
+def timed_predict(fn, texts: list[str]) -> dict:
     fn(texts[:64])  # warm-up: first-call allocations and kernel selection
     start = time.perf_counter()
     fn(texts)
@@ -100,7 +100,7 @@ def job_convtune_predict(a: dict) -> dict:
     from convtune.estimators.registry import load
 
     clf = load(a["model"], a.get("device"))
-    return _timed_predict(lambda t: clf.predict(t), bench_splits(a).test.texts)
+    return timed_predict(lambda t: clf.predict(t), bench_splits(a).test.texts)
 
 
 def job_flops(a: dict) -> dict:

@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from convtune._fs import atomic_dir, write_json
+from convtune.data.builtin import split_record
 from convtune.data.labels import check_labels, label_list
 from convtune.data.splits import Splits, subsample
 from convtune.distributed import barrier, current, main_first
@@ -101,11 +102,10 @@ def ensemble_run(run_dirs: list[str | Path], splits: Splits, out: str | Path, st
         raise ConvtuneError(f"--out {out} is one of the models to blend; write the result elsewhere")
     expected = splits.describe()
     for d in run_dirs:
-        record = Path(d) / "split.json"
-        if not record.is_file():
+        seen = split_record(d)
+        if seen is None:
             raise ConvtuneError(f"{d}: no split.json, so no proof it did not train on the dev texts (blend models "
                                 "that convtune train saved)")
-        seen = json.loads(record.read_text(encoding="utf-8"))
         for part in ("dev", "test"):
             if part in expected and seen.get(part, {}).get("fingerprint") != expected[part]["fingerprint"]:
                 raise ConvtuneError(f"{d} was trained on another split of {splits.name} (its {part} texts differ): "
